@@ -1,0 +1,241 @@
+"""The ``genmetrics`` command line (typer + rich).
+
+Metric options are not hand-written here: ``--set METRIC.OPTION=VALUE`` is checked
+against each metric's spec, and the list shown in ``--help`` is generated from the
+registry.
+
+Exit codes: 0 ok; 1 a metric failed (the scorecard is still written, listing the
+error); 2 a usage or input error, reported in one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from genmetrics.errors import GenmetricsError, UsageError
+
+EXIT_OK, EXIT_METRIC_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="genmetrics",
+    help="Evaluate generative models: text, image and audio metrics with reference parity "
+    "and reproducibility signatures.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _options_help() -> str:
+    """One line per metric option, generated from the registered specs."""
+    from genmetrics.registry import get_metric, targets
+
+    lines = ["Metric options (--set METRIC.OPTION=VALUE):\n\n"]
+    for name in targets():
+        try:
+            spec = get_metric(name).spec
+        except GenmetricsError:
+            continue
+        for opt in spec.options:
+            choices = f" (one of {'|'.join(map(str, opt.choices))})" if opt.choices else ""
+            lines.append(f"{name}.{opt.name}={opt.default}: {opt.help}{choices}\n\n")
+    return "".join(lines)
+
+
+def parse_settings(settings: list[str]) -> dict[str, dict[str, Any]]:
+    """``["bleu.tokenize=intl"]`` -> ``{"bleu": {"tokenize": "intl"}}`` (checked later)."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        metric, dot, option = key.partition(".")
+        if not (sep and dot and metric and option):
+            raise UsageError(f"--set takes METRIC.OPTION=VALUE (e.g. bleu.tokenize=intl); got {item!r}")
+        options.setdefault(metric.strip(), {})[option.strip()] = value
+    return options
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def _progress_factory(enabled: bool):
+    """A ``progress`` argument for :func:`genmetrics.runner.score` drawing a rich bar."""
+    if not enabled:
+        return None, None
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=True, console=_stderr_console())
+
+    def start(total: int):
+        task = bar.add_task("scoring", total=total)
+        return lambda done: bar.advance(task, done)
+
+    return bar, start
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def print_summary(card: Any, out: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"genmetrics · {card.modality} · {card.inputs['samples']['count']} samples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("better", justify="center")
+    table.add_column("signature", overflow="fold")
+    for name, r in card.metrics.items():
+        table.add_row(name, f"{r.value:.4f}", str(r.n), "↑" if r.higher_is_better else "↓",
+                      r.signature_str)
+    for name, reason in card.errors.items():
+        table.add_row(name, "[red]failed[/]", "-", "", reason)
+    console.print(table)
+    if card.skipped:
+        first = "; ".join(f"{s['path']}: {s['reason']}" for s in card.skipped[:3])
+        console.print(f"[yellow]skipped {len(card.skipped)} input(s)[/] ({first}"
+                      f"{'; ...' if len(card.skipped) > 3 else ''})")
+    if out:
+        console.print(f"scorecard: {out}")
+
+
+@app.command(epilog=_options_help())
+def score(
+    samples: Annotated[Path, typer.Argument(help="Folder of samples, or a .txt / .jsonl file.")],
+    reference: Annotated[list[Path] | None, typer.Option(
+        "--reference", "-r",
+        help="References: a folder (paired by relative path) or a line file. Repeat for "
+        "several reference sets.")] = None,
+    modality: Annotated[str | None, typer.Option(
+        "--modality", "-m", help="text, image or audio (default: guessed from the files).")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", help="Comma-separated metric names (default: every metric of the "
+        "modality that the inputs allow). See `genmetrics list`.")] = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", "-s", metavar="METRIC.OPTION=VALUE",
+        help="Set a metric option, e.g. --set bleu.tokenize=intl (repeatable; listed below).")
+    ] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Where to write the JSON scorecard ('-' for standard output).")
+    ] = Path("scorecard.json"),
+    per_sample: Annotated[bool, typer.Option(
+        "--per-sample", help="Store each sample's value in the scorecard.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 256,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no table.")
+                     ] = False,
+) -> None:
+    """Score SAMPLES (against --reference) and write a JSON scorecard.
+
+    Example: genmetrics score --modality text hyps/ --reference refs/ --out card.json
+    """
+    from genmetrics.runner import score as run_score
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    show = not quiet and str(out) != "-"
+    bar, progress = _progress_factory(show and sys.stderr.isatty())
+    if bar is not None:
+        bar.start()
+    try:
+        card = run_score(samples, reference or None, modality=modality, metrics=names,
+                         options=parse_settings(settings or []), per_sample=per_sample,
+                         batch_size=batch_size, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if str(out) == "-":
+        sys.stdout.write(card.to_json())
+    else:
+        card.save(out)
+    if show:
+        print_summary(card, None if str(out) == "-" else str(out))
+    if card.errors:
+        raise typer.Exit(EXIT_METRIC_FAILED)
+
+
+@app.command("list")
+def list_command(
+    modality: Annotated[str | None, typer.Option("--modality", "-m", help="Only this modality.")
+                        ] = None,
+    options: Annotated[bool, typer.Option("--options", help="Also show each metric's options.")
+                       ] = False,
+) -> None:
+    """List registered metrics (built-in and from installed plugins)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from genmetrics.registry import BUILTIN, get_metric, targets
+
+    table = Table()
+    shown = []
+    for col in ("metric", "modality", "kind", "better", "unit", "source"):
+        table.add_column(col)
+    for name, target in targets().items():
+        source = "built-in" if name in BUILTIN else f"plugin {target}"
+        try:
+            spec = get_metric(name).spec
+        except GenmetricsError as exc:
+            table.add_row(name, "?", "?", "?", f"[red]unavailable: {exc}[/]", source)
+            continue
+        if modality and spec.modality != modality:
+            continue
+        row = [name, spec.modality, spec.kind, "higher" if spec.higher_is_better else "lower",
+               spec.unit, source]
+        table.add_row(*row)
+        shown.append(spec)
+    console = Console()
+    console.print(table)
+    if options:
+        for spec in shown:
+            for opt in spec.options:
+                choices = f" (one of {'|'.join(map(str, opt.choices))})" if opt.choices else ""
+                console.print(f"  --set {spec.name}.{opt.name}={opt.default}  {opt.help}{choices}",
+                              markup=False, highlight=False)
+
+
+@app.command()
+def validate(
+    cards: Annotated[list[Path], typer.Argument(help="Scorecard JSON files.")],
+) -> None:
+    """Check scorecards against the shipped JSON Schema (exit 2 on the first invalid one)."""
+    from genmetrics.scorecard import Scorecard
+
+    for path in cards:
+        Scorecard.load(path)
+        print(f"{path}: valid genmetrics scorecard v1")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one-line messages (exit 2)."""
+    try:
+        app(standalone_mode=False)
+    except GenmetricsError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        _err("interrupted; nothing was written")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        if isinstance(exc, click.exceptions.Abort):
+            _err("aborted")
+            sys.exit(130)
+        raise

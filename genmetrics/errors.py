@@ -1,0 +1,19 @@
+"""Exceptions that the command line turns into one-line messages (exit code 2)."""
+
+from __future__ import annotations
+
+
+class GenmetricsError(Exception):
+    """Base class: an error the user can fix, with a message that says how."""
+
+
+class InputError(GenmetricsError):
+    """The input files or folders cannot be used as given (unpaired, unreadable, empty)."""
+
+
+class UsageError(GenmetricsError):
+    """An option, metric name or argument is not valid."""
+
+
+class MetricError(GenmetricsError):
+    """A metric could not produce a value (for example: no samples were given)."""

@@ -1,0 +1,51 @@
+"""Pieces shared by the readers of every modality."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that was not scored, with the reason; it goes to the scorecard's ``skipped``."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+class Digest:
+    """A running sha256 over the inputs in the order they are scored.
+
+    >>> d = Digest(); d.add("a", "hello"); d.hexdigest()[:15]
+    'sha256:c4bd8bd'
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, *parts: str) -> None:
+        for part in parts:
+            data = part.encode("utf-8", "surrogatepass")
+            self._hash.update(len(data).to_bytes(8, "little"))
+            self._hash.update(data)
+
+    def hexdigest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it, for messages and scorecards."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def unicode_error_reason(exc: UnicodeDecodeError) -> str:
+    bad = exc.object[exc.start : exc.start + 1].hex()
+    return f"not valid UTF-8 (byte 0x{bad} at offset {exc.start})"

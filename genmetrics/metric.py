@@ -1,0 +1,239 @@
+"""The metric base class: a spec, sufficient statistics, update / merge / compute.
+
+Every metric is a plugin that subclasses :class:`Metric` and declares
+
+* ``spec`` -- a :class:`MetricSpec` (name, modality, kind, direction, unit, options);
+* ``state_reductions`` -- its state fields and how two partial states combine
+  (``"sum"``: add numbers or arrays; ``"cat"``: concatenate per-sample lists);
+* ``update(samples, references)`` -- add a batch to the state;
+* ``compute(per_sample=False)`` -- turn the state into :class:`MetricResult` objects.
+
+Because the state is made of sufficient statistics, partial states from several
+batches, workers or processes ``merge`` into exactly the state one pass would build.
+
+Example -- a tiny metric that counts words::
+
+    >>> class WordCount(Metric):
+    ...     spec = MetricSpec(name="words", modality="text", kind="paired",
+    ...                       higher_is_better=True, unit="words per sample")
+    ...     state_reductions = {"counts": "cat"}
+    ...     def update(self, samples, references=None):
+    ...         self.state["counts"].extend(len(s.split()) for s in samples)
+    ...     def compute(self, per_sample=False):
+    ...         counts = self.state["counts"]
+    ...         return {"words": self.result(sum(counts) / len(counts), n=len(counts))}
+    >>> m = WordCount()
+    >>> m.update(["a b c", "d"])
+    >>> m.compute()["words"].value
+    2.0
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from genmetrics.errors import MetricError, UsageError
+from genmetrics.signature import render
+
+Modality = Literal["text", "image", "audio"]
+Kind = Literal["paired", "distribution"]
+Reduction = Literal["sum", "cat"]
+MODALITIES: tuple[str, ...] = ("text", "image", "audio")
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a metric; the CLI exposes it as ``--set METRIC.NAME=VALUE``."""
+
+    name: str
+    default: Any
+    help: str
+    type: type = str
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a value (a string from the command line, or a Python value) and check it."""
+        value = raw
+        if isinstance(raw, str) and self.type is not str:
+            text = raw.strip().lower()
+            if text in ("none", "null", "") and self.default is None:
+                value = None
+            elif self.type is bool:
+                if text not in _TRUE | _FALSE:
+                    raise UsageError(f"option {self.name!r} takes true or false, not {raw!r}")
+                value = text in _TRUE
+            else:
+                try:
+                    value = self.type(raw)
+                except ValueError:
+                    raise UsageError(
+                        f"option {self.name!r} takes a {self.type.__name__}, not {raw!r}"
+                    ) from None
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(str(c) for c in self.choices)
+            raise UsageError(f"option {self.name!r} must be one of {allowed}; got {raw!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is: everything the registry, CLI and scorecard need to know."""
+
+    name: str
+    modality: Modality
+    kind: Kind
+    higher_is_better: bool
+    unit: str
+    description: str = ""
+    value_range: tuple[float | None, float | None] = (None, None)
+    options: tuple[Option, ...] = ()
+    outputs: tuple[str, ...] = ()
+    version: str = "1"
+
+    @property
+    def result_names(self) -> tuple[str, ...]:
+        """Names of the results this metric produces (``outputs`` or just its name)."""
+        return self.outputs or (self.name,)
+
+    def option(self, name: str) -> Option:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        known = ", ".join(o.name for o in self.options) or "none"
+        raise UsageError(f"metric {self.name!r} has no option {name!r} (options: {known})")
+
+
+@dataclass
+class MetricResult:
+    """One number of a scorecard, with its provenance."""
+
+    name: str
+    value: float
+    n: int
+    higher_is_better: bool
+    unit: str
+    signature: dict[str, Any]
+    components: dict[str, Any] = field(default_factory=dict)
+    per_sample: list[float] | None = None
+    ci95: tuple[float, float] | None = None
+
+    @property
+    def signature_str(self) -> str:
+        return render(self.signature)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "value": self.value,
+            "n": self.n,
+            "higher_is_better": self.higher_is_better,
+            "unit": self.unit,
+        }
+        if self.ci95 is not None:
+            out["ci95"] = list(self.ci95)
+        if self.components:
+            out["components"] = self.components
+        out["signature"] = self.signature
+        out["signature_str"] = self.signature_str
+        return out
+
+
+class Metric:
+    """Base class of every metric plugin (see the module docstring for an example)."""
+
+    spec: ClassVar[MetricSpec]
+    state_reductions: ClassVar[dict[str, Reduction]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        self.options: dict[str, Any] = {o.name: o.default for o in self.spec.options}
+        for name, raw in options.items():
+            self.options[name] = self.spec.option(name).parse(raw)
+        self.state: dict[str, Any] = {}
+        self.reset()
+
+    # -- state -------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every sample seen so far."""
+        self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
+
+    def merge(self, other: Metric) -> None:
+        """Fold another instance's state into this one (same metric, same options)."""
+        if type(other) is not type(self) or other.options != self.options:
+            raise MetricError(f"cannot merge {self.spec.name} states with different settings")
+        for key, reduction in self.state_reductions.items():
+            if reduction == "sum":
+                self.state[key] = self.state[key] + other.state[key]
+            else:
+                self.state[key] = list(self.state[key]) + list(other.state[key])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"options": dict(self.options), "state": copy.deepcopy(self.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["options"] != self.options:
+            raise MetricError(f"saved {self.spec.name} state was made with other options")
+        self.state = copy.deepcopy(state["state"])
+
+    # -- to implement --------------------------------------------------------
+    def update(self, samples: Sequence[Any], references: Sequence[Sequence[Any]] | None = None):
+        """Add a batch: ``samples[i]`` is scored against the list ``references[i]``."""
+        raise NotImplementedError
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        """Results keyed by result name; per-sample values only when asked for."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------
+    def libraries(self) -> dict[str, str]:
+        """Versions of the libraries this metric's numbers depend on (for the signature)."""
+        return {}
+
+    def signature(self, **extra: Any) -> dict[str, Any]:
+        """The signature dict: metric, versions, options, then ``extra`` fields."""
+        from genmetrics import __version__
+
+        sig: dict[str, Any] = {"metric": self.spec.name, "v": self.spec.version}
+        sig.update(self.options)
+        sig.update(extra)
+        sig["genmetrics"] = __version__
+        sig.update(self.libraries())
+        return sig
+
+    def result(
+        self,
+        value: float,
+        *,
+        n: int,
+        name: str | None = None,
+        components: dict[str, Any] | None = None,
+        per_sample: list[float] | None = None,
+        **signature_extra: Any,
+    ) -> MetricResult:
+        """Build a :class:`MetricResult` stamped with this metric's spec and signature."""
+        name = name or self.spec.name
+        if not math.isfinite(value):
+            raise MetricError(f"{name} is not a finite number ({value})")
+        return MetricResult(
+            name=name,
+            value=float(value),
+            n=n,
+            higher_is_better=self.spec.higher_is_better,
+            unit=self.spec.unit,
+            signature=self.signature(n=n, **signature_extra),
+            components=components or {},
+            per_sample=per_sample,
+        )
+
+    def require_samples(self, n: int) -> None:
+        if n == 0:
+            raise MetricError(f"{self.spec.name}: no samples were scored")
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({opts})"

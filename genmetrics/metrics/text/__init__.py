@@ -1,0 +1,1 @@
+"""Text metrics: BLEU, chrF (sacrebleu) and ROUGE (rouge-score)."""

@@ -1,0 +1,86 @@
+"""Shared machinery for metrics computed by sacrebleu (BLEU, chrF).
+
+sacrebleu already separates *sufficient statistics* (per-segment n-gram counts) from
+the *score* computed on their sum. We call that same code: statistics are extracted
+once per sample in ``update`` and kept as the state; the corpus score is sacrebleu's
+own computation on their sum, so it equals ``corpus_score`` exactly; the per-sample
+score is sacrebleu's sentence-level computation on each row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from genmetrics.errors import UsageError
+from genmetrics.metric import Metric, MetricResult
+
+
+def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """Turn per-sample reference lists into sacrebleu's reference streams.
+
+    Samples with fewer references than the most in the batch get ``None`` padding, which
+    sacrebleu skips (variable number of references).
+
+    >>> reference_streams([["a", "b"], ["c"]])
+    [['a', 'c'], ['b', None]]
+    """
+    width = max((len(r) for r in references), default=0)
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+
+
+class SacrebleuMetric(Metric):
+    """A metric whose statistics and scores come from a sacrebleu metric object."""
+
+    state_reductions = {"stats": "cat", "nrefs": "cat"}
+
+    def corpus_scorer(self) -> Any:
+        """The sacrebleu object that computes the corpus score."""
+        raise NotImplementedError
+
+    def sentence_scorer(self) -> Any:
+        """The sacrebleu object that computes per-sample scores (sacrebleu's sentence API)."""
+        raise NotImplementedError
+
+    def components(self, score: Any) -> dict[str, Any]:
+        return {}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._corpus = self.corpus_scorer()
+        self._sentence = self.sentence_scorer()
+
+    def update(self, samples: Sequence[str], references: Sequence[Sequence[str]] | None = None):
+        if references is None or len(references) != len(samples):
+            raise UsageError(f"{self.spec.name} needs one list of references per sample")
+        if any(len(r) == 0 for r in references):
+            raise UsageError(f"{self.spec.name}: every sample needs at least one reference")
+        if not samples:
+            return
+        streams = reference_streams(references)
+        self.state["stats"].extend(self._corpus._extract_corpus_statistics(samples, streams))
+        self.state["nrefs"].extend(len(r) for r in references)
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        stats = self.state["stats"]
+        self.require_samples(len(stats))
+        score = self._corpus._aggregate_and_compute(stats)
+        sentence = None
+        if per_sample:
+            sentence = [self._sentence._aggregate_and_compute([row]).score for row in stats]
+        counts = set(self.state["nrefs"])
+        nrefs = counts.pop() if len(counts) == 1 else "var"
+        return {
+            self.spec.name: self.result(
+                score.score,
+                n=len(stats),
+                components=self.components(score),
+                per_sample=sentence,
+                nrefs=nrefs,
+            )
+        }
+
+    def libraries(self) -> dict[str, str]:
+        import sacrebleu
+
+        return {"sacrebleu": sacrebleu.__version__}

@@ -1,0 +1,84 @@
+"""The metric registry: a lazy ``name -> "module:Class"`` table.
+
+Nothing is imported until a metric is asked for. Built-in metrics are listed in
+``BUILTIN``; third-party packages add theirs through the entry-point group
+``genmetrics.metrics``, for example in their ``pyproject.toml``::
+
+    [project.entry-points."genmetrics.metrics"]
+    wordcount = "my_package.metrics:WordCount"
+
+Adding a built-in metric means: its module, one line in ``BUILTIN``, its test.
+
+    >>> get_metric("bleu").spec.kind
+    'paired'
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from genmetrics.errors import UsageError
+from genmetrics.metric import Metric, MetricSpec
+
+ENTRY_POINT_GROUP = "genmetrics.metrics"
+
+BUILTIN: dict[str, str] = {
+    "bleu": "genmetrics.metrics.text.bleu:BLEU",
+    "chrf": "genmetrics.metrics.text.chrf:ChrF",
+    "rouge": "genmetrics.metrics.text.rouge:ROUGE",
+}
+
+
+@lru_cache(maxsize=1)
+def _plugin_targets() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def targets() -> dict[str, str]:
+    """Every known metric name with its ``module:Class`` target; built-ins win on a clash."""
+    table = dict(_plugin_targets())
+    table.update(BUILTIN)
+    return dict(sorted(table.items()))
+
+
+def refresh() -> None:
+    """Forget the cached entry points (after installing a plugin in a running process)."""
+    _plugin_targets.cache_clear()
+    get_metric.cache_clear()
+
+
+def _unknown(name: str) -> UsageError:
+    close = difflib.get_close_matches(name, list(targets()), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return UsageError(f"unknown metric {name!r}.{hint} See `genmetrics list`.")
+
+
+@lru_cache(maxsize=None)
+def get_metric(name: str) -> type[Metric]:
+    """Import and return the metric class registered under ``name``."""
+    target = targets().get(name)
+    if target is None:
+        raise _unknown(name)
+    module_name, _, class_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(
+            f"metric {name!r} cannot be loaded from {target} ({exc}). "
+            "Is its extra installed? Try: pip install 'genmetrics[all]'"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise UsageError(f"metric {name!r} ({target}) is not a genmetrics.Metric subclass")
+    if cls.spec.name != name:
+        raise UsageError(f"metric {target} is registered as {name!r} but names itself "
+                         f"{cls.spec.name!r}")
+    return cls
+
+
+def list_metrics(modality: str | None = None) -> list[MetricSpec]:
+    """Specs of every registered metric, optionally of one modality, sorted by name."""
+    specs = [get_metric(name).spec for name in targets()]
+    return [s for s in specs if modality is None or s.modality == modality]

@@ -1,0 +1,215 @@
+"""The runner: read inputs in batches, feed every chosen metric, build the scorecard.
+
+    >>> from genmetrics.runner import score
+    >>> card = score("demo/text/samples", reference="demo/text/references",
+    ...              metrics=["bleu"], options={"bleu": {"tokenize": "intl"}})
+    >>> card.metrics["bleu"].signature["tokenize"]
+    'intl'
+
+Inputs are streamed: only one batch of samples is in memory at a time; metrics keep
+their sufficient statistics (plus per-sample values for paired metrics).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from genmetrics.errors import GenmetricsError, UsageError
+from genmetrics.io.common import Digest, Skipped
+from genmetrics.metric import MODALITIES, Metric
+from genmetrics.registry import get_metric, targets
+from genmetrics.scorecard import Scorecard
+
+PathLike = str | os.PathLike[str]
+ProgressCallback = Callable[[int], None]
+DEFAULT_BATCH_SIZE = 256
+
+TEXT_SUFFIXES = {".txt", ".jsonl"}
+
+
+def detect_modality(samples: Path) -> str:
+    """Guess the modality from file suffixes; ask for ``--modality`` when unsure."""
+    if samples.is_file() and samples.suffix in TEXT_SUFFIXES:
+        return "text"
+    if samples.is_dir() and any(p.suffix in TEXT_SUFFIXES for p in samples.rglob("*")):
+        return "text"
+    raise UsageError(f"cannot tell the modality of {samples}; pass --modality text|image|audio")
+
+
+def default_metrics(modality: str, have_references: bool) -> list[str]:
+    """Registered metrics of ``modality`` that can run with the given inputs."""
+    names = []
+    for name in targets():
+        try:
+            spec = get_metric(name).spec
+        except GenmetricsError:
+            continue
+        if spec.modality == modality and (have_references or spec.kind != "paired"):
+            names.append(name)
+    return names
+
+
+def build_metrics(
+    names: Sequence[str], modality: str, options: dict[str, dict[str, Any]], have_refs: bool
+) -> dict[str, Metric]:
+    unknown_opts = sorted(set(options) - set(names))
+    if unknown_opts:
+        raise UsageError(f"options given for metric(s) not being run: {', '.join(unknown_opts)}")
+    metrics = {}
+    for name in names:
+        cls = get_metric(name)
+        if cls.spec.modality != modality:
+            raise UsageError(f"{name} is a {cls.spec.modality} metric, not {modality}")
+        if cls.spec.kind == "paired" and not have_refs:
+            raise UsageError(f"{name} compares each sample with its references; pass --reference")
+        metrics[name] = cls(**options.get(name, {}))
+    return metrics
+
+
+def environment() -> dict[str, str]:
+    import numpy
+
+    from genmetrics import __version__
+
+    return {
+        "genmetrics": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "numpy": numpy.__version__,
+        "device": "cpu",
+    }
+
+
+def _open_source(modality: str, samples: Path, references: list[Path]):
+    if modality == "text":
+        from genmetrics.io.text import open_text
+
+        return open_text(samples, references)
+    raise UsageError(f"no reader for {modality} input in this version of genmetrics")
+
+
+def score(
+    samples: PathLike,
+    reference: PathLike | Sequence[PathLike] | None = None,
+    *,
+    modality: str | None = None,
+    metrics: Sequence[str] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+    per_sample: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], ProgressCallback] | None = None,
+) -> Scorecard:
+    """Score a folder or file of samples against references; return a :class:`Scorecard`.
+
+    ``options`` maps a metric name to its options, e.g. ``{"bleu": {"tokenize": "intl"}}``.
+    ``progress``, if given, is called once with the number of samples and returns a
+    callback that is then called with the number of samples done in each batch.
+    Metrics that fail are listed in ``Scorecard.errors``; unreadable samples in
+    ``Scorecard.skipped``.
+    """
+    started = time.perf_counter()
+    samples_path = Path(samples)
+    if reference is None:
+        ref_paths: list[Path] = []
+    elif isinstance(reference, (str, os.PathLike)):
+        ref_paths = [Path(reference)]
+    else:
+        ref_paths = [Path(r) for r in reference]
+    if not samples_path.exists():
+        raise UsageError(f"{samples_path} does not exist")
+    modality = modality or detect_modality(samples_path)
+    if modality not in MODALITIES:
+        raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    names = list(metrics) if metrics else default_metrics(modality, bool(ref_paths))
+    if not names:
+        raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
+    active = build_metrics(names, modality, options or {}, bool(ref_paths))
+
+    source = _open_source(modality, samples_path, ref_paths)
+    advance = progress(len(source)) if progress else None
+    sample_digest, reference_digest = Digest(), Digest()
+    ids: list[str] = []
+    skipped: list[Skipped] = []
+    errors: dict[str, str] = {}
+    read_s = metric_s = 0.0
+
+    items = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        batch = list(islice(items, batch_size))
+        read_s += time.perf_counter() - t0
+        if not batch:
+            break
+        pairs = [b for b in batch if not isinstance(b, Skipped)]
+        skipped.extend(b for b in batch if isinstance(b, Skipped))
+        for pair in pairs:
+            ids.append(pair.id)
+            sample_digest.add(pair.id, pair.text)
+            reference_digest.add(pair.id, *pair.references)
+        t0 = time.perf_counter()
+        texts = [p.text for p in pairs]
+        refs = [p.references for p in pairs]
+        for name, metric in list(active.items()):
+            try:
+                metric.update(texts, refs)
+            except GenmetricsError as exc:
+                errors[name] = str(exc)
+                del active[name]
+        metric_s += time.perf_counter() - t0
+        if advance:
+            advance(len(batch))
+
+    t0 = time.perf_counter()
+    results = {}
+    for name, metric in active.items():
+        try:
+            computed = metric.compute(per_sample=per_sample)
+        except GenmetricsError as exc:
+            errors[name] = str(exc)
+            continue
+        for result in computed.values():
+            if ref_paths:
+                result.signature["refs"] = reference_digest.hexdigest()
+        results.update(computed)
+    metric_s += time.perf_counter() - t0
+
+    inputs: dict[str, Any] = {
+        "samples": {"path": str(samples_path), "count": len(ids),
+                    "digest": sample_digest.hexdigest()}
+    }
+    if ref_paths:
+        inputs["reference"] = {
+            "path": [str(p) for p in ref_paths] if len(ref_paths) > 1 else str(ref_paths[0]),
+            "digest": reference_digest.hexdigest(),
+        }
+    per_sample_doc = None
+    if per_sample:
+        per_sample_doc = {
+            "ids": ids,
+            "values": {k: r.per_sample for k, r in results.items() if r.per_sample is not None},
+        }
+    return Scorecard(
+        modality=modality,
+        inputs=inputs,
+        metrics=results,
+        errors=errors,
+        skipped=[s.to_dict() for s in skipped],
+        per_sample=per_sample_doc,
+        environment=environment(),
+        timing={
+            "total_s": round(time.perf_counter() - started, 4),
+            "read_s": round(read_s, 4),
+            "metric_s": round(metric_s, 4),
+        },
+    )
+
+
+__all__ = ["score", "detect_modality", "default_metrics"]

@@ -1,0 +1,161 @@
+"""Scorecards: the JSON document every run produces (schema ``genmetrics.scorecard/1``).
+
+The JSON Schema ships inside the package (``genmetrics/schemas/scorecard-v1.json``);
+:meth:`Scorecard.save` validates before writing and writes atomically (a temporary
+file in the same folder, then ``os.replace``), so a reader never sees half a file.
+
+    >>> import tempfile, pathlib
+    >>> card = Scorecard(modality="text", inputs={"samples": {"path": "s/", "count": 0}})
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "card.json"
+    >>> card.save(path)
+    >>> Scorecard.load(path).modality
+    'text'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from genmetrics.errors import InputError
+from genmetrics.metric import MetricResult
+
+SCHEMA_ID = "genmetrics.scorecard/1"
+SCHEMA_FILE = "scorecard-v1.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version() -> str:
+    from genmetrics import __version__
+
+    return __version__
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The shipped JSON Schema of scorecard v1."""
+    return json.loads(files("genmetrics.schemas").joinpath(SCHEMA_FILE).read_text("utf-8"))
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise :class:`InputError` naming the first problem if ``document`` is not a valid v1."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise InputError(f"not a valid genmetrics scorecard v1 at {where}: {error.message}")
+
+
+@dataclass
+class Scorecard:
+    """Results of one run: metrics, inputs, what was skipped, environment and timing."""
+
+    modality: str
+    inputs: dict[str, Any]
+    metrics: dict[str, MetricResult] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    per_sample: dict[str, Any] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    created: str = field(default_factory=_now)
+    genmetrics_version: str = field(default_factory=_version)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "schema": SCHEMA_ID,
+            "genmetrics_version": self.genmetrics_version,
+            "created": self.created,
+            "modality": self.modality,
+            "inputs": self.inputs,
+            "metrics": {name: r.to_dict() for name, r in self.metrics.items()},
+        }
+        if self.errors:
+            doc["errors"] = dict(self.errors)
+        doc["skipped"] = list(self.skipped)
+        if self.per_sample is not None:
+            doc["per_sample"] = self.per_sample
+        doc["environment"] = dict(self.environment)
+        doc["timing"] = dict(self.timing)
+        return doc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Validate, then write atomically (temp file in the same folder + rename)."""
+        path = Path(path)
+        text = self.to_json()
+        validate(json.loads(text))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Scorecard:
+        validate(doc)
+        metrics = {
+            name: MetricResult(
+                name=name,
+                value=m["value"],
+                n=m["n"],
+                higher_is_better=m["higher_is_better"],
+                unit=m.get("unit", ""),
+                signature=m["signature"],
+                components=m.get("components", {}),
+                ci95=tuple(m["ci95"]) if "ci95" in m else None,  # type: ignore[arg-type]
+            )
+            for name, m in doc["metrics"].items()
+        }
+        per_sample = doc.get("per_sample")
+        if per_sample is not None:
+            for name, values in per_sample["values"].items():
+                if name in metrics:
+                    metrics[name].per_sample = values
+        return cls(
+            modality=doc["modality"],
+            inputs=doc["inputs"],
+            metrics=metrics,
+            errors=doc.get("errors", {}),
+            skipped=doc["skipped"],
+            per_sample=per_sample,
+            environment=doc["environment"],
+            timing=doc["timing"],
+            created=doc["created"],
+            genmetrics_version=doc["genmetrics_version"],
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Scorecard:
+        """Read and validate a scorecard file; a bad file raises :class:`InputError`."""
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path} does not exist") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} is not a JSON scorecard: {exc}") from None
+        try:
+            return cls.from_dict(doc)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
