@@ -31,7 +31,18 @@ _EXPORTS = {
     "GenmetricsError": "genmetrics.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "score",
+    "Scorecard",
+    "get_metric",
+    "list_metrics",
+    "Metric",
+    "MetricSpec",
+    "MetricResult",
+    "Option",
+    "GenmetricsError",
+]
 
 if TYPE_CHECKING:
     from genmetrics.errors import GenmetricsError

@@ -53,7 +53,9 @@ def parse_settings(settings: list[str]) -> dict[str, dict[str, Any]]:
         key, sep, value = item.partition("=")
         metric, dot, option = key.partition(".")
         if not (sep and dot and metric and option):
-            raise UsageError(f"--set takes METRIC.OPTION=VALUE (e.g. bleu.tokenize=intl); got {item!r}")
+            raise UsageError(
+                f"--set takes METRIC.OPTION=VALUE (e.g. bleu.tokenize=intl); got {item!r}"
+            )
         options.setdefault(metric.strip(), {})[option.strip()] = value
     return options
 
@@ -68,8 +70,13 @@ def _progress_factory(enabled: bool):
     """A ``progress`` argument for :func:`genmetrics.runner.score` drawing a rich bar."""
     if not enabled:
         return None, None
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    transient=True, console=_stderr_console())
@@ -220,22 +227,7 @@ def validate(
 def main() -> None:
     """Entry point: run the app, turning user errors into one-line messages (exit 2)."""
     try:
-        app(standalone_mode=False)
+        app()  # click's standalone mode handles usage errors (exit 2) and Ctrl-C
     except GenmetricsError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        _err("interrupted; nothing was written")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
-            _err("aborted")
-            sys.exit(130)
-        raise

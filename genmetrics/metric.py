@@ -61,7 +61,9 @@ class Option:
     def parse(self, raw: Any) -> Any:
         """Convert a value (a string from the command line, or a Python value) and check it."""
         value = raw
-        if isinstance(raw, str) and self.type is not str:
+        if self.type is float and isinstance(raw, int) and not isinstance(raw, bool):
+            value = float(raw)  # 2 and "2" give the same value and the same signature
+        elif isinstance(raw, str) and self.type is not str:
             text = raw.strip().lower()
             if text in ("none", "null", "") and self.default is None:
                 value = None

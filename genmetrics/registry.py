@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from genmetrics.errors import UsageError
@@ -56,7 +56,7 @@ def _unknown(name: str) -> UsageError:
     return UsageError(f"unknown metric {name!r}.{hint} See `genmetrics list`.")
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_metric(name: str) -> type[Metric]:
     """Import and return the metric class registered under ``name``."""
     target = targets().get(name)

@@ -3,11 +3,12 @@
 The dict is the source of truth and is stored in the scorecard; the string is a
 compact, human-readable rendering in the spirit of sacrebleu's signature::
 
-    >>> render({"metric": "bleu", "tok": "13a", "case": "mixed", "nrefs": 1,
+    >>> render({"metric": "bleu", "tokenize": "13a", "lowercase": False, "nrefs": 1,
     ...         "refs": "sha256:9f86d081884c7d65"})
-    'bleu|tok:13a|case:mixed|nrefs:1|refs:9f86d081'
+    'bleu|tok:13a|lc:no|nrefs:1|refs:9f86d081'
 
-Rules: the ``metric`` entry leads without a key; booleans render as yes/no; digests
+Rules: the ``metric`` entry leads without a key; long keys are abbreviated
+(``ABBREVIATIONS``); booleans render as yes/no; digests
 (``sha256:...``) are cut to 8 hex digits; nested dicts render as ``key:a=1,b=2``;
 ``None`` renders as ``-``.
 """
@@ -17,6 +18,24 @@ from __future__ import annotations
 from typing import Any
 
 DIGEST_PREFIX = "sha256:"
+
+#: Short keys used in the rendered string (the dict keeps the full names).
+ABBREVIATIONS = {
+    "tokenize": "tok",
+    "smooth_method": "smooth",
+    "smooth_value": "sv",
+    "lowercase": "lc",
+    "max_ngram_order": "ngram",
+    "char_order": "nc",
+    "word_order": "nw",
+    "whitespace": "space",
+    "eps_smoothing": "eps",
+    "use_stemmer": "stem",
+    "rouge_type": "type",
+    "aggregate": "agg",
+    "genmetrics": "gm",
+    "sacrebleu": "sacrebleu",
+}
 SHORT_DIGEST_LEN = 8
 
 
@@ -38,7 +57,11 @@ def _render_value(value: Any) -> str:
 def render(signature: dict[str, Any]) -> str:
     """Render a signature dict as ``metric|key:value|...`` (see the module docstring)."""
     parts = [str(signature.get("metric", "?"))]
-    parts += [f"{key}:{_render_value(v)}" for key, v in signature.items() if key != "metric"]
+    parts += [
+        f"{ABBREVIATIONS.get(key, key)}:{_render_value(v)}"
+        for key, v in signature.items()
+        if key != "metric"
+    ]
     return "|".join(parts)
 
 

@@ -13,6 +13,7 @@ Accepted layouts (``samples`` / ``references``):
   optional ``"id"``, and optionally the references inline as ``"references": [...]``
   or ``"reference": "..."``. Reference ``.jsonl`` files hold ``{"id", "text"}`` or
   ``{"id", "references"}`` and pair by ``id`` when both sides have ids, else by line.
+  Blank lines in ``.jsonl`` files are ignored; in ``.txt`` files they are empty samples.
 
 Sample text is used exactly as stored (files whole; lines without their line break).
 Every sample needs at least one reference; an unpaired name is an error that lists
@@ -239,7 +240,7 @@ class LineFileSource:
     def __iter__(self) -> Iterator[TextPair | Skipped]:
         name = self.path.name
         ref_iters = [_read_lines(r) if idx is None else None
-                     for r, idx in zip(self.reference_files, self._by_id)]
+                     for r, idx in zip(self.reference_files, self._by_id, strict=True)]
         for number, line in _read_lines(self.path):
             ref_lines = [next(it)[1] if it is not None else None for it in ref_iters]
             label = f"{name}:{number}" if line.id is None else f"{name}:{number} (id {line.id})"
@@ -251,7 +252,9 @@ class LineFileSource:
                 continue
             refs = list(line.references)
             problem = None
-            for ref_path, idx, ref_line in zip(self.reference_files, self._by_id, ref_lines):
+            for ref_path, idx, ref_line in zip(
+                self.reference_files, self._by_id, ref_lines, strict=True
+            ):
                 if idx is not None:
                     ref_line = idx[line.id]  # type: ignore[index]
                 assert ref_line is not None

@@ -74,7 +74,7 @@ class ROUGE(Metric):
         if all(len(r) == 1 for r in references):
             scored = self._scorer.score_batch([r[0] for r in references], list(samples))
         else:
-            scored = [self._scorer.score_multi(list(r), s) for s, r in zip(samples, references)]
+            scored = [self._scorer.score_multi(list(r), s) for s, r in zip(samples, references, strict=True)]
         self.state["scores"].extend(
             tuple(tuple(float(x) for x in row[t]) for t in self.types) for row in scored
         )
@@ -100,6 +100,11 @@ class ROUGE(Metric):
                 aggregate="mean",
             )
         return results
+
+    def signature(self, **extra: Any) -> dict[str, Any]:
+        sig = super().signature(**extra)
+        sig.pop("rouge_types")  # each result names its own type
+        return sig
 
     def libraries(self) -> dict[str, str]:
         from importlib.metadata import version

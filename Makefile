@@ -1,0 +1,53 @@
+# genmetrics: the two commands.
+#   make demo   set up .venv and score the bundled demo data
+#   make test   set up .venv and run lint + the test suite
+# Both work from a fresh clone: they create .venv, install torch and the package with
+# every extra, and (as root, where apt-get exists) the Debian packages the tests use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch 2.14.1 / torchvision 0.29.1 are what these machines offer from local disk.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# WordNet for METEOR, espeak-ng + sox to make real test speech.
+APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox
+PYTEST_ARGS ?=
+
+.PHONY: demo test install system-deps lint bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else \
+	  echo "note: not root or no apt-get; not installing Debian packages ($(APT_PACKAGES))"; \
+	fi
+
+lint: install
+	$(PY) -m ruff check genmetrics tests scripts
+
+test: install lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/genmetrics score --modality text demo/text/samples \
+	  --reference demo/text/references --out out/demo-text.json --per-sample
+	@echo "demo scorecards: out/demo-text.json"
+
+bench: install
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

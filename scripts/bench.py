@@ -1,0 +1,354 @@
+"""Side-by-side benchmark: genmetrics against the reference library of each metric.
+
+Each row times genmetrics ("ours") and the library whose numbers it reproduces
+("theirs") on the same input, in one process, and checks two things:
+
+* speed: ``ratio = ours items/s / theirs items/s`` must reach the row's target;
+* parity: the largest absolute difference between their values and ours must not
+  exceed the row's tolerance (0 for text metrics: the values must be identical).
+
+Usage::
+
+    python scripts/bench.py
+    python scripts/bench.py --rows rouge --n 500 --json out/bench.json
+    python scripts/bench.py --rows bleu --n 2000 --repeat 5
+
+Each side runs once untimed on a few items (imports, caches), then ``--repeat``
+times, alternating ours / theirs; the best time of each side is kept (machines are
+noisy: quote ratios, not absolute rates). Garbage collection is paused while a side
+is timed, as ``timeit`` does. The exit status is 1 if any row misses its speed target,
+differs beyond its tolerance or fails to run, else 0.
+
+Adding a row (METEOR, perplexity, FID, SSIM, PESQ, MCD, ...) means appending one
+``Row`` to ``ROWS``: ``prepare(n)`` builds the input once, outside the timing;
+``ours(data)`` and ``theirs(data)`` each return ``{name: value}`` for the same names.
+Import heavy libraries inside those callables so that other rows do not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+WARMUP_ITEMS = 8  # items run once, untimed, by each side before timing
+Values = dict[str, float]
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def _make_pairs() -> Callable[..., list[tuple[str, list[str]]]]:
+    """``tests.textcorpus.make_pairs``, from this repository.
+
+    Some installed packages (torch-fidelity) ship a top-level ``tests`` package that
+    wins over a ``tests/`` folder without ``__init__.py``, so when the import does not
+    resolve to this repository the module is loaded from its path instead.
+    """
+    path = REPO / "tests" / "textcorpus.py"
+    try:
+        from tests import textcorpus
+
+        if Path(textcorpus.__file__).resolve() == path:
+            return textcorpus.make_pairs
+    except ImportError:
+        pass
+    spec = importlib.util.spec_from_file_location("_genmetrics_bench_textcorpus", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise RuntimeError(f"the text corpus generator {path} is missing")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.make_pairs
+
+
+@dataclass(frozen=True)
+class TextPairs:
+    """Hypotheses and their reference lists, ready for both sides."""
+
+    hyps: list[str]
+    refs: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.hyps)
+
+    @classmethod
+    def make(cls, n: int, seed: int, **kwargs: Any) -> TextPairs:
+        pairs = _make_pairs()(n, seed=seed, **kwargs)
+        return cls([h for h, _ in pairs], [list(r) for _, r in pairs])
+
+
+# -- rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark row: genmetrics against a reference library on the same input."""
+
+    name: str
+    reference: str  # distribution name of the reference library (for its version)
+    target: float  # smallest acceptable ours/theirs throughput ratio
+    prepare: Callable[[int, int], Any]  # (n, seed) -> data; len(data) is the item count
+    ours: Callable[[Any], Values]
+    theirs: Callable[[Any], Values]
+    default_n: int = 2000
+    tolerance: float = 0.0  # largest acceptable |theirs - ours| over the values
+
+
+# BLEU: corpus BLEU of multi-sentence pairs against sacrebleu's corpus_score.
+
+
+def _bleu_prepare(n: int, seed: int) -> TextPairs:
+    return TextPairs.make(n, seed, max_refs=1, multiline=True)
+
+
+def _bleu_ours(data: TextPairs) -> Values:
+    import genmetrics
+
+    metric = genmetrics.get_metric("bleu")()
+    metric.update(data.hyps, data.refs)
+    return {"bleu": metric.compute()["bleu"].value}
+
+
+def _bleu_theirs(data: TextPairs) -> Values:
+    from sacrebleu.metrics import BLEU
+
+    ref_stream = [refs[0] for refs in data.refs]
+    return {"bleu": BLEU().corpus_score(data.hyps, [ref_stream]).score}
+
+
+# ROUGE: mean F-measure per type, with stemming, against rouge-score one pair at a time.
+
+ROUGE_TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+
+
+def _rouge_prepare(n: int, seed: int) -> TextPairs:
+    return TextPairs.make(n, seed, max_refs=1, multiline=True, words=60)
+
+
+def _rouge_ours(data: TextPairs) -> Values:
+    import genmetrics
+
+    metric = genmetrics.get_metric("rouge")(rouge_types=",".join(ROUGE_TYPES), use_stemmer=True)
+    metric.update(data.hyps, data.refs)
+    results = metric.compute()
+    return {t: results[t].value for t in ROUGE_TYPES}
+
+
+def _rouge_theirs(data: TextPairs) -> Values:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True)
+    scores = [scorer.score(refs[0], hyp) for hyp, refs in zip(data.hyps, data.refs, strict=True)]
+    return {t: math.fsum(s[t].fmeasure for s in scores) / len(scores) for t in ROUGE_TYPES}
+
+
+ROWS: list[Row] = [
+    Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs),
+    Row("rouge", "rouge-score", 30.0, _rouge_prepare, _rouge_ours, _rouge_theirs),
+]
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One line of the table (and of the JSON output)."""
+
+    row: str
+    reference: str
+    items: int
+    ours_seconds: float | None = None
+    theirs_seconds: float | None = None
+    ours_items_per_s: float | None = None
+    theirs_items_per_s: float | None = None
+    ratio: float | None = None
+    target: float = 0.0
+    max_abs_diff: float | None = None
+    tolerance: float = 0.0
+    ours_values: Values | None = None
+    theirs_values: Values | None = None
+    passed: bool = False
+    problem: str = ""
+
+
+def _timed(fn: Callable[[Any], Values], data: Any) -> tuple[float, Values]:
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        values = fn(data)
+        elapsed = time.perf_counter() - start
+    finally:
+        if was_enabled:
+            gc.enable()
+    return elapsed, values
+
+
+def _max_abs_diff(ours: Values, theirs: Values) -> float:
+    if set(ours) != set(theirs):
+        raise ValueError(f"value names differ: ours {sorted(ours)}, theirs {sorted(theirs)}")
+    return max((abs(float(theirs[k]) - float(ours[k])) for k in ours), default=0.0)
+
+
+def _library(name: str) -> str:
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return f"{name} (not installed)"
+
+
+def run_row(row: Row, n: int, repeat: int, seed: int) -> Outcome:
+    """Prepare the input, warm both sides up, time them ``repeat`` times, compare."""
+    out = Outcome(row.name, _library(row.reference), n, target=row.target, tolerance=row.tolerance)
+    try:
+        data = row.prepare(n, seed)
+        out.items = len(data)
+        warm = row.prepare(min(WARMUP_ITEMS, n), seed)
+        row.ours(warm)
+        row.theirs(warm)
+        ours_t, theirs_t = math.inf, math.inf
+        for _ in range(repeat):
+            t, out.ours_values = _timed(row.ours, data)
+            ours_t = min(ours_t, t)
+            t, out.theirs_values = _timed(row.theirs, data)
+            theirs_t = min(theirs_t, t)
+    except Exception as exc:  # a broken row must not hide the others
+        out.problem = f"{type(exc).__name__}: {exc}"
+        return out
+    out.ours_seconds, out.theirs_seconds = ours_t, theirs_t
+    out.ours_items_per_s = out.items / ours_t
+    out.theirs_items_per_s = out.items / theirs_t
+    out.ratio = theirs_t / ours_t
+    try:
+        out.max_abs_diff = _max_abs_diff(out.ours_values, out.theirs_values)
+    except ValueError as exc:
+        out.problem = str(exc)
+        return out
+    problems = []
+    if out.ratio < row.target:
+        problems.append(f"{out.ratio:.2f}x is below the {row.target:g}x target")
+    if not out.max_abs_diff <= row.tolerance:  # also catches NaN
+        problems.append(f"values differ by {out.max_abs_diff:.3g} > {row.tolerance:g}")
+    out.problem = "; ".join(problems)
+    out.passed = not problems
+    return out
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(outcomes: Sequence[Outcome], repeat: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    table = Table(title=f"genmetrics vs reference libraries (best of {repeat})")
+    for header in ("row", "reference", "items"):
+        table.add_column(header)
+    for header in ("ours items/s", "theirs items/s", "ratio", "target", "max |diff|"):
+        table.add_column(header, justify="right")
+    table.add_column("result")
+    for o in outcomes:
+        result = "[green]pass[/]" if o.passed else "[red]FAIL[/]"
+        table.add_row(
+            o.row,
+            o.reference,
+            str(o.items),
+            _fmt(o.ours_items_per_s, ",.0f"),
+            _fmt(o.theirs_items_per_s, ",.0f"),
+            _fmt(o.ratio, ".2f") + ("x" if o.ratio is not None else ""),
+            f">= {o.target:g}x",
+            _fmt(o.max_abs_diff, ".3g"),
+            result,
+        )
+    console.print(table)
+    for o in outcomes:
+        if o.problem:
+            console.print(f"[red]{o.row}[/]: {o.problem}", highlight=False)
+    console.print(
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {platform.platform()}",
+        highlight=False,
+    )
+
+
+def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "repeat": args.repeat,
+        "seed": args.seed,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "passed": all(o.passed for o in outcomes),
+        "rows": [asdict(o) for o in outcomes],
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    names = [r.name for r in ROWS]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rows",
+        default=",".join(names),
+        help=f"comma-separated rows to run (default: all of {','.join(names)})",
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="items per row (default: each row's own, 2000 for text)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="timings per side; best is kept")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated input")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the table as JSON to FILE",
+    )
+    args = parser.parse_args(argv)
+    args.rows = [name.strip() for name in args.rows.split(",") if name.strip()]
+    unknown = [name for name in args.rows if name not in names]
+    if unknown or not args.rows:
+        parser.error(f"unknown rows {unknown}; choose from {','.join(names)}")
+    if args.n is not None and args.n < 1:
+        parser.error("--n must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = [r for r in ROWS if r.name in args.rows]
+    outcomes = [run_row(r, args.n or r.default_n, args.repeat, args.seed) for r in rows]
+    print_table(outcomes, args.repeat)
+    if args.json is not None:
+        write_json(args.json, outcomes, args)
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Shared fixtures: small text folders written by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_TEXT = REPO / "demo" / "text"
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write ``{relative path: content}`` under ``root`` and return ``root``."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def text_pair_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """A samples folder and a references folder with three paired .txt files."""
+    samples = write_files(tmp_path / "samples", {
+        "a.txt": "The cat sat on the mat.",
+        "b.txt": "A quick brown fox jumps over the dog.\nIt was fast.",
+        "sub/c.txt": "Prices rose by 3.5% in May.",
+    })
+    refs = write_files(tmp_path / "refs", {
+        "a.txt": "The cat was sitting on the mat.",
+        "b.txt": "The quick brown fox jumped over the lazy dog.\nIt was very fast.",
+        "sub/c.txt": "Prices went up 3.5% in May.",
+    })
+    return samples, refs
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    env.setdefault("COLUMNS", "200")
+    return env
+
+
+@pytest.fixture
+def run_cli():
+    """Run ``python -m genmetrics ARGS`` in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+        return subprocess.run(
+            [sys.executable, "-m", "genmetrics", *map(str, args)],
+            capture_output=True, text=True, env=env or cli_env(), cwd=cwd or REPO, timeout=120,
+        )
+
+    return run

@@ -1,0 +1,95 @@
+"""The command line, run as users run it: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import json
+
+from genmetrics.scorecard import Scorecard
+from tests.conftest import write_files
+
+
+def assert_one_line_error(done, *fragments):
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_score_writes_a_valid_scorecard_and_prints_a_table(run_cli, text_pair_dirs, tmp_path):
+    samples, refs = text_pair_dirs
+    out = tmp_path / "card.json"
+    done = run_cli("score", "--modality", "text", samples, "--reference", refs,
+                   "--out", out, "--per-sample", "--set", "bleu.tokenize=intl")
+    assert done.returncode == 0, done.stderr
+    card = Scorecard.load(out)
+    assert card.metrics["bleu"].signature["tokenize"] == "intl"
+    assert len(card.per_sample["ids"]) == 3
+    for name in ("bleu", "chrf", "rouge1", "rougeLsum"):
+        assert name in done.stdout
+    assert f"scorecard: {out}" in done.stdout.replace("\n", "")
+
+
+def test_score_to_stdout(run_cli, text_pair_dirs):
+    samples, refs = text_pair_dirs
+    done = run_cli("score", samples, "-r", refs, "--metrics", "rouge", "--out", "-")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert set(doc["metrics"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+
+
+def test_unpaired_input_is_a_one_line_error(run_cli, text_pair_dirs):
+    samples, refs = text_pair_dirs
+    (refs / "a.txt").unlink()
+    assert_one_line_error(run_cli("score", samples, "-r", refs), "have no reference: a.txt")
+
+
+def test_bad_option_is_a_one_line_error(run_cli, text_pair_dirs):
+    samples, refs = text_pair_dirs
+    assert_one_line_error(run_cli("score", samples, "-r", refs, "--set", "bleu.tokenize=moses"),
+                          "tokenize", "13a")
+    assert_one_line_error(run_cli("score", samples, "-r", refs, "--set", "bleu"),
+                          "METRIC.OPTION=VALUE")
+    assert_one_line_error(run_cli("score", samples, "-r", refs, "--metrics", "bleux"),
+                          "Did you mean bleu")
+    assert_one_line_error(run_cli("score", samples, "--metrics", "bleu"), "pass --reference")
+
+
+def test_metric_failure_exits_1_and_still_writes_the_scorecard(run_cli, tmp_path):
+    samples = write_files(tmp_path / "s", {"a.txt": b"\xff\xfe"})
+    refs = write_files(tmp_path / "r", {"a.txt": "ref"})
+    out = tmp_path / "card.json"
+    done = run_cli("score", samples, "-r", refs, "--metrics", "bleu", "--out", out)
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["errors"] == {"bleu": "bleu: no samples were scored"}
+    assert doc["skipped"][0]["path"] == "a.txt"
+
+
+def test_list_shows_the_registry(run_cli):
+    done = run_cli("list", "--options")
+    assert done.returncode == 0
+    for fragment in ("bleu", "rouge", "chrf", "paired", "higher", "--set bleu.tokenize=13a"):
+        assert fragment in done.stdout
+
+
+def test_help_explains_metric_options(run_cli):
+    done = run_cli("score", "--help")
+    assert done.returncode == 0
+    assert "bleu.tokenize=13a" in done.stdout and "--reference" in done.stdout
+
+
+def test_validate(run_cli, tmp_path, text_pair_dirs):
+    samples, refs = text_pair_dirs
+    out = tmp_path / "card.json"
+    assert run_cli("score", samples, "-r", refs, "-q", "-o", out).returncode == 0
+    assert run_cli("validate", out).returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "genmetrics.scorecard/1"}))
+    assert_one_line_error(run_cli("validate", bad), "bad.json", "not a valid genmetrics scorecard")
+
+
+def test_usage_errors_from_click_exit_2(run_cli):
+    done = run_cli("score")
+    assert done.returncode == 2 and "Traceback" not in done.stderr

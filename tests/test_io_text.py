@@ -1,0 +1,183 @@
+"""Text input: layouts, pairing by path / line / id, multi-reference, bad bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genmetrics.errors import InputError
+from genmetrics.io.common import Skipped
+from genmetrics.io.text import TextPair, open_text
+from tests.conftest import write_files
+
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+
+def items(source):
+    return list(source)
+
+
+def test_folders_pair_by_relative_path(text_pair_dirs):
+    samples, refs = text_pair_dirs
+    got = items(open_text(samples, [refs]))
+    assert [p.id for p in got] == ["a.txt", "b.txt", "sub/c.txt"]
+    assert got[0] == TextPair(
+        "a.txt", "The cat sat on the mat.", ["The cat was sitting on the mat."]
+    )
+
+
+def test_reference_subfolders_are_reference_sets(tmp_path):
+    samples = write_files(tmp_path / "s", {"1.txt": "h1", "2.txt": "h2"})
+    refs = write_files(tmp_path / "r", {"a/1.txt": "r1a", "a/2.txt": "r2a", "b/1.txt": "r1b"})
+    got = items(open_text(samples, [refs]))
+    assert [p.references for p in got] == [["r1a", "r1b"], ["r2a"]]
+
+
+def test_repeated_reference_folders_are_reference_sets(tmp_path):
+    samples = write_files(tmp_path / "s", {"1.txt": "h1"})
+    r1 = write_files(tmp_path / "r1", {"1.txt": "x"})
+    r2 = write_files(tmp_path / "r2", {"1.txt": "y"})
+    assert items(open_text(samples, [r1, r2]))[0].references == ["x", "y"]
+
+
+def test_unpaired_samples_are_an_error_listing_the_first_few(tmp_path):
+    samples = write_files(tmp_path / "s", {f"{i}.txt": "h" for i in range(9)})
+    refs = write_files(tmp_path / "r", {"0.txt": "r"})
+    with pytest.raises(InputError, match=r"8 sample\(s\) have no reference: 1.txt, 2.txt, "
+                                         r"3.txt, 4.txt, 5.txt \(and 3 more\)"):
+        open_text(samples, [refs])
+
+
+def test_references_without_samples_are_an_error(tmp_path):
+    samples = write_files(tmp_path / "s", {"1.txt": "h"})
+    refs = write_files(tmp_path / "r", {"1.txt": "r", "extra.txt": "r"})
+    with pytest.raises(InputError, match=r"1 reference\(s\) have no sample.*extra.txt"):
+        open_text(samples, [refs])
+
+
+def test_no_matching_reference_names_at_all(tmp_path):
+    samples = write_files(tmp_path / "s", {"1.txt": "h"})
+    refs = write_files(tmp_path / "r", {"other.txt": "r"})
+    with pytest.raises(InputError, match="no reference in .* matches a sample name"):
+        open_text(samples, [refs])
+
+
+def test_invalid_utf8_is_skipped_with_reason(tmp_path):
+    samples = write_files(tmp_path / "s", {"1.txt": b"caf\xe9", "2.txt": "ok"})
+    refs = write_files(tmp_path / "r", {"1.txt": "cafe", "2.txt": b"\xff"})
+    got = items(open_text(samples, [refs]))
+    assert got[0] == Skipped("1.txt", "not valid UTF-8 (byte 0xe9 at offset 3)")
+    assert isinstance(got[1], Skipped) and got[1].path == "2.txt"
+    assert "reference" in got[1].reason and "0xff" in got[1].reason
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: t / "missing", "does not exist"),
+    (lambda t: write_files(t / "empty", {"x.md": "not text"}), "no .txt files"),
+    (lambda t: write_files(t, {"x.csv": "a,b"}) / "x.csv", "must be a folder of .txt"),
+])
+def test_unusable_inputs_are_clear_errors(tmp_path, make, message):
+    with pytest.raises(InputError, match=message):
+        open_text(make(tmp_path))
+
+
+def test_line_files_pair_by_line_number(tmp_path):
+    write_files(tmp_path, {"h.txt": "one\ntwo\r\nthree\n", "r.txt": "1\n2\n3\n"})
+    got = items(open_text(tmp_path / "h.txt", [tmp_path / "r.txt"]))
+    assert [(p.id, p.text, p.references) for p in got] == [
+        ("1", "one", ["1"]), ("2", "two", ["2"]), ("3", "three", ["3"])]
+
+
+def test_line_count_mismatch_is_an_error(tmp_path):
+    write_files(tmp_path, {"h.txt": "a\nb\n", "r.txt": "a\n"})
+    with pytest.raises(InputError, match="has 2 lines but .*r.txt has 1"):
+        open_text(tmp_path / "h.txt", [tmp_path / "r.txt"])
+
+
+def test_jsonl_inline_references(tmp_path):
+    lines = [{"id": "x", "text": "hello", "references": ["hi", "hey"]},
+             {"id": "y", "text": "bye", "reference": "goodbye"}]
+    write_files(tmp_path, {"s.jsonl": "\n".join(json.dumps(x) for x in lines) + "\n"})
+    got = items(open_text(tmp_path / "s.jsonl"))
+    assert got == [TextPair("x", "hello", ["hi", "hey"]), TextPair("y", "bye", ["goodbye"])]
+
+
+def test_jsonl_pairs_by_id_in_any_order(tmp_path):
+    write_files(tmp_path, {
+        "s.jsonl": '{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n',
+        "r.jsonl": '{"id": 2, "text": "B"}\n{"id": 1, "references": ["A", "AA"]}\n',
+    })
+    got = items(open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"]))
+    assert got == [TextPair("1", "a", ["A", "AA"]), TextPair("2", "b", ["B"])]
+
+
+def test_jsonl_id_problems_are_errors(tmp_path):
+    write_files(tmp_path, {
+        "dup.jsonl": '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n',
+        "s.jsonl": '{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n',
+        "r.jsonl": '{"id": 1, "text": "A"}\n{"id": 3, "text": "C"}\n',
+    })
+    with pytest.raises(InputError, match="duplicate ids 1"):
+        open_text(tmp_path / "dup.jsonl", [tmp_path / "r.jsonl"])
+    with pytest.raises(InputError, match=r"1 id\(s\) have no reference in .*r.jsonl: 2"):
+        open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"])
+
+
+def test_bad_jsonl_lines_are_skipped_with_line_numbers(tmp_path):
+    write_files(tmp_path, {"s.jsonl": b'{"text": "fine", "reference": "ok"}\n{oops\n'
+                                      b'[1, 2]\n{"reference": "r"}\n{"text": "\xff"}\n'})
+    got = items(open_text(tmp_path / "s.jsonl"))
+    assert isinstance(got[0], TextPair)
+    assert [(s.path, s.reason.split(" (")[0]) for s in got[1:]] == [
+        ("s.jsonl:2", "not valid JSON"),
+        ("s.jsonl:3", "a JSON object is expected on each line"),
+        ("s.jsonl:4", 'no "text" field'),
+        ("s.jsonl:5", "not valid UTF-8"),
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(lines=st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
+                      min_size=1, max_size=12))
+def test_fuzzed_line_files_lose_nothing(tmp_path_factory, lines):
+    """Any bytes: every line becomes exactly one pair or one skipped entry, in order."""
+    root: Path = tmp_path_factory.mktemp("fuzz")
+    (root / "h.txt").write_bytes(b"\n".join(lines) + b"\n")
+    (root / "r.txt").write_bytes(b"\n".join(lines) + b"\n")
+    got = items(open_text(root / "h.txt", [root / "r.txt"]))
+    assert len(got) == len(lines)
+    for raw, item in zip(lines, got, strict=True):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            assert isinstance(item, Skipped) and "UTF-8" in item.reason
+        else:
+            assert item.text == text and item.references == [text]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(lines=st.lists(st.one_of(
+    st.binary(max_size=30),
+    st.dictionaries(st.sampled_from(["id", "text", "reference", "references"]),
+                    st.one_of(st.text(max_size=10), st.integers(), st.lists(st.text(max_size=5)),
+                              st.none()), max_size=4).map(lambda d: json.dumps(d).encode()),
+), min_size=1, max_size=10))
+def test_fuzzed_jsonl_never_crashes(tmp_path_factory, lines):
+    """Arbitrary JSONL never raises anything but InputError and yields one item per line."""
+    root: Path = tmp_path_factory.mktemp("fuzz")
+    data = [ln.replace(b"\n", b" ").replace(b"\r", b" ") for ln in lines]
+    (root / "s.jsonl").write_bytes(b"\n".join(data) + b"\n")
+    try:
+        got = items(open_text(root / "s.jsonl"))
+    except InputError:
+        return
+    assert len(got) == sum(1 for ln in data if ln.strip())
+    for item in got:
+        assert isinstance(item, (TextPair, Skipped))
+        if isinstance(item, TextPair):
+            assert isinstance(item.text, str)
+            assert all(isinstance(r, str) for r in item.references)

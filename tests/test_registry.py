@@ -1,0 +1,125 @@
+"""The registry: lazy built-ins, helpful errors, and a real third-party entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from genmetrics import registry
+from genmetrics.errors import UsageError
+from genmetrics.metric import Metric
+from tests.conftest import cli_env, write_files
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "genmetrics-tinyplugin"
+version = "0.0.1"
+
+[project.entry-points."genmetrics.metrics"]
+wordcount = "tinyplugin:WordCount"
+"""
+
+PLUGIN_MODULE = '''
+"""A third-party metric: mean number of words per sample."""
+from genmetrics import Metric, MetricSpec
+
+
+class WordCount(Metric):
+    spec = MetricSpec(name="wordcount", modality="text", kind="distribution",
+                      higher_is_better=True, unit="words per sample")
+    state_reductions = {"words": "sum", "n": "sum"}
+
+    def update(self, samples, references=None):
+        self.state["words"] += sum(len(s.split()) for s in samples)
+        self.state["n"] += len(samples)
+
+    def compute(self, per_sample=False):
+        self.require_samples(self.state["n"])
+        n = self.state["n"]
+        return {"wordcount": self.result(self.state["words"] / n, n=n)}
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """Build and install a tiny plugin package with pip into a private site folder."""
+    root = tmp_path_factory.mktemp("plugin")
+    src = write_files(root / "src", {
+        "pyproject.toml": PLUGIN_PYPROJECT,
+        "tinyplugin/__init__.py": PLUGIN_MODULE,
+    })
+    site = root / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--disable-pip-version-check", "--target", str(site), str(src)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    assert list(site.glob("genmetrics_tinyplugin-0.0.1.dist-info/entry_points.txt"))
+    return site
+
+
+def test_builtins_are_registered_without_importing_them():
+    code = textwrap.dedent("""
+        import sys
+        from genmetrics import registry
+        names = list(registry.targets())
+        assert {"bleu", "chrf", "rouge"} <= set(names), names
+        loaded = [m for m in sys.modules if m.startswith("genmetrics.metrics")
+                  or m in ("sacrebleu", "rouge_score", "rouge_score_rs", "torch")]
+        assert not loaded, loaded
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_get_metric_returns_metric_classes():
+    for name in ("bleu", "chrf", "rouge"):
+        cls = registry.get_metric(name)
+        assert issubclass(cls, Metric) and cls.spec.name == name
+
+
+def test_unknown_metric_suggests_close_names():
+    with pytest.raises(UsageError, match="Did you mean bleu"):
+        registry.get_metric("bleuu")
+
+
+def test_list_metrics_filters_by_modality():
+    names = {s.name for s in registry.list_metrics("text")}
+    assert {"bleu", "chrf", "rouge"} <= names
+    assert registry.list_metrics("no-such-modality") == []
+
+
+def test_entry_point_plugin_in_process(plugin_site, monkeypatch):
+    monkeypatch.syspath_prepend(str(plugin_site))
+    registry.refresh()
+    try:
+        assert registry.targets()["wordcount"] == "tinyplugin:WordCount"
+        metric = registry.get_metric("wordcount")()
+        metric.update(["one two three", "four"])
+        assert metric.compute()["wordcount"].value == 2.0
+    finally:
+        monkeypatch.undo()
+        registry.refresh()
+    assert "wordcount" not in registry.targets()
+
+
+def test_entry_point_plugin_from_the_command_line(plugin_site, run_cli, text_pair_dirs, tmp_path):
+    env = cli_env(PYTHONPATH=str(plugin_site))
+    listed = run_cli("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "wordcount" in listed.stdout and "plugin tinyplugin:WordCount" in listed.stdout
+    samples, _ = text_pair_dirs
+    out = tmp_path / "card.json"
+    done = run_cli("score", samples, "--metrics", "wordcount", "--out", out, env=env)
+    assert done.returncode == 0, done.stderr
+    from genmetrics.scorecard import Scorecard
+
+    card = Scorecard.load(out)
+    assert card.metrics["wordcount"].value == pytest.approx((6 + 11 + 6) / 3)

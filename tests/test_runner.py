@@ -1,0 +1,84 @@
+"""The runner: metric choice, invariance to batching, skipped inputs, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from genmetrics.errors import UsageError
+from genmetrics.runner import default_metrics, score
+from tests.conftest import write_files
+
+
+def values(card):
+    return {name: r.value for name, r in card.metrics.items()}
+
+
+def test_default_metrics_need_references_for_paired_metrics():
+    assert {"bleu", "chrf", "rouge"} <= set(default_metrics("text", True))
+    assert not {"bleu", "chrf", "rouge"} & set(default_metrics("text", False))
+
+
+def test_results_do_not_depend_on_batch_size(text_pair_dirs):
+    samples, refs = text_pair_dirs
+    cards = [score(samples, refs, batch_size=b, per_sample=True) for b in (1, 2, 1000)]
+    assert values(cards[0]) == values(cards[1]) == values(cards[2])
+    assert cards[0].per_sample == cards[2].per_sample
+    assert cards[0].inputs == cards[2].inputs
+
+
+def test_options_reach_the_metric_and_its_signature(text_pair_dirs):
+    samples, refs = text_pair_dirs
+    card = score(samples, refs, metrics=["bleu", "rouge"],
+                 options={"bleu": {"tokenize": "char"}, "rouge": {"rouge_types": "rouge1"}})
+    assert card.metrics["bleu"].signature["tokenize"] == "char"
+    assert set(card.metrics) == {"bleu", "rouge1"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metrics": ["nope"]}, "unknown metric 'nope'"),
+    ({"metrics": ["bleu"], "options": {"rouge": {"use_stemmer": "1"}}}, "not being run: rouge"),
+    ({"metrics": ["bleu"], "options": {"bleu": {"tokenize": "moses"}}}, "must be one of"),
+    ({"modality": "video"}, "unknown modality"),
+    ({"modality": "image"}, "no image metric can run"),
+    ({"batch_size": 0}, "at least 1"),
+])
+def test_usage_errors(text_pair_dirs, kwargs, message):
+    samples, refs = text_pair_dirs
+    with pytest.raises(UsageError, match=message):
+        score(samples, refs, **kwargs)
+
+
+def test_paired_metric_without_references_is_refused(text_pair_dirs):
+    samples, _ = text_pair_dirs
+    with pytest.raises(UsageError, match="bleu compares each sample with its references"):
+        score(samples, metrics=["bleu"])
+
+
+def test_skipped_samples_are_listed_and_the_rest_scored(tmp_path, text_pair_dirs):
+    samples, refs = text_pair_dirs
+    clean = score(samples, refs)
+    write_files(samples, {"zz.txt": b"\xc3\x28 bad"})
+    write_files(refs, {"zz.txt": "fine"})
+    card = score(samples, refs)
+    assert card.skipped == [{"path": "zz.txt", "reason": "not valid UTF-8 (byte 0xc3 at offset 0)"}]
+    assert values(card) == values(clean)
+    assert card.inputs["samples"]["count"] == 3
+
+
+def test_all_samples_unreadable_is_a_metric_failure_not_a_crash(tmp_path):
+    samples = write_files(tmp_path / "s", {"a.txt": b"\xff"})
+    refs = write_files(tmp_path / "r", {"a.txt": "x"})
+    card = score(samples, refs, metrics=["bleu"])
+    assert card.metrics == {}
+    assert card.errors == {"bleu": "bleu: no samples were scored"}
+    assert len(card.skipped) == 1
+
+
+def test_input_digests_identify_content(text_pair_dirs):
+    samples, refs = text_pair_dirs
+    first = score(samples, refs, metrics=["bleu"])
+    (refs / "a.txt").write_text("A different reference.")
+    second = score(samples, refs, metrics=["bleu"])
+    assert first.inputs["samples"]["digest"] == second.inputs["samples"]["digest"]
+    assert first.inputs["reference"]["digest"] != second.inputs["reference"]["digest"]
+    assert first.metrics["bleu"].signature["refs"] != second.metrics["bleu"].signature["refs"]
