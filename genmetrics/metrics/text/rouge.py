@@ -74,7 +74,9 @@ class ROUGE(Metric):
         if all(len(r) == 1 for r in references):
             scored = self._scorer.score_batch([r[0] for r in references], list(samples))
         else:
-            scored = [self._scorer.score_multi(list(r), s) for s, r in zip(samples, references, strict=True)]
+            scorer = self._scorer
+            pairs = zip(samples, references, strict=True)
+            scored = [scorer.score_multi(list(r), s) for s, r in pairs]
         self.state["scores"].extend(
             tuple(tuple(float(x) for x in row[t]) for t in self.types) for row in scored
         )
