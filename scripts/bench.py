@@ -15,12 +15,13 @@ Usage::
 
 Each side runs once untimed on a few items (imports, caches), then ``--repeat``
 times, alternating ours / theirs; the best time of each side is kept (machines are
-noisy: quote ratios, not absolute rates). Garbage collection is paused while a side
-is timed, as ``timeit`` does. The exit status is 1 if any row misses its speed target,
+noisy: quote ratios, not absolute rates). Before each timing a row's ``reset`` (if
+any) empties process-wide caches, and garbage collection is paused while a side is
+timed, as ``timeit`` does. The exit status is 1 if any row misses its speed target,
 differs beyond its tolerance or fails to run, else 0.
 
 Adding a row (METEOR, perplexity, FID, SSIM, PESQ, MCD, ...) means appending one
-``Row`` to ``ROWS``: ``prepare(n)`` builds the input once, outside the timing;
+``Row`` to ``ROWS``: ``prepare(n, seed)`` builds the input once, outside the timing;
 ``ours(data)`` and ``theirs(data)`` each return ``{name: value}`` for the same names.
 Import heavy libraries inside those callables so that other rows do not pay for them.
 """
@@ -82,7 +83,8 @@ class TextPairs:
     """Hypotheses and their reference lists, ready for both sides."""
 
     hyps: list[str]
-    refs: list[list[str]]
+    refs: list[list[str]]  # genmetrics' layout: the references of each sample
+    first_refs: list[str]  # the first reference of each sample (a reference stream)
 
     def __len__(self) -> int:
         return len(self.hyps)
@@ -90,7 +92,8 @@ class TextPairs:
     @classmethod
     def make(cls, n: int, seed: int, **kwargs: Any) -> TextPairs:
         pairs = _make_pairs()(n, seed=seed, **kwargs)
-        return cls([h for h, _ in pairs], [list(r) for _, r in pairs])
+        refs = [list(r) for _, r in pairs]
+        return cls([h for h, _ in pairs], refs, [r[0] for r in refs])
 
 
 # -- rows -------------------------------------------------------------------------------
@@ -108,13 +111,27 @@ class Row:
     theirs: Callable[[Any], Values]
     default_n: int = 2000
     tolerance: float = 0.0  # largest acceptable |theirs - ours| over the values
+    # run, untimed, before every timed call: put process-wide caches back to the state
+    # of a fresh process, so that neither side profits from the other's (or its own) runs
+    reset: Callable[[], None] | None = None
 
 
 # BLEU: corpus BLEU of multi-sentence pairs against sacrebleu's corpus_score.
 
 
 def _bleu_prepare(n: int, seed: int) -> TextPairs:
-    return TextPairs.make(n, seed, max_refs=1, multiline=True)
+    # about 45 words per sample, 3-4 sentences, one per line
+    return TextPairs.make(n, seed, max_refs=1, multiline=True, words=45)
+
+
+def _bleu_reset() -> None:
+    # sacrebleu memoises tokenized lines per tokenizer object in class-level lru_caches;
+    # stale entries from earlier runs make later runs pay for evictions and resizes.
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+    from sacrebleu.tokenizers.tokenizer_re import TokenizerRegexp
+
+    Tokenizer13a.__call__.cache_clear()
+    TokenizerRegexp.__call__.cache_clear()
 
 
 def _bleu_ours(data: TextPairs) -> Values:
@@ -128,8 +145,7 @@ def _bleu_ours(data: TextPairs) -> Values:
 def _bleu_theirs(data: TextPairs) -> Values:
     from sacrebleu.metrics import BLEU
 
-    ref_stream = [refs[0] for refs in data.refs]
-    return {"bleu": BLEU().corpus_score(data.hyps, [ref_stream]).score}
+    return {"bleu": BLEU().corpus_score(data.hyps, [data.first_refs]).score}
 
 
 # ROUGE: mean F-measure per type, with stemming, against rouge-score one pair at a time.
@@ -154,12 +170,12 @@ def _rouge_theirs(data: TextPairs) -> Values:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True)
-    scores = [scorer.score(refs[0], hyp) for hyp, refs in zip(data.hyps, data.refs, strict=True)]
+    scores = [scorer.score(ref, hyp) for hyp, ref in zip(data.hyps, data.first_refs, strict=True)]
     return {t: math.fsum(s[t].fmeasure for s in scores) / len(scores) for t in ROUGE_TYPES}
 
 
 ROWS: list[Row] = [
-    Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs),
+    Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs, reset=_bleu_reset),
     Row("rouge", "rouge-score", 30.0, _rouge_prepare, _rouge_ours, _rouge_theirs),
 ]
 
@@ -188,7 +204,11 @@ class Outcome:
     problem: str = ""
 
 
-def _timed(fn: Callable[[Any], Values], data: Any) -> tuple[float, Values]:
+def _timed(
+    fn: Callable[[Any], Values], data: Any, reset: Callable[[], None] | None = None
+) -> tuple[float, Values]:
+    if reset is not None:
+        reset()
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -226,9 +246,9 @@ def run_row(row: Row, n: int, repeat: int, seed: int) -> Outcome:
         row.theirs(warm)
         ours_t, theirs_t = math.inf, math.inf
         for _ in range(repeat):
-            t, out.ours_values = _timed(row.ours, data)
+            t, out.ours_values = _timed(row.ours, data, row.reset)
             ours_t = min(ours_t, t)
-            t, out.theirs_values = _timed(row.theirs, data)
+            t, out.theirs_values = _timed(row.theirs, data, row.reset)
             theirs_t = min(theirs_t, t)
     except Exception as exc:  # a broken row must not hide the others
         out.problem = f"{type(exc).__name__}: {exc}"
@@ -259,6 +279,12 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio >= 10 else f"{ratio:.3f}x"  # 0.998x must not read 1.00x
+
+
 def print_table(outcomes: Sequence[Outcome], repeat: int) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -278,7 +304,7 @@ def print_table(outcomes: Sequence[Outcome], repeat: int) -> None:
             str(o.items),
             _fmt(o.ours_items_per_s, ",.0f"),
             _fmt(o.theirs_items_per_s, ",.0f"),
-            _fmt(o.ratio, ".2f") + ("x" if o.ratio is not None else ""),
+            _ratio(o.ratio),
             f">= {o.target:g}x",
             _fmt(o.max_abs_diff, ".3g"),
             result,

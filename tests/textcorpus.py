@@ -151,6 +151,7 @@ _FUNCTION_WORDS: tuple[tuple[str, ...], ...] = (
     ("could", "would", "can", "might"),
 )
 _INFLECT_SUFFIXES = ("s", "es", "ed", "ing", "ly", "er", "ness", "ation")
+_ADD_SUFFIXES = ("s", "s", "ed", "ing", "ly", "er")
 _PUNCTUATION = (",", ".", ";", ":", "!", "?", " -", "...")
 _UNICODE_REPLACEMENTS = {
     "'": "’",
@@ -181,7 +182,7 @@ _EDITS: tuple[tuple[str, float], ...] = (
     ("unicode", 0.05),
 )
 _PARAPHRASE_EDITS: tuple[tuple[str, float], ...] = (
-    ("substitute", 0.6),
+    ("synonym", 0.6),
     ("inflect", 0.15),
     ("swap", 0.1),
     ("punct", 0.1),
@@ -231,7 +232,7 @@ def _split_word(word: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def _substitute(core: str, rng: random.Random) -> str:
+def _substitute(core: str, rng: random.Random, near_words: bool = True) -> str:
     low = core.lower()
     if low in _SYNONYMS:
         return _match_case(rng.choice(_SYNONYMS[low]), core)
@@ -241,7 +242,7 @@ def _substitute(core: str, rng: random.Random) -> str:
     reverse = [k for k, vs in _SYNONYMS.items() if low in vs]
     if reverse:
         return _match_case(rng.choice(reverse), core)
-    return _typo(core, rng)
+    return _typo(core, rng) if near_words else core
 
 
 def _typo(core: str, rng: random.Random) -> str:
@@ -265,9 +266,9 @@ def _inflect(core: str, rng: random.Random) -> str:
     for suffix in sorted(_INFLECT_SUFFIXES, key=len, reverse=True):
         if low.endswith(suffix) and len(low) > len(suffix) + 2 and rng.random() < 0.6:
             return core[: -len(suffix)]
-    if not core.isalpha():
+    if not core.isalpha() or len(core) < 4:
         return core
-    return core + rng.choice(_INFLECT_SUFFIXES)
+    return core + rng.choice(_ADD_SUFFIXES)
 
 
 def _change_case(core: str, rng: random.Random) -> str:
@@ -329,8 +330,8 @@ def _perturb_line(
             i += 1
         elif edit == "duplicate":
             out.extend((word, pre + core + post if rng.random() < 0.5 else core))
-        elif edit == "substitute" and core:
-            out.append(pre + _substitute(core, rng) + post)
+        elif edit in ("substitute", "synonym") and core:
+            out.append(pre + _substitute(core, rng, near_words=edit == "substitute") + post)
         elif edit == "inflect" and core:
             out.append(pre + _inflect(core, rng) + post)
         elif edit == "case" and core:

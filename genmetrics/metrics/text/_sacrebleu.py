@@ -45,6 +45,12 @@ class SacrebleuMetric(Metric):
     def components(self, score: Any) -> dict[str, Any]:
         return {}
 
+    def extract_statistics(
+        self, samples: Sequence[str], streams: list[list[str | None]]
+    ) -> list[list[Any]]:
+        """Per-sample statistics rows, exactly as sacrebleu extracts them."""
+        return self._corpus._extract_corpus_statistics(samples, streams)
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._corpus = self.corpus_scorer()
@@ -58,7 +64,7 @@ class SacrebleuMetric(Metric):
         if not samples:
             return
         streams = reference_streams(references)
-        self.state["stats"].extend(self._corpus._extract_corpus_statistics(samples, streams))
+        self.state["stats"].extend(self.extract_statistics(samples, streams))
         self.state["nrefs"].extend(len(r) for r in references)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:

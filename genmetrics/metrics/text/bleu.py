@@ -1,8 +1,12 @@
 """BLEU, identical to sacrebleu's ``corpus_score``; per sample, sacrebleu's ``sentence_bleu``.
 
 The corpus value is computed from the summed n-gram statistics of all samples (so it
-is not the mean of the sentence scores). Per-sample values use effective n-gram order,
-as ``sacrebleu.sentence_bleu`` does by default. Scale 0-100.
+is not the mean of the sentence scores) by sacrebleu's own code. With the default
+``13a`` tokenizer the statistics come from :mod:`._bleu_fast`, which produces the same
+rows as sacrebleu about twice as fast; other tokenizers use sacrebleu throughout.
+Per-sample values use effective n-gram order, as ``sacrebleu.sentence_bleu`` does by
+default. Scale 0-100. With add-k smoothing the ``counts`` / ``totals`` components
+include the smoothing (k is added for orders 2 and up), as sacrebleu reports them.
 
     >>> from genmetrics.metrics.text.bleu import BLEU
     >>> m = BLEU()
@@ -13,9 +17,11 @@ as ``sacrebleu.sentence_bleu`` does by default. Scale 0-100.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from genmetrics.metric import MetricSpec, Option
+from genmetrics.metrics.text._bleu_fast import bleu_statistics
 from genmetrics.metrics.text._sacrebleu import SacrebleuMetric
 
 TOKENIZERS = ("13a", "intl", "zh", "char", "none")
@@ -59,12 +65,25 @@ class BLEU(SacrebleuMetric):
     def sentence_scorer(self) -> Any:
         return self._make(effective_order=True)
 
+    def extract_statistics(
+        self, samples: Sequence[str], streams: list[list[str | None]]
+    ) -> list[list[Any]]:
+        if self.options["tokenize"] != "13a":
+            return super().extract_statistics(samples, streams)
+        return bleu_statistics(  # same rows as sacrebleu, about 2x faster (see _bleu_fast)
+            samples,
+            streams,
+            max_order=self.options["max_ngram_order"],
+            lowercase=self.options["lowercase"],
+            closest_ref_len=self._corpus._get_closest_ref_len,
+        )
+
     def components(self, score: Any) -> dict[str, Any]:
         return {
             "precisions": [float(p) for p in score.precisions],
             "bp": float(score.bp),
             "sys_len": int(score.sys_len),
             "ref_len": int(score.ref_len),
-            "counts": [int(c) for c in score.counts],
-            "totals": [int(t) for t in score.totals],
+            "counts": list(score.counts),  # fractional with add-k smoothing
+            "totals": list(score.totals),
         }
