@@ -22,7 +22,7 @@ class Digest:
     """A running sha256 over the inputs in the order they are scored.
 
     >>> d = Digest(); d.add("a", "hello"); d.hexdigest()[:15]
-    'sha256:c4bd8bd'
+    'sha256:560b17ef'
     """
 
     def __init__(self) -> None:
