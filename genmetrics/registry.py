@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "genmetrics.metrics"
 BUILTIN: dict[str, str] = {
     "bleu": "genmetrics.metrics.text.bleu:BLEU",
     "chrf": "genmetrics.metrics.text.chrf:ChrF",
+    "meteor": "genmetrics.metrics.text.meteor:METEOR",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
 }
 
