@@ -124,7 +124,7 @@ class MetricResult:
     unit: str
     signature: dict[str, Any]
     components: dict[str, Any] = field(default_factory=dict)
-    per_sample: list[float] | None = None
+    per_sample: list[float | None] | None = None
     ci95: tuple[float, float] | None = None
 
     @property
@@ -219,7 +219,7 @@ class Metric:
         n: int,
         name: str | None = None,
         components: dict[str, Any] | None = None,
-        per_sample: list[float] | None = None,
+        per_sample: list[float | None] | None = None,
         **signature_extra: Any,
     ) -> MetricResult:
         """Build a :class:`MetricResult` stamped with this metric's spec and signature."""

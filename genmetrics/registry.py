@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "bleu": "genmetrics.metrics.text.bleu:BLEU",
     "chrf": "genmetrics.metrics.text.chrf:ChrF",
     "meteor": "genmetrics.metrics.text.meteor:METEOR",
+    "perplexity": "genmetrics.metrics.text.perplexity:Perplexity",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
 }
 
