@@ -83,8 +83,10 @@ def parse_settings(settings: list[str]) -> dict[str, dict[str, Any]]:
 
 def _err(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def _progress_factory(enabled: bool):
@@ -123,14 +125,16 @@ def print_summary(card: Any, out: str | None) -> None:
     table = Table(title=f"genmetrics · {card.modality} · {card.inputs['samples']['count']} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
     table.add_column("n", justify="right")
     table.add_column("better", justify="center")
     table.add_column("signature", overflow="fold")
     for name, r in card.metrics.items():
-        table.add_row(name, f"{r.value:.4f}", str(r.n), "↑" if r.higher_is_better else "↓",
+        ci = f"{r.ci95[0]:.4f}–{r.ci95[1]:.4f}" if r.ci95 else "-"
+        table.add_row(name, f"{r.value:.4f}", ci, str(r.n), "↑" if r.higher_is_better else "↓",
                       r.signature_str)
     for name, reason in card.errors.items():
-        table.add_row(name, "[red]failed[/]", "-", "", reason)
+        table.add_row(name, "[red]failed[/]", "-", "-", "", reason)
     console.print(table)
     if card.skipped:
         first = "; ".join(f"{s['path']}: {s['reason']}" for s in card.skipped[:3])
@@ -160,7 +164,14 @@ def score(
         "--out", "-o", help="Where to write the JSON scorecard ('-' for standard output).")
     ] = Path("scorecard.json"),
     per_sample: Annotated[bool, typer.Option(
-        "--per-sample", help="Store each sample's value in the scorecard.")] = False,
+        "--per-sample", help="Store each sample's value and statistics in the scorecard "
+        "(needed by `gate` for paired significance tests).")] = False,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", metavar="N", help="Add a 95% confidence interval to every metric from N "
+        "bootstrap resamples (1000 is usual; 0 = off). Text metrics resample the per-sample "
+        "statistics they already keep (a few numbers per sample), so the cost is N cheap "
+        "re-aggregations, not N re-scorings. Seed and N go into the signature.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 12345,
     batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 256,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no table.")
                      ] = False,
@@ -179,7 +190,8 @@ def score(
     try:
         card = run_score(samples, reference or None, modality=modality, metrics=names,
                          options=parse_settings(settings or []), per_sample=per_sample,
-                         batch_size=batch_size, progress=progress)
+                         bootstrap=bootstrap, seed=seed, batch_size=batch_size,
+                         progress=progress)
     finally:
         if bar is not None:
             bar.stop()
@@ -243,6 +255,79 @@ def validate(
     for path in cards:
         Scorecard.load(path)
         print(f"{path}: valid genmetrics scorecard v1")
+
+
+@app.command("gate")
+def gate_command(
+    new: Annotated[Path, typer.Argument(help="The new scorecard (JSON).")],
+    baseline: Annotated[Path, typer.Option("--baseline", "-b", help="The baseline scorecard.")],
+    rules: Annotated[Path | None, typer.Option(
+        "--rules", help="TOML rules: [default] and [metrics.NAME] with max_drop, "
+        "max_drop_relative, require_significance, alpha, replicates, ignore. Without it: a "
+        "metric fails when worse than the baseline by more than the baseline's 95% CI "
+        "half-width, or 0.5% when it has no CI.")] = None,
+    allow_signature_mismatch: Annotated[bool, typer.Option(
+        "--allow-signature-mismatch", help="Compare even when signatures differ.")] = False,
+    markdown_out: Annotated[Path | None, typer.Option(
+        "--markdown", help="Also write a markdown summary (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+    junit_out: Annotated[Path | None, typer.Option(
+        "--junit", help="Also write JUnit XML, one test case per metric.")] = None,
+) -> None:
+    """Fail (exit 1) when a metric of NEW is really worse than in the baseline.
+
+    Exit codes: 0 pass, 1 regression, 2 usage or invalid input.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from genmetrics.gate import HEADERS, gate, junit_xml, load_rules, markdown, report_rows
+    from genmetrics.scorecard import Scorecard
+
+    report = gate(Scorecard.load(new), Scorecard.load(baseline), load_rules(rules),
+                  allow_signature_mismatch)
+    table = Table(title=f"genmetrics gate: {new} vs {baseline}")
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in report_rows(report):
+        style = "green" if row[6] == "PASS" else "red"
+        table.add_row(*row[:6], f"[{style}]{row[6]}[/]", row[7])
+    console = Console()
+    console.print(table)
+    if report.new_only:
+        console.print(f"new metrics, not gated: {', '.join(report.new_only)}")
+    if markdown_out:
+        markdown_out.write_text(markdown(report), encoding="utf-8")
+    if junit_out:
+        junit_out.write_text(junit_xml(report), encoding="utf-8")
+    if report.passed:
+        console.print("[green]gate passed[/]")
+    else:
+        names = ", ".join(c.metric for c in report.regressions)
+        console.print(f"[red]gate failed: {names}[/]")
+        raise typer.Exit(EXIT_METRIC_FAILED)
+
+
+@app.command("compare")
+def compare_command(
+    cards: Annotated[list[Path] | None, typer.Argument(
+        help="Two or more scorecard JSON files; the first is the baseline of the deltas.",
+        show_default=False)] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="table, markdown, csv or json.")] = "table",
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Compare scorecards side by side: values, 95% CIs, delta and CI overlap vs the first.
+
+    Results with different signatures are compared but flagged (≠sig).
+
+    Example: genmetrics compare base.json new.json --format markdown
+    """
+    from genmetrics.compare import run_compare
+
+    text = run_compare(cards or [], fmt, out)
+    if out is None:
+        sys.stdout.write(text)
 
 
 @assets_app.command("list")

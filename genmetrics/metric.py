@@ -197,6 +197,18 @@ class Metric:
         """Assets (see :mod:`genmetrics.assets`) this instance needs, checked before a run."""
         return list(self.spec.assets)
 
+    def bootstrap_rows(self) -> dict[str, Any] | None:
+        """Per-sample sufficient statistics for resampling: result name -> ``n x k`` array.
+
+        Rows are in sample order, one per scored sample. ``None`` (the default): this
+        metric cannot be bootstrapped. See :mod:`genmetrics.stats`.
+        """
+        return None
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        """The value of ``result`` for each row of ``totals`` (``b x k`` summed rows)."""
+        raise NotImplementedError(f"{self.spec.name} does not support resampling")
+
     def libraries(self) -> dict[str, str]:
         """Versions of the libraries this metric's numbers depend on (for the signature)."""
         return {}

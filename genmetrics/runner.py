@@ -20,11 +20,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from genmetrics.errors import GenmetricsError, UsageError
 from genmetrics.io.common import Digest, Skipped
 from genmetrics.metric import MODALITIES, Metric
 from genmetrics.registry import get_metric, targets
 from genmetrics.scorecard import Scorecard
+from genmetrics.stats import DEFAULT_SEED
 
 PathLike = str | os.PathLike[str]
 ProgressCallback = Callable[[int], None]
@@ -99,6 +102,27 @@ def environment() -> dict[str, str]:
     }
 
 
+def add_confidence_intervals(
+    metric: Metric, results: dict[str, Any], rows: dict[str, Any], replicates: int, seed: int
+) -> None:
+    """Set ``ci95`` on each result of ``metric`` that has resampling rows."""
+    from genmetrics.stats import bootstrap_values, percentile_interval
+
+    for name, result in results.items():
+        if name not in rows or rows[name].shape[0] < 2:
+            continue
+
+        def value(totals: Any, n: int, name: str = name) -> Any:
+            return metric.value_from_totals(name, totals, n)
+
+        values = bootstrap_values(rows[name], value, replicates, seed)
+        values = values[np.isfinite(values)]
+        if values.size:
+            result.ci95 = percentile_interval(values)
+            result.signature["bootstrap"] = replicates
+            result.signature["seed"] = seed
+
+
 def _open_source(modality: str, samples: Path, references: list[Path]):
     if modality == "text":
         from genmetrics.io.text import open_text
@@ -115,6 +139,8 @@ def score(
     metrics: Sequence[str] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     per_sample: bool = False,
+    bootstrap: int = 0,
+    seed: int = DEFAULT_SEED,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], ProgressCallback] | None = None,
 ) -> Scorecard:
@@ -124,7 +150,10 @@ def score(
     ``progress``, if given, is called once with the number of samples and returns a
     callback that is then called with the number of samples done in each batch.
     Metrics that fail are listed in ``Scorecard.errors``; unreadable samples in
-    ``Scorecard.skipped``.
+    ``Scorecard.skipped``. ``bootstrap=N`` adds a 95% percentile confidence interval to
+    every resamplable result (``N`` replicates, ``seed``; both go into the signature).
+    ``per_sample`` also stores each result's per-sample statistics, which the gate's
+    paired significance test uses.
     """
     started = time.perf_counter()
     samples_path = Path(samples)
@@ -141,6 +170,9 @@ def score(
         raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
+    if bootstrap < 0 or bootstrap == 1:
+        raise UsageError("--bootstrap takes the number of replicates (0 = off, else >= 2; "
+                         "1000 is usual)")
     names = list(metrics) if metrics else default_metrics(modality, bool(ref_paths))
     if not names:
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
@@ -182,6 +214,7 @@ def score(
 
     t0 = time.perf_counter()
     results = {}
+    sample_stats: dict[str, list[list[float]]] = {}
     for name, metric in active.items():
         try:
             computed = metric.compute(per_sample=per_sample)
@@ -191,6 +224,12 @@ def score(
         for result in computed.values():
             if ref_paths:
                 result.signature["refs"] = reference_digest.hexdigest()
+        if bootstrap or per_sample:
+            rows = metric.bootstrap_rows() or {}
+            if bootstrap:
+                add_confidence_intervals(metric, computed, rows, bootstrap, seed)
+            if per_sample:
+                sample_stats.update({k: v.tolist() for k, v in rows.items()})
         results.update(computed)
     metric_s += time.perf_counter() - t0
 
@@ -208,6 +247,7 @@ def score(
         per_sample_doc = {
             "ids": ids,
             "values": {k: r.per_sample for k, r in results.items() if r.per_sample is not None},
+            "stats": sample_stats,
         }
     return Scorecard(
         modality=modality,

@@ -86,6 +86,18 @@ class SacrebleuMetric(Metric):
             )
         }
 
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        return {self.spec.name: np.asarray(self.state["stats"], dtype=np.float64)}
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        import numpy as np
+
+        # totals are sums of integer counts, exact in float64: sacrebleu scores them as ints
+        return np.array([self._corpus._compute_score_from_stats([int(v) for v in row]).score
+                         for row in totals])
+
     def libraries(self) -> dict[str, str]:
         import sacrebleu
 

@@ -339,6 +339,14 @@ class METEOR(Metric):
             )
         }
 
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        return {"meteor": np.asarray(self.state["scores"], dtype=np.float64).reshape(-1, 1)}
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        return totals[:, 0] / n
+
     def libraries(self) -> dict[str, str]:
         return dict(_libraries())
 

@@ -231,6 +231,20 @@ class Perplexity(Metric):
             )
         }
 
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        # (nll, tokens) per sample; unscored samples are (0, 0) and weigh nothing
+        return {"perplexity": np.column_stack([
+            np.asarray(self.state["nll"], dtype=np.float64),
+            np.asarray(self.state["tokens"], dtype=np.float64)])}
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        import numpy as np
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.exp(totals[:, 0] / totals[:, 1])
+
     def signature(self, **extra: Any) -> dict[str, Any]:
         sig = super().signature(**extra)
         sig.pop("device")  # results are device-independent (within float rounding)

@@ -103,6 +103,15 @@ class ROUGE(Metric):
             )
         return results
 
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        scores = np.asarray(self.state["scores"], dtype=np.float64).reshape(-1, len(self.types), 3)
+        return {t: scores[:, k, 2:3] for k, t in enumerate(self.types)}  # per-sample F
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        return totals[:, 0] / n
+
     def signature(self, **extra: Any) -> dict[str, Any]:
         sig = super().signature(**extra)
         sig.pop("rouge_types")  # each result names its own type
