@@ -40,6 +40,16 @@ def text_pair_dirs(tmp_path: Path) -> tuple[Path, Path]:
     return samples, refs
 
 
+def assert_one_line_error(done, *fragments: str) -> None:
+    """A CLI run that failed with exit 2 and one ``error: ...`` line holding ``fragments``."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)

@@ -5,16 +5,7 @@ from __future__ import annotations
 import json
 
 from genmetrics.scorecard import Scorecard
-from tests.conftest import write_files
-
-
-def assert_one_line_error(done, *fragments):
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.conftest import assert_one_line_error, write_files
 
 
 def test_score_writes_a_valid_scorecard_and_prints_a_table(run_cli, text_pair_dirs, tmp_path):

@@ -15,7 +15,7 @@ from genmetrics.compare import compare, render, run_compare
 from genmetrics.errors import InputError, UsageError
 from genmetrics.runner import score
 from genmetrics.scorecard import Scorecard
-from tests.conftest import write_files
+from tests.conftest import assert_one_line_error, write_files
 
 SAMPLES = {
     "a.txt": "The cat sat on the mat.",
@@ -274,15 +274,6 @@ def _wired() -> bool:
 
 
 needs_command = pytest.mark.skipif(not _wired(), reason="`compare` is not registered in cli.py")
-
-
-def assert_one_line_error(done, *fragments):
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @needs_command

@@ -336,7 +336,7 @@ def test_loaded_once_per_process_and_digest_cached(tiny, monkeypatch):
     def no_hashing(path):
         raise AssertionError(f"{path} hashed again")
 
-    monkeypatch.setattr(causal_lm, "_sha256_file", no_hashing)
+    monkeypatch.setattr(causal_lm, "sha256_file", no_hashing)
     assert causal_lm.weights_digest(tiny) == first.weights_digest
 
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genmetrics.assets import sha256_file
 from genmetrics.errors import UsageError
 
 DTYPES = ("float32", "bfloat16", "float16")
 DIGEST_FILE = "genmetrics-weights-digest.json"
-_CHUNK = 1 << 20
 #: Most logits materialised at once when scoring (elements; 2**26 float32 = 256 MiB).
 LOGIT_BUDGET = 1 << 26
 #: Most tokens (rows x padded length) in one forward pass, whatever the batch size.
@@ -145,14 +145,6 @@ def weight_files(folder: Path) -> list[Path]:
     return []
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _digest_cache_path(folder: Path) -> Path:
     """Next to the weights, except inside the Hugging Face cache (kept pristine)."""
     try:
@@ -194,7 +186,7 @@ def weights_digest(folder: Path) -> str:
             entries[path.name] = old
         else:
             entries[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                  "sha256": _sha256_file(path)}
+                                  "sha256": sha256_file(path)}
     lines = "".join(f"{name}\0{entries[name]['sha256']}\n" for name in sorted(entries))
     digest = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
     if entries != cached:
