@@ -52,7 +52,9 @@ test: install lint
 demo: assets
 	$(VENV)/bin/genmetrics score --modality text demo/text/samples \
 	  --reference demo/text/references --out out/demo-text.json --per-sample
-	@echo "demo scorecards: out/demo-text.json"
+	$(VENV)/bin/genmetrics score --modality audio demo/audio/degraded \
+	  --reference demo/audio/clean --out out/demo-audio.json --per-sample
+	@echo "demo scorecards: out/demo-text.json out/demo-audio.json"
 
 bench: install
 	$(PY) scripts/bench.py

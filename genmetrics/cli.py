@@ -140,6 +140,10 @@ def print_summary(card: Any, out: str | None) -> None:
         first = "; ".join(f"{s['path']}: {s['reason']}" for s in card.skipped[:3])
         console.print(f"[yellow]skipped {len(card.skipped)} input(s)[/] ({first}"
                       f"{'; ...' if len(card.skipped) > 3 else ''})")
+    if card.warnings:
+        first = "; ".join(f"{w['path']}: {w['message']}" for w in card.warnings[:2])
+        console.print(f"[yellow]{len(card.warnings)} input(s) adjusted[/] ({first}"
+                      f"{'; ...' if len(card.warnings) > 2 else ''})")
     if out:
         console.print(f"scorecard: {out}")
 

@@ -40,8 +40,14 @@ def detect_modality(samples: Path) -> str:
     """Guess the modality from file suffixes; ask for ``--modality`` when unsure."""
     if samples.is_file() and samples.suffix in TEXT_SUFFIXES:
         return "text"
-    if samples.is_dir() and any(p.suffix in TEXT_SUFFIXES for p in samples.rglob("*")):
-        return "text"
+    if samples.is_dir():
+        from genmetrics.io.audio import AUDIO_SUFFIXES
+
+        suffixes = {p.suffix.lower() for p in samples.rglob("*")}
+        if suffixes & TEXT_SUFFIXES:
+            return "text"
+        if suffixes & set(AUDIO_SUFFIXES):
+            return "audio"
     raise UsageError(f"cannot tell the modality of {samples}; pass --modality text|image|audio")
 
 
@@ -128,6 +134,10 @@ def _open_source(modality: str, samples: Path, references: list[Path]):
         from genmetrics.io.text import open_text
 
         return open_text(samples, references)
+    if modality == "audio":
+        from genmetrics.io.audio import open_audio
+
+        return open_audio(samples, references)
     raise UsageError(f"no reader for {modality} input in this version of genmetrics")
 
 
@@ -183,6 +193,7 @@ def score(
     sample_digest, reference_digest = Digest(), Digest()
     ids: list[str] = []
     skipped: list[Skipped] = []
+    warnings: list[dict[str, str]] = []
     errors: dict[str, str] = {}
     read_s = metric_s = 0.0
 
@@ -197,14 +208,18 @@ def score(
         skipped.extend(b for b in batch if isinstance(b, Skipped))
         for pair in pairs:
             ids.append(pair.id)
-            sample_digest.add(pair.id, pair.text)
-            reference_digest.add(pair.id, *pair.references)
+            sample_parts, reference_parts = pair.digest_parts()
+            sample_digest.add(*sample_parts)
+            reference_digest.add(*reference_parts)
+            if pair.warning:
+                warnings.append({"path": pair.id, "message": pair.warning})
         t0 = time.perf_counter()
-        texts = [p.text for p in pairs]
-        refs = [p.references for p in pairs]
+        inputs = [p.metric_inputs() for p in pairs]
+        batch_samples = [sample for sample, _ in inputs]
+        refs = [references for _, references in inputs]
         for name, metric in list(active.items()):
             try:
-                metric.update(texts, refs)
+                metric.update(batch_samples, refs)
             except GenmetricsError as exc:
                 errors[name] = str(exc)
                 del active[name]
@@ -255,6 +270,7 @@ def score(
         metrics=results,
         errors=errors,
         skipped=[s.to_dict() for s in skipped],
+        warnings=warnings,
         per_sample=per_sample_doc,
         environment=environment(),
         timing={

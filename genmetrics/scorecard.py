@@ -67,6 +67,7 @@ class Scorecard:
     metrics: dict[str, MetricResult] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     per_sample: dict[str, Any] | None = None
     environment: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
@@ -85,6 +86,8 @@ class Scorecard:
         if self.errors:
             doc["errors"] = dict(self.errors)
         doc["skipped"] = list(self.skipped)
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
         if self.per_sample is not None:
             doc["per_sample"] = self.per_sample
         doc["environment"] = dict(self.environment)
@@ -138,6 +141,7 @@ class Scorecard:
             metrics=metrics,
             errors=doc.get("errors", {}),
             skipped=doc["skipped"],
+            warnings=doc.get("warnings", []),
             per_sample=per_sample,
             environment=doc["environment"],
             timing=doc["timing"],

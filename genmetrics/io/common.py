@@ -28,9 +28,9 @@ class Digest:
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
 
-    def add(self, *parts: str) -> None:
+    def add(self, *parts: str | bytes) -> None:
         for part in parts:
-            data = part.encode("utf-8", "surrogatepass")
+            data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
             self._hash.update(len(data).to_bytes(8, "little"))
             self._hash.update(data)
 

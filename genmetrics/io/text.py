@@ -46,6 +46,15 @@ class TextPair:
     id: str
     text: str
     references: list[str]
+    warning = None  # text pairs are used as they are
+
+    def metric_inputs(self) -> tuple[str, list[str]]:
+        """What metrics get: the sample and its list of references."""
+        return self.text, self.references
+
+    def digest_parts(self) -> tuple[list[str], list[str]]:
+        """What identifies the sample and the references, for the input digests."""
+        return [self.id, self.text], [self.id, *self.references]
 
 
 def _first_few(names: Sequence[str]) -> str:
