@@ -134,7 +134,8 @@ def test_resample_is_a_no_op_at_the_same_rate():
     assert len(resample(wave, RATE, 8000)) == len(wave) // 2
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(min_size=0, max_size=200), st.sampled_from([".wav", ".flac", ".ogg"]))
 def test_fuzzed_files_never_crash(tmp_path_factory, data, suffix):
     root = tmp_path_factory.mktemp("fuzz")
