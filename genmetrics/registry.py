@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "chrf": "genmetrics.metrics.text.chrf:ChrF",
     "meteor": "genmetrics.metrics.text.meteor:METEOR",
     "perplexity": "genmetrics.metrics.text.perplexity:Perplexity",
+    "mcd": "genmetrics.metrics.audio.mcd:MCD",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
 }
 

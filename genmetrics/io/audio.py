@@ -6,8 +6,9 @@
   identical gives exactly that channel).
 * **Pairs** are matched by relative path without the extension (``clean/a/1.wav`` <->
   ``degraded/a/1.flac``); an unpaired name is an error listing the first few.
-* **Lengths**: a pair whose lengths differ (after bringing both to one rate) is
-  truncated to the shorter; the truncation is reported as a warning for that pair.
+* **Lengths**: a pair whose lengths differ (after bringing both to one rate) gets a
+  warning; metrics that compare sample by sample (SNR, SI-SNR, PESQ, STOI) use the
+  first ``min(n, m)`` samples of both, MCD aligns the full clips with DTW.
 * **Sample rates**: the two sides of a pair may differ: the reference is resampled to
   the sample's rate (soxr, very-high quality). Each metric then resamples the pair to
   the rate it needs (PESQ: 8 or 16 kHz) with :func:`resample`.
@@ -113,7 +114,7 @@ def _first_few(names: Sequence[str]) -> str:
 
 @dataclass
 class AudioPair:
-    """A sample and its reference, at the sample's rate and of equal length."""
+    """A sample and its reference, both at the sample's rate (lengths may differ)."""
 
     id: str
     sample: AudioClip
@@ -192,7 +193,7 @@ class AudioSource:
 
 
 def align(sample: AudioClip, reference: AudioClip) -> AudioPair:
-    """Bring the reference to the sample's rate and truncate both to the shorter length."""
+    """Bring the reference to the sample's rate; note (not fix) a length difference."""
     warning = None
     ref_wave = resample(reference.waveform, reference.sample_rate, sample.sample_rate)
     if reference.sample_rate != sample.sample_rate:
@@ -200,16 +201,11 @@ def align(sample: AudioClip, reference: AudioClip) -> AudioPair:
                    f"{sample.sample_rate} Hz")
     n, m = len(sample.waveform), len(ref_wave)
     if n != m:
-        note = f"lengths differ ({n} vs {m} samples at {sample.sample_rate} Hz): truncated " \
-               f"to {min(n, m)}"
+        note = (f"lengths differ ({n} vs {m} samples at {sample.sample_rate} Hz): metrics "
+                f"that compare sample by sample use the first {min(n, m)}; mcd aligns with DTW")
         warning = f"{warning}; {note}" if warning else note
-    k = min(n, m)
-    return AudioPair(
-        sample.id,
-        AudioClip(sample.id, sample.waveform[:k], sample.sample_rate),
-        AudioClip(sample.id, ref_wave[:k], sample.sample_rate),
-        warning,
-    )
+    return AudioPair(sample.id, sample, AudioClip(sample.id, ref_wave, sample.sample_rate),
+                     warning)
 
 
 def open_audio(samples: Path, references: Sequence[Path] = ()) -> AudioSource:

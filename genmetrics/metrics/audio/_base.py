@@ -45,7 +45,13 @@ class Failed:
 
 
 class PairedAudioMetric(Metric):
-    """Base class: per-pair values (or failures), mean over the scored pairs."""
+    """Base class: per-pair values (or failures), mean over the scored pairs.
+
+    ``equal_lengths``: when true (the default), each pair is cut to its shorter clip
+    before :meth:`score_pairs`, for metrics that compare the signals sample by sample.
+    """
+
+    equal_lengths: bool = True
 
     # per pair: the value, or None; and the failure reason, or None
     state_reductions = {"values": "cat", "reasons": "cat"}
@@ -69,6 +75,13 @@ class PairedAudioMetric(Metric):
             refs.append(ref[0])
         if not samples:
             return
+        if self.equal_lengths:
+            cut = [min(len(s.waveform), len(r.waveform)) for s, r in zip(samples, refs,
+                                                                          strict=True)]
+            samples = [AudioClip(s.id, s.waveform[:k], s.sample_rate)
+                       for s, k in zip(samples, cut, strict=True)]
+            refs = [AudioClip(r.id, r.waveform[:k], r.sample_rate)
+                    for r, k in zip(refs, cut, strict=True)]
         for out in self.score_pairs(samples, refs):
             if isinstance(out, Failed):
                 self.state["values"].append(None)
