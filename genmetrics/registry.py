@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "meteor": "genmetrics.metrics.text.meteor:METEOR",
     "perplexity": "genmetrics.metrics.text.perplexity:Perplexity",
     "mcd": "genmetrics.metrics.audio.mcd:MCD",
+    "pesq": "genmetrics.metrics.audio.pesq:PESQ",
     "si_snr": "genmetrics.metrics.audio.snr:SISNR",
     "snr": "genmetrics.metrics.audio.snr:SNR",
     "stoi": "genmetrics.metrics.audio.stoi:STOI",
