@@ -285,7 +285,7 @@ def gate_command(
     from rich.table import Table
 
     from genmetrics.gate import HEADERS, gate, junit_xml, load_rules, markdown, report_rows
-    from genmetrics.scorecard import Scorecard
+    from genmetrics.scorecard import Scorecard, write_text_atomically
 
     report = gate(Scorecard.load(new), Scorecard.load(baseline), load_rules(rules),
                   allow_signature_mismatch)
@@ -300,9 +300,9 @@ def gate_command(
     if report.new_only:
         console.print(f"new metrics, not gated: {', '.join(report.new_only)}")
     if markdown_out:
-        markdown_out.write_text(markdown(report), encoding="utf-8")
+        write_text_atomically(markdown_out, markdown(report))
     if junit_out:
-        junit_out.write_text(junit_xml(report), encoding="utf-8")
+        write_text_atomically(junit_out, junit_xml(report))
     if report.passed:
         console.print("[green]gate passed[/]")
     else:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genmetrics.errors import InputError, UsageError
+from genmetrics.errors import UsageError
 
 FORMATS = ("table", "markdown", "csv", "json")
 #: Signature fields that may differ without making two results incomparable.
@@ -313,8 +313,7 @@ def run_compare(paths: Sequence[str | os.PathLike[str]], fmt: str = "table",
         width = shutil.get_terminal_size().columns
     text = render(comparison, fmt, width)
     if out is not None:
-        try:
-            Path(out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        from genmetrics.scorecard import write_text_atomically
+
+        write_text_atomically(out, text)
     return text

@@ -75,10 +75,20 @@ class Rule:
         return rule
 
     def check(self, where: str) -> None:
+        def is_number(x: Any) -> bool:
+            return isinstance(x, (int, float)) and not isinstance(x, bool)
+
         for name in ("max_drop", "max_drop_relative"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            if value is not None and (not is_number(value) or value < 0):
                 raise UsageError(f"{where}: {name} must be a number >= 0")
+        for name in ("require_significance", "ignore"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{where}: {name} must be true or false")
+        if not is_number(self.alpha):
+            raise UsageError(f"{where}: alpha must be a number")
+        if not isinstance(self.replicates, int) or isinstance(self.replicates, bool):
+            raise UsageError(f"{where}: replicates must be a whole number")
         if not 0 < self.alpha < 1:
             raise UsageError(f"{where}: alpha must be between 0 and 1")
         if self.replicates < 100:
@@ -90,8 +100,9 @@ class Rules:
     default: Rule = field(default_factory=Rule)
     metrics: dict[str, Rule] = field(default_factory=dict)
 
-    def for_metric(self, name: str) -> Rule:
-        return self.metrics.get(name, self.default)
+    def for_metric(self, name: str, metric: str | None = None) -> Rule:
+        """The rule for result ``name`` (e.g. rouge1), else for its metric (rouge)."""
+        return self.metrics.get(name) or self.metrics.get(metric or name) or self.default
 
 
 def load_rules(path: str | Path | None) -> Rules:
@@ -204,6 +215,9 @@ def _paired_p_value(name: str, new: Scorecard, base: Scorecard, rule: Rule) -> f
 
     rows_new = np.asarray(new.per_sample["stats"][name], dtype=np.float64)  # type: ignore[index]
     rows_base = np.asarray(base.per_sample["stats"][name], dtype=np.float64)  # type: ignore[index]
+    if rows_new.shape != rows_base.shape:
+        raise InputError(f"require_significance for {name}: the per-sample statistics differ "
+                         f"in shape ({rows_new.shape} vs {rows_base.shape}); re-score both")
     return paired_bootstrap_p(rows_new, rows_base, value_fn(new), value_fn(base),
                               new.metrics[name].higher_is_better, replicates=rule.replicates)
 
@@ -212,7 +226,8 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
          allow_signature_mismatch: bool = False) -> GateReport:
     """Check every metric of ``base`` in ``new`` (see the module docstring)."""
     rules = rules or Rules()
-    unknown = sorted(set(rules.metrics) - set(base.metrics))
+    known = set(base.metrics) | {r.signature.get("metric") for r in base.metrics.values()}
+    unknown = sorted(set(rules.metrics) - known)
     if unknown:
         raise UsageError(f"rules name metric(s) not in the baseline: {', '.join(unknown)} "
                          f"(baseline has {', '.join(base.metrics) or 'none'})")
@@ -226,7 +241,7 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
                          "--allow-signature-mismatch")
     checks = []
     for name, b in base.metrics.items():
-        rule = rules.for_metric(name)
+        rule = rules.for_metric(name, b.signature.get("metric"))
         if rule.ignore:
             continue
         n = new.metrics.get(name)
@@ -253,6 +268,9 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
         elif worse < 0:
             check.message = f"better by {-worse:.4g}"
         checks.append(check)
+    for name, reason in base.errors.items():  # failed in the baseline: nothing to hold
+        checks.append(Check(name, PASS, math.nan, None, message=f"not gated: failed in the "
+                            f"baseline ({reason})"))
     new_only = [m for m in new.metrics if m not in base.metrics]
     return GateReport(checks, new_only)
 

@@ -193,6 +193,12 @@ class Metric:
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------
+    def preflight(self) -> None:
+        """Checks that need no input (e.g. a model folder exists); run before reading any.
+
+        Raise :class:`~genmetrics.errors.UsageError` with what to do.
+        """
+
     def required_assets(self) -> list[str]:
         """Assets (see :mod:`genmetrics.assets`) this instance needs, checked before a run."""
         return list(self.spec.assets)

@@ -79,6 +79,8 @@ def build_metrics(
             raise UsageError(f"{name} compares each sample with its references; pass --reference")
         metrics[name] = cls(**options.get(name, {}))
     _check_assets(metrics)
+    for metric in metrics.values():
+        metric.preflight()
     return metrics
 
 
@@ -104,8 +106,23 @@ def environment() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "numpy": numpy.__version__,
-        "device": "cpu",
+        "device": _device_description(),
     }
+
+
+def _device_description() -> str:
+    """The accelerator torch would use, when torch is loaded (it is not for most text runs)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return f"cuda:0 {torch.cuda.get_device_name(0)}"
+    return "cpu"
+
+
+def _describe(exc: Exception) -> str:
+    """An error message for the scorecard: ours as they are, others with their type."""
+    return str(exc) if isinstance(exc, GenmetricsError) else f"{type(exc).__name__}: {exc}"
 
 
 def add_confidence_intervals(
@@ -183,12 +200,15 @@ def score(
     if bootstrap < 0 or bootstrap == 1:
         raise UsageError("--bootstrap takes the number of replicates (0 = off, else >= 2; "
                          "1000 is usual)")
-    names = list(metrics) if metrics else default_metrics(modality, bool(ref_paths))
+    if seed < 0:
+        raise UsageError("--seed must be a whole number >= 0")
+    source = _open_source(modality, samples_path, ref_paths)
+    have_refs = source.has_references  # reference files, or references inline (jsonl)
+    names = list(metrics) if metrics else default_metrics(modality, have_refs)
     if not names:
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
-    active = build_metrics(names, modality, options or {}, bool(ref_paths))
+    active = build_metrics(names, modality, options or {}, have_refs)
 
-    source = _open_source(modality, samples_path, ref_paths)
     advance = progress(len(source)) if progress else None
     sample_digest, reference_digest = Digest(), Digest()
     ids: list[str] = []
@@ -220,8 +240,8 @@ def score(
         for name, metric in list(active.items()):
             try:
                 metric.update(batch_samples, refs)
-            except GenmetricsError as exc:
-                errors[name] = str(exc)
+            except Exception as exc:  # one metric failing must not lose the others
+                errors[name] = _describe(exc)
                 del active[name]
         metric_s += time.perf_counter() - t0
         if advance:
@@ -233,11 +253,11 @@ def score(
     for name, metric in active.items():
         try:
             computed = metric.compute(per_sample=per_sample)
-        except GenmetricsError as exc:
-            errors[name] = str(exc)
+        except Exception as exc:  # recorded under "errors"; the run exits 1
+            errors[name] = _describe(exc)
             continue
         for result in computed.values():
-            if ref_paths:
+            if have_refs:
                 result.signature["refs"] = reference_digest.hexdigest()
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
@@ -252,9 +272,10 @@ def score(
         "samples": {"path": str(samples_path), "count": len(ids),
                     "digest": sample_digest.hexdigest()}
     }
-    if ref_paths:
+    if have_refs:
+        paths = [str(p) for p in ref_paths] or [f"{samples_path} (inline)"]
         inputs["reference"] = {
-            "path": [str(p) for p in ref_paths] if len(ref_paths) > 1 else str(ref_paths[0]),
+            "path": paths if len(paths) > 1 else paths[0],
             "digest": reference_digest.hexdigest(),
         }
     per_sample_doc = None

@@ -58,6 +58,33 @@ def validate(document: dict[str, Any]) -> None:
         raise InputError(f"not a valid genmetrics scorecard v1 at {where}: {error.message}")
 
 
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename.
+
+    A reader never sees half a file; a failure leaves the old file (if any) untouched.
+    An unwritable path is an :class:`InputError` naming it.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
+
 @dataclass
 class Scorecard:
     """Results of one run: metrics, inputs, what was skipped, environment and timing."""
@@ -99,20 +126,9 @@ class Scorecard:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Validate, then write atomically (temp file in the same folder + rename)."""
-        path = Path(path)
         text = self.to_json()
         validate(json.loads(text))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomically(path, text)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Scorecard:
@@ -159,6 +175,8 @@ class Scorecard:
             raise InputError(f"{path} does not exist") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path} is not a JSON scorecard: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
             return cls.from_dict(doc)
         except InputError as exc:

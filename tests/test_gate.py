@@ -87,6 +87,9 @@ ignore = true
     ("[thresholds]\nx = 1", "unknown table(s) thresholds"),
     ("[default\n", "not valid TOML"),
     ("[default]\nalpha = 2", "alpha must be between 0 and 1"),
+    ("[default]\nalpha = \"0.05\"", "alpha must be a number"),
+    ("[default]\nrequire_significance = \"no\"", "require_significance must be true or false"),
+    ("[default]\nreplicates = 1000.5", "replicates must be a whole number"),
 ])
 def test_bad_rules_are_usage_errors(tmp_path, text, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):

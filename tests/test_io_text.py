@@ -181,3 +181,30 @@ def test_fuzzed_jsonl_never_crashes(tmp_path_factory, lines):
         if isinstance(item, TextPair):
             assert isinstance(item.text, str)
             assert all(isinstance(r, str) for r in item.references)
+
+
+def test_a_broken_reference_line_does_not_switch_pairing_to_line_numbers(tmp_path):
+    write_files(tmp_path, {
+        "s.jsonl": '{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "c", "text": "z"}\n',
+        "r.jsonl": '{"id": "b", "text": "Y"}\n{"id": "a", "text": "X"}\n{"id": "c", bad json\n',
+    })
+    with pytest.raises(InputError, match=r"line\(s\) 3 cannot be read"):
+        open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"])
+
+
+def test_duplicate_reference_ids_and_mixed_ids_are_refused(tmp_path):
+    write_files(tmp_path, {
+        "s.jsonl": '{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n',
+        "dup.jsonl": '{"id": "a", "text": "1"}\n{"id": "b", "text": "2"}\n'
+                     '{"id": "a", "text": "3"}\n',
+        "mixed.jsonl": '{"id": "a", "text": "1"}\n{"text": "2"}\n',
+    })
+    with pytest.raises(InputError, match="duplicate ids a"):
+        open_text(tmp_path / "s.jsonl", [tmp_path / "dup.jsonl"])
+    with pytest.raises(InputError, match="some lines have an \"id\" and some do not"):
+        open_text(tmp_path / "s.jsonl", [tmp_path / "mixed.jsonl"])
+
+
+def test_suffixes_are_case_insensitive(tmp_path):
+    samples = write_files(tmp_path / "s", {"a.TXT": "x", "b.txt": "y"})
+    assert [p.id for p in open_text(samples)] == ["a.TXT", "b.txt"]

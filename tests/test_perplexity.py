@@ -331,7 +331,8 @@ def test_loaded_once_per_process_and_digest_cached(tiny, monkeypatch):
     assert first.path == tiny.resolve() and first.context_length == CONTEXT
     cached = json.loads((tiny / causal_lm.DIGEST_FILE).read_text())
     assert cached["digest"] == first.weights_digest
-    assert list(cached["files"]) == ["model.safetensors"]
+    assert list(cached["files"])[0] == "model.safetensors"
+    assert "config.json" in cached["files"]  # config and tokenizer are hashed too
 
     def no_hashing(path):
         raise AssertionError(f"{path} hashed again")

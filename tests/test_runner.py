@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from genmetrics.errors import UsageError
@@ -45,7 +47,7 @@ def test_options_reach_the_metric_and_its_signature(text_pair_dirs):
     ({"metrics": ["bleu"], "options": {"rouge": {"use_stemmer": "1"}}}, "not being run: rouge"),
     ({"metrics": ["bleu"], "options": {"bleu": {"tokenize": "moses"}}}, "must be one of"),
     ({"modality": "video"}, "unknown modality"),
-    ({"modality": "image"}, "no image metric can run"),
+    ({"modality": "image"}, "no reader for image input"),
     ({"batch_size": 0}, "at least 1"),
 ])
 def test_usage_errors(text_pair_dirs, kwargs, message):
@@ -88,3 +90,39 @@ def test_input_digests_identify_content(text_pair_dirs):
     assert first.inputs["samples"]["digest"] == second.inputs["samples"]["digest"]
     assert first.inputs["reference"]["digest"] != second.inputs["reference"]["digest"]
     assert first.metrics["bleu"].signature["refs"] != second.metrics["bleu"].signature["refs"]
+
+
+def test_inline_jsonl_references_are_used(tmp_path):
+    text = "the cat sat on the mat today"
+    write_files(tmp_path, {"s.jsonl": json.dumps({"text": text, "references": [text]}) + "\n"})
+    card = score(tmp_path / "s.jsonl", metrics=["bleu"])
+    assert card.metrics["bleu"].value == pytest.approx(100.0)
+    assert card.inputs["reference"]["path"].endswith("(inline)")
+    assert card.metrics["bleu"].signature["refs"].startswith("sha256:")
+
+
+def test_an_unexpected_exception_in_one_metric_keeps_the_others(text_pair_dirs, monkeypatch):
+    from genmetrics.metrics.text.rouge import ROUGE
+
+    def broken(self, samples, references=None):
+        raise IndexError("boom")
+
+    monkeypatch.setattr(ROUGE, "update", broken)
+    samples, refs = text_pair_dirs
+    card = score(samples, refs, metrics=["bleu", "rouge"])
+    assert "bleu" in card.metrics and card.errors == {"rouge": "IndexError: boom"}
+
+
+def test_bad_seed_and_bad_orders_are_usage_errors(text_pair_dirs):
+    samples, refs = text_pair_dirs
+    with pytest.raises(UsageError, match="--seed"):
+        score(samples, refs, metrics=["bleu"], bootstrap=10, seed=-1)
+    with pytest.raises(UsageError, match="max_ngram_order must be at least 1"):
+        score(samples, refs, metrics=["bleu"], options={"bleu": {"max_ngram_order": "0"}})
+
+
+def test_a_missing_lm_folder_stops_before_reading(text_pair_dirs, tmp_path):
+    samples, _ = text_pair_dirs
+    with pytest.raises(UsageError, match="does not exist"):
+        score(samples, metrics=["perplexity"],
+              options={"perplexity": {"lm": str(tmp_path / "nope")}})

@@ -80,7 +80,7 @@ def test_save_is_atomic(card, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="cannot write .*card.json: disk full"):
         card.save(path)
     assert path.read_text() == "previous content"
     assert [p.name for p in out_dir.iterdir()] == ["card.json"]  # no temp file left behind
@@ -100,3 +100,10 @@ def test_demo_scorecard_matches_schema(tmp_path: Path):
     card = score(DEMO_TEXT / "samples", DEMO_TEXT / "references")
     validate(card.to_dict())
     assert card.inputs["samples"]["count"] == len(list((DEMO_TEXT / "samples").glob("*.txt")))
+
+
+def test_unwritable_and_unreadable_paths_are_input_errors(card, tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        card.save(tmp_path)
+    with pytest.raises(InputError, match="cannot read"):
+        Scorecard.load(tmp_path)

@@ -127,6 +127,11 @@ def _clean_tokenizer_config(path: Path) -> None:
 # -- weights digest ----------------------------------------------------------------------
 
 
+MODEL_DEFINITION_FILES = ("config.json", "generation_config.json", "tokenizer.json",
+                          "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                          "merges.txt", "tokenizer.model")
+
+
 def weight_files(folder: Path) -> list[Path]:
     """The weight files ``from_pretrained`` reads from ``folder`` (safetensors first)."""
     for index, single in (
@@ -162,7 +167,7 @@ def _digest_cache_path(folder: Path) -> Path:
 
 
 def weights_digest(folder: Path) -> str:
-    """``"sha256:<hex>"`` over the weight files of ``folder``, computed once per file.
+    """``"sha256:<hex>"`` over the weight, config and tokenizer files of ``folder``.
 
     The digest is the sha256 of the lines ``<file name>\\0<sha256 of the file>\\n`` in
     name order. Per-file sums are cached in ``genmetrics-weights-digest.json`` next to
@@ -173,6 +178,8 @@ def weights_digest(folder: Path) -> str:
     files = weight_files(folder)
     if not files:
         raise UsageError(f"{folder} holds no model weights (*.safetensors or *.bin)")
+    # the config and tokenizer change the numbers too, so they are part of the digest
+    files += [folder / name for name in MODEL_DEFINITION_FILES if (folder / name).is_file()]
     cache_path = _digest_cache_path(folder)
     try:
         cached = json.loads(cache_path.read_text()).get("files", {})

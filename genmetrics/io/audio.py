@@ -165,6 +165,10 @@ class AudioSource:
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def has_references(self) -> bool:
+        return self.reference_root is not None
+
     def __iter__(self) -> Iterator[AudioPair | Skipped]:
         for key, path in self.samples.items():
             name = display_path(path, self.root)

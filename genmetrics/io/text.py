@@ -72,7 +72,7 @@ def _text_files(folder: Path) -> list[str]:
     return sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
-        if p.suffix in TEXT_SUFFIXES and p.is_file()
+        if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()
     )
 
 
@@ -121,6 +121,10 @@ class FolderSource:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def has_references(self) -> bool:
+        return bool(self.reference_sets)
 
     def __iter__(self) -> Iterator[TextPair | Skipped]:
         for name in self.names:
@@ -187,7 +191,7 @@ def _parse_line(path: Path, raw: bytes, jsonl: bool) -> _Line:
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, _Line]]:
-    jsonl = path.suffix == ".jsonl"
+    jsonl = path.suffix.lower() == ".jsonl"
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if jsonl and not raw.strip():
@@ -202,12 +206,16 @@ class LineFileSource:
         self.path = samples
         self.reference_files = list(references)
         for ref in self.reference_files:
-            if ref.is_dir() or ref.suffix not in LINE_SUFFIXES:
+            if ref.is_dir() or ref.suffix.lower() not in LINE_SUFFIXES:
                 raise InputError(
                     f"{samples} holds one sample per line, so each reference must be a "
                     f".txt or .jsonl file too; got {ref}"
                 )
-        self._count = sum(1 for _ in _read_lines(samples))
+        self._count = 0
+        self.inline_references = False
+        for _, line in _read_lines(samples):
+            self._count += 1
+            self.inline_references = self.inline_references or bool(line.references)
         self._by_id: list[dict[str, _Line] | None] = []
         sample_ids = self._sample_ids()
         for ref in self.reference_files:
@@ -225,7 +233,12 @@ class LineFileSource:
     def _index_by_id(self, ref: Path, sample_ids: list[str] | None) -> dict[str, _Line] | None:
         """Pair by id when samples and this reference file both carry ids; else by line."""
         lines = [line for _, line in _read_lines(ref)]
-        if sample_ids is None or not lines or any(ln.id is None for ln in lines):
+        parsed = [ln for ln in lines if ln.error is None]
+        with_ids = [ln for ln in parsed if ln.id is not None]
+        if sample_ids is not None and with_ids and len(with_ids) < len(parsed):
+            raise InputError(f"{ref}: some lines have an \"id\" and some do not; give every "
+                             "line an id, or none (then lines pair by number)")
+        if sample_ids is None or not with_ids:
             count = len(lines)
             if count != self._count:
                 raise InputError(
@@ -233,7 +246,14 @@ class LineFileSource:
                     "line files pair by line number"
                 )
             return None
-        index = {ln.id: ln for ln in lines}  # type: ignore[misc]
+        dupes = sorted(i for i, count in Counter(ln.id for ln in with_ids).items() if count > 1)
+        if dupes:
+            raise InputError(f"{ref}: duplicate ids {_first_few(dupes)}")
+        bad = [n for n, ln in _read_lines(ref) if ln.error is not None]
+        if bad:
+            raise InputError(f"{ref}: line(s) {_first_few([str(b) for b in bad])} cannot be "
+                             "read, so their ids are unknown; fix them to pair by id")
+        index = {ln.id: ln for ln in with_ids}  # type: ignore[misc]
         missing = [i for i in sample_ids if i not in index]
         if missing:
             raise InputError(f"{len(missing)} id(s) have no reference in {ref}: "
@@ -245,6 +265,10 @@ class LineFileSource:
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def has_references(self) -> bool:
+        return bool(self.reference_files) or self.inline_references
 
     def __iter__(self) -> Iterator[TextPair | Skipped]:
         name = self.path.name
@@ -295,7 +319,7 @@ def open_text(samples: Path, references: Sequence[Path] = ()) -> TextSource:
             raise InputError(f"{samples} is a folder, so references must be folders too; "
                              f"got {', '.join(bad)}")
         return FolderSource(samples, references)
-    if samples.suffix in LINE_SUFFIXES:
+    if samples.suffix.lower() in LINE_SUFFIXES:
         return LineFileSource(samples, references)
     raise InputError(f"{samples}: text input must be a folder of .txt files, a .txt file or "
                      "a .jsonl file")

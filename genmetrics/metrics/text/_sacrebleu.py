@@ -51,8 +51,14 @@ class SacrebleuMetric(Metric):
         """Per-sample statistics rows, exactly as sacrebleu extracts them."""
         return self._corpus._extract_corpus_statistics(samples, streams)
 
+    #: integer options that must be at least 1 (n-gram orders, beta)
+    positive_options: tuple[str, ...] = ()
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        for name in self.positive_options:
+            if self.options[name] < 1:
+                raise UsageError(f"{self.spec.name}: {name} must be at least 1")
         self._corpus = self.corpus_scorer()
         self._sentence = self.sentence_scorer()
 

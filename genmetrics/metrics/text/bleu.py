@@ -46,6 +46,8 @@ class BLEU(SacrebleuMetric):
         ),
     )
 
+    positive_options = ("max_ngram_order",)
+
     def _make(self, effective_order: bool) -> Any:
         from sacrebleu.metrics import BLEU as SacreBLEU
 

@@ -34,6 +34,8 @@ class ChrF(SacrebleuMetric):
         ),
     )
 
+    positive_options = ("char_order", "beta")
+
     def corpus_scorer(self) -> Any:
         from sacrebleu.metrics import CHRF
 

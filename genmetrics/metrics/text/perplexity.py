@@ -129,6 +129,13 @@ class Perplexity(Metric):
     def required_assets(self) -> list[str]:
         return [DEFAULT_LM] if self.options["lm"] == DEFAULT_LM else []
 
+    def preflight(self) -> None:
+        """A custom ``lm`` must be a local model folder (or in the local HF cache) now."""
+        if self.options["lm"] != DEFAULT_LM:
+            from genmetrics.features.causal_lm import _local_folder
+
+            _local_folder(str(self.options["lm"]))
+
     def language_model(self) -> Any:
         """The :class:`~genmetrics.features.causal_lm.CausalLM` in use (loaded once)."""
         if self._lm is None:
