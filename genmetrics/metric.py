@@ -193,6 +193,9 @@ class Metric:
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------
+    def close(self) -> None:
+        """Release resources (worker pools, models); the runner calls it after a run."""
+
     def preflight(self) -> None:
         """Checks that need no input (e.g. a model folder exists); run before reading any.
 

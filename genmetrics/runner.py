@@ -267,6 +267,8 @@ def score(
                 sample_stats.update({k: v.tolist() for k, v in rows.items()})
         results.update(computed)
     metric_s += time.perf_counter() - t0
+    for metric in active.values():
+        metric.close()
 
     inputs: dict[str, Any] = {
         "samples": {"path": str(samples_path), "count": len(ids),

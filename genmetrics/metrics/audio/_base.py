@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from genmetrics.errors import MetricError, UsageError
@@ -35,6 +36,19 @@ from genmetrics.io.audio import AudioClip
 from genmetrics.metric import Metric, MetricResult, MetricSpec
 
 __all__ = ["Failed", "PairedAudioMetric", "MetricSpec"]
+
+
+@lru_cache(maxsize=1)
+def _io_libraries() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("soundfile", "soxr"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,12 @@ class PairedAudioMetric(Metric):
         return {self.spec.name: self.result(
             math.fsum(scored) / len(scored), n=len(scored), components=components,
             per_sample=list(values) if per_sample else None, **self.signature_extra())}
+
+    def signature(self, **extra: Any) -> dict[str, Any]:
+        """Adds the decoder and resampler versions: both can move audio values."""
+        sig = super().signature(**extra)
+        sig.update(_io_libraries())
+        return sig
 
     def signature_extra(self) -> dict[str, Any]:
         """Fields this metric adds to its signature (e.g. the rate it resamples to)."""
