@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,103 @@ def _open_source(modality: str, samples: Path, references: list[Path]):
     raise UsageError(f"no reader for {modality} input in this version of genmetrics")
 
 
+@dataclass
+class _Pass:
+    """What one pass over the inputs collects besides the metric states."""
+
+    ids: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    sample_digest: Digest = field(default_factory=Digest)
+    reference_digest: Digest = field(default_factory=Digest)
+    read_s: float = 0.0
+    metric_s: float = 0.0
+
+
+def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    if bootstrap < 0 or bootstrap == 1:
+        raise UsageError("--bootstrap takes the number of replicates (0 = off, else >= 2; "
+                         "1000 is usual)")
+    if seed < 0:
+        raise UsageError("--seed must be a whole number >= 0")
+
+
+def _feed(source: Any, active: dict[str, Metric], batch_size: int,
+          advance: ProgressCallback | None) -> _Pass:
+    """Read ``source`` a batch at a time and update every metric; a metric that raises is
+    dropped and recorded under ``errors``, the others go on."""
+    run = _Pass()
+    items = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        batch = list(islice(items, batch_size))
+        run.read_s += time.perf_counter() - t0
+        if not batch:
+            return run
+        pairs = [b for b in batch if not isinstance(b, Skipped)]
+        run.skipped.extend(b for b in batch if isinstance(b, Skipped))
+        for pair in pairs:
+            run.ids.append(pair.id)
+            sample_parts, reference_parts = pair.digest_parts()
+            run.sample_digest.add(*sample_parts)
+            run.reference_digest.add(*reference_parts)
+            if pair.warning:
+                run.warnings.append({"path": pair.id, "message": pair.warning})
+        t0 = time.perf_counter()
+        metric_inputs = [p.metric_inputs() for p in pairs]
+        batch_samples = [sample for sample, _ in metric_inputs]
+        batch_references = [references for _, references in metric_inputs]
+        for name, metric in list(active.items()):
+            try:
+                metric.update(batch_samples, batch_references)
+            except Exception as exc:  # one metric failing must not lose the others
+                run.errors[name] = _describe(exc)
+                del active[name]
+        run.metric_s += time.perf_counter() - t0
+        if advance:
+            advance(len(batch))
+
+
+def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample: bool,
+             bootstrap: int, seed: int) -> tuple[dict[str, Any], dict[str, list[list[float]]]]:
+    """Results of every metric (with reference digest and CIs) and per-sample statistics."""
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    sample_stats: dict[str, list[list[float]]] = {}
+    for name, metric in active.items():
+        try:
+            computed = metric.compute(per_sample=per_sample)
+        except Exception as exc:  # recorded under "errors"; the run exits 1
+            run.errors[name] = _describe(exc)
+            continue
+        for result in computed.values():
+            if have_refs:
+                result.signature["refs"] = run.reference_digest.hexdigest()
+        if bootstrap or per_sample:
+            rows = metric.bootstrap_rows() or {}
+            if bootstrap:
+                add_confidence_intervals(metric, computed, rows, bootstrap, seed)
+            if per_sample:
+                sample_stats.update({k: v.tolist() for k, v in rows.items()})
+        results.update(computed)
+    run.metric_s += time.perf_counter() - t0
+    return results, sample_stats
+
+
+def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pass
+                ) -> dict[str, Any]:
+    doc: dict[str, Any] = {"samples": {"path": str(samples), "count": len(run.ids),
+                                       "digest": run.sample_digest.hexdigest()}}
+    if have_refs:
+        paths = [str(p) for p in references] or [f"{samples} (inline)"]
+        doc["reference"] = {"path": paths if len(paths) > 1 else paths[0],
+                            "digest": run.reference_digest.hexdigest()}
+    return doc
+
+
 def score(
     samples: PathLike,
     reference: PathLike | Sequence[PathLike] | None = None,
@@ -195,13 +293,7 @@ def score(
     modality = modality or detect_modality(samples_path)
     if modality not in MODALITIES:
         raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
-    if batch_size < 1:
-        raise UsageError("batch size must be at least 1")
-    if bootstrap < 0 or bootstrap == 1:
-        raise UsageError("--bootstrap takes the number of replicates (0 = off, else >= 2; "
-                         "1000 is usual)")
-    if seed < 0:
-        raise UsageError("--seed must be a whole number >= 0")
+    _check_arguments(batch_size, bootstrap, seed)
     source = _open_source(modality, samples_path, ref_paths)
     have_refs = source.has_references  # reference files, or references inline (jsonl)
     names = list(metrics) if metrics else default_metrics(modality, have_refs)
@@ -209,97 +301,33 @@ def score(
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
     active = build_metrics(names, modality, options or {}, have_refs)
 
-    advance = progress(len(source)) if progress else None
-    sample_digest, reference_digest = Digest(), Digest()
-    ids: list[str] = []
-    skipped: list[Skipped] = []
-    warnings: list[dict[str, str]] = []
-    errors: dict[str, str] = {}
-    read_s = metric_s = 0.0
+    try:
+        run = _feed(source, active, batch_size, progress(len(source)) if progress else None)
+        results, sample_stats = _compute(active, run, have_refs, per_sample, bootstrap, seed)
+    finally:
+        for metric in active.values():
+            metric.close()
 
-    items = iter(source)
-    while True:
-        t0 = time.perf_counter()
-        batch = list(islice(items, batch_size))
-        read_s += time.perf_counter() - t0
-        if not batch:
-            break
-        pairs = [b for b in batch if not isinstance(b, Skipped)]
-        skipped.extend(b for b in batch if isinstance(b, Skipped))
-        for pair in pairs:
-            ids.append(pair.id)
-            sample_parts, reference_parts = pair.digest_parts()
-            sample_digest.add(*sample_parts)
-            reference_digest.add(*reference_parts)
-            if pair.warning:
-                warnings.append({"path": pair.id, "message": pair.warning})
-        t0 = time.perf_counter()
-        inputs = [p.metric_inputs() for p in pairs]
-        batch_samples = [sample for sample, _ in inputs]
-        refs = [references for _, references in inputs]
-        for name, metric in list(active.items()):
-            try:
-                metric.update(batch_samples, refs)
-            except Exception as exc:  # one metric failing must not lose the others
-                errors[name] = _describe(exc)
-                del active[name]
-        metric_s += time.perf_counter() - t0
-        if advance:
-            advance(len(batch))
-
-    t0 = time.perf_counter()
-    results = {}
-    sample_stats: dict[str, list[list[float]]] = {}
-    for name, metric in active.items():
-        try:
-            computed = metric.compute(per_sample=per_sample)
-        except Exception as exc:  # recorded under "errors"; the run exits 1
-            errors[name] = _describe(exc)
-            continue
-        for result in computed.values():
-            if have_refs:
-                result.signature["refs"] = reference_digest.hexdigest()
-        if bootstrap or per_sample:
-            rows = metric.bootstrap_rows() or {}
-            if bootstrap:
-                add_confidence_intervals(metric, computed, rows, bootstrap, seed)
-            if per_sample:
-                sample_stats.update({k: v.tolist() for k, v in rows.items()})
-        results.update(computed)
-    metric_s += time.perf_counter() - t0
-    for metric in active.values():
-        metric.close()
-
-    inputs: dict[str, Any] = {
-        "samples": {"path": str(samples_path), "count": len(ids),
-                    "digest": sample_digest.hexdigest()}
-    }
-    if have_refs:
-        paths = [str(p) for p in ref_paths] or [f"{samples_path} (inline)"]
-        inputs["reference"] = {
-            "path": paths if len(paths) > 1 else paths[0],
-            "digest": reference_digest.hexdigest(),
-        }
     per_sample_doc = None
     if per_sample:
         per_sample_doc = {
-            "ids": ids,
+            "ids": run.ids,
             "values": {k: r.per_sample for k, r in results.items() if r.per_sample is not None},
             "stats": sample_stats,
         }
     return Scorecard(
         modality=modality,
-        inputs=inputs,
+        inputs=_inputs_doc(samples_path, ref_paths, have_refs, run),
         metrics=results,
-        errors=errors,
-        skipped=[s.to_dict() for s in skipped],
-        warnings=warnings,
+        errors=run.errors,
+        skipped=[s.to_dict() for s in run.skipped],
+        warnings=run.warnings,
         per_sample=per_sample_doc,
         environment=environment(),
         timing={
             "total_s": round(time.perf_counter() - started, 4),
-            "read_s": round(read_s, 4),
-            "metric_s": round(metric_s, 4),
+            "read_s": round(run.read_s, 4),
+            "metric_s": round(run.metric_s, 4),
         },
     )
 
