@@ -57,6 +57,9 @@ class Option:
     help: str
     type: type = str
     choices: tuple[Any, ...] | None = None
+    #: False for settings that cannot change a value (device, workers, batch size):
+    #: they stay out of the signature.
+    affects_values: bool = True
 
     def parse(self, raw: Any) -> Any:
         """Convert a value (a string from the command line, or a Python value) and check it."""
@@ -152,6 +155,8 @@ class Metric:
 
     spec: ClassVar[MetricSpec]
     state_reductions: ClassVar[dict[str, Reduction]] = {}
+    #: options that may differ between two states that are merged or loaded
+    merge_ignores: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = {o.name: o.default for o in self.spec.options}
@@ -165,9 +170,13 @@ class Metric:
         """Forget every sample seen so far."""
         self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
 
+    def _merge_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k not in self.merge_ignores}
+
     def merge(self, other: Metric) -> None:
         """Fold another instance's state into this one (same metric, same options)."""
-        if type(other) is not type(self) or other.options != self.options:
+        if type(other) is not type(self) or \
+                self._merge_options(other.options) != self._merge_options(self.options):
             raise MetricError(f"cannot merge {self.spec.name} states with different settings")
         for key, reduction in self.state_reductions.items():
             if reduction == "sum":
@@ -179,7 +188,7 @@ class Metric:
         return {"options": dict(self.options), "state": copy.deepcopy(self.state)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["options"] != self.options:
+        if self._merge_options(state["options"]) != self._merge_options(self.options):
             raise MetricError(f"saved {self.spec.name} state was made with other options")
         self.state = copy.deepcopy(state["state"])
 
@@ -227,7 +236,7 @@ class Metric:
         from genmetrics import __version__
 
         sig: dict[str, Any] = {"metric": self.spec.name, "v": self.spec.version}
-        sig.update(self.options)
+        sig.update({o.name: self.options[o.name] for o in self.spec.options if o.affects_values})
         sig.update(extra)
         sig["genmetrics"] = __version__
         sig.update(self.libraries())

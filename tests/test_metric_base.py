@@ -80,3 +80,20 @@ def test_result_carries_signature_and_rejects_nan():
     assert r.signature_str.startswith("lengths|v:1|scale:2.0|")
     with pytest.raises(MetricError, match="not a finite number"):
         m.result(float("nan"), n=1)
+
+
+def test_options_that_do_not_change_values_stay_out_of_the_signature():
+    class Threads(Lengths):
+        spec = MetricSpec(
+            name="threads", modality="text", kind="paired", higher_is_better=True, unit="-",
+            options=(*Lengths.spec.options, Option("threads", 1, "workers", type=int,
+                                                   affects_values=False)))
+        merge_ignores = frozenset({"threads"})
+
+    a, b = Threads(threads=1), Threads(threads=4)
+    a.update(["ab"])
+    b.update(["abc"])
+    a.merge(b)  # threads may differ
+    assert "threads" not in a.compute()["lengths"].signature
+    with pytest.raises(MetricError, match="different settings"):
+        a.merge(Threads(scale=2))

@@ -218,7 +218,7 @@ class MCD(PairedAudioMetric):
                    "library's D)", type=int),
             Option("norm_audio", True, "peak-normalise each clip first", type=bool),
             Option("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda, "
-                   "cuda:N"),
+                   "cuda:N", affects_values=False),
         ),
     )
 
@@ -247,11 +247,6 @@ class MCD(PairedAudioMetric):
 
             self._device = resolve_device(self.options["device"])
         return self._device
-
-    def signature(self, **extra: Any) -> dict[str, Any]:
-        sig = super().signature(**extra)
-        sig.pop("device")  # values do not depend on the device (beyond float rounding)
-        return sig
 
     def libraries(self) -> dict[str, str]:
         from importlib.metadata import version

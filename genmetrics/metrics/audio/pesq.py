@@ -83,7 +83,7 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import MetricError, UsageError
+from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip, resample
 from genmetrics.metric import Option
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
@@ -298,9 +298,11 @@ class PESQ(PairedAudioMetric):
             Option("mode", "wb", "wb: wide band at 16 kHz (P.862.2); nb: narrow band at "
                    "8 kHz (P.862.1 mapping)", choices=("wb", "nb")),
             Option("workers", 0, "processes scoring pairs in parallel (0: one per CPU core, "
-                   "1: none)", type=int),
+                   "1: none)", type=int, affects_values=False),
         ),
     )
+
+    merge_ignores = frozenset({"workers"})  # values do not depend on the number of processes
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -391,28 +393,7 @@ class PESQ(PairedAudioMetric):
                         outcomes[i] = None, CRASHED if again else CRASHED_NO_RETRY
                         self.close()
 
-    # -- state and signature ---------------------------------------------------------
-    def _scoring_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.options.items() if k != "workers"}
-
-    def merge(self, other: PairedAudioMetric) -> None:
-        """Fold another PESQ state into this one (same mode; ``workers`` may differ)."""
-        if type(other) is not type(self) or other._scoring_options() != self._scoring_options():
-            raise MetricError(f"cannot merge {self.spec.name} states with different settings")
-        for key in self.state_reductions:
-            self.state[key] = list(self.state[key]) + list(other.state[key])
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = {k: v for k, v in state["options"].items() if k != "workers"}
-        if saved != self._scoring_options():
-            raise MetricError(f"saved {self.spec.name} state was made with other options")
-        self.state = copy.deepcopy(state["state"])
-
-    def signature(self, **extra: Any) -> dict[str, Any]:
-        sig = super().signature(**extra)
-        sig.pop("workers")  # values do not depend on the number of processes
-        return sig
-
+    # -- signature -------------------------------------------------------------------
     def signature_extra(self) -> dict[str, Any]:
         return {"rate": RATES[self.options["mode"]]}
 

@@ -85,15 +85,14 @@ device is not part of it, and states made on different devices merge.
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from genmetrics.errors import MetricError, UsageError
+from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import Metric, Option
+from genmetrics.metric import Option
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
 
 __all__ = ["SNR", "SISNR", "snr_values", "EPS", "BLOCK"]
@@ -357,6 +356,7 @@ class _SNRMetric(PairedAudioMetric):
     """Shared by SNR and SI-SNR: batched torch computation on the chosen device."""
 
     scale_invariant = False
+    merge_ignores = frozenset({"device"})  # states made on different devices merge
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -377,28 +377,6 @@ class _SNRMetric(PairedAudioMetric):
                           zero_mean=bool(self.options.get("zero_mean", False)),
                           device=self.device())
 
-    # -- state and signature: the device is not a setting of the values --------------
-    def _scoring_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.options.items() if k != "device"}
-
-    def merge(self, other: Metric) -> None:
-        """Fold another state of this metric in (same settings; the device may differ)."""
-        if type(other) is not type(self) or other._scoring_options() != self._scoring_options():
-            raise MetricError(f"cannot merge {self.spec.name} states with different settings")
-        for key in self.state_reductions:
-            self.state[key] = list(self.state[key]) + list(other.state[key])
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = {k: v for k, v in state["options"].items() if k != "device"}
-        if saved != self._scoring_options():
-            raise MetricError(f"saved {self.spec.name} state was made with other options")
-        self.state = copy.deepcopy(state["state"])
-
-    def signature(self, **extra: Any) -> dict[str, Any]:
-        sig = super().signature(**extra)
-        sig.pop("device")  # values do not depend on the device (beyond float rounding)
-        return sig
-
     def libraries(self) -> dict[str, str]:
         return {"torch": _version("torch")}
 
@@ -415,7 +393,7 @@ class SNR(_SNRMetric):
         options=(
             Option("zero_mean", False, "remove each signal's mean first (as torchmetrics "
                    "zero_mean=True)", type=bool),
-            Option("device", "auto", _DEVICE_HELP),
+            Option("device", "auto", _DEVICE_HELP, affects_values=False),
         ),
     )
 
@@ -429,6 +407,6 @@ class SISNR(_SNRMetric):
         unit="dB",
         description="Scale-invariant SNR of each sample against its (mean-removed) "
         "reference, as torchmetrics scale_invariant_signal_noise_ratio.",
-        options=(Option("device", "auto", _DEVICE_HELP),),
+        options=(Option("device", "auto", _DEVICE_HELP, affects_values=False),),
     )
     scale_invariant = True

@@ -98,14 +98,16 @@ class Perplexity(Metric):
         options=(
             Option("lm", DEFAULT_LM, f"language model: {DEFAULT_LM} (offline default), a "
                    "model folder, or a model id in the local Hugging Face cache"),
-            Option("batch_size", 16, "windows per forward pass", type=int),
+            Option("batch_size", 16, "windows per forward pass", type=int,
+                   affects_values=False),
             Option("stride", 512, "sliding-window step in tokens, for texts longer than "
                    "the window", type=int),
             Option("max_length", 0, "window length in tokens (0: the model's context)",
                    type=int),
             Option("add_bos", True, "put BOS (else EOS) first so the first token is scored",
                    type=bool),
-            Option("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda, cuda:N"),
+            Option("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
+                   affects_values=False),
             Option("dtype", "float32", "precision of the model", choices=DTYPES),
         ),
     )
@@ -251,12 +253,6 @@ class Perplexity(Metric):
 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return np.exp(totals[:, 0] / totals[:, 1])
-
-    def signature(self, **extra: Any) -> dict[str, Any]:
-        sig = super().signature(**extra)
-        sig.pop("device")  # results are device-independent (within float rounding)
-        sig.pop("batch_size")  # and batch-independent
-        return sig
 
     def libraries(self) -> dict[str, str]:
         from importlib.metadata import version
