@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from genmetrics.errors import UsageError
+from genmetrics.signature import UNCOMPARED_FIELDS
 
 FORMATS = ("table", "markdown", "csv", "json")
 #: Signature fields that may differ without making two results incomparable.
-IGNORED_SIGNATURE_FIELDS = frozenset({"n", "bootstrap", "seed"})
 SIG_MARK = "≠sig"
 
 
@@ -149,7 +149,7 @@ def _row(name: str, family: str, cards: Sequence[Any]) -> Row:
     overlap = [None] + [_overlap(ci95[0], ci) for ci in ci95[1:]]
     direction = next((r.higher_is_better for r in results if r is not None), None)
     present = [r.signature for r in results if r is not None]
-    fields = dict.fromkeys(k for sig in present for k in sig if k not in IGNORED_SIGNATURE_FIELDS)
+    fields = dict.fromkeys(k for sig in present for k in sig if k not in UNCOMPARED_FIELDS)
     diffs = {}
     for key in fields:
         seen = [sig.get(key) for sig in present]

@@ -44,10 +44,9 @@ from typing import Any
 
 from genmetrics.errors import InputError, UsageError
 from genmetrics.scorecard import Scorecard
-from genmetrics.signature import differences
+from genmetrics.signature import UNCOMPARED_FIELDS, differences
 
 DEFAULT_RELATIVE = 0.005
-UNCOMPARED_SIGNATURE_FIELDS = frozenset({"n", "bootstrap", "seed"})
 PASS, REGRESSION, MISSING = "pass", "regression", "missing"
 
 
@@ -173,7 +172,7 @@ def signature_mismatches(new: Scorecard, base: Scorecard) -> dict[str, dict[str,
     for name, b in base.metrics.items():
         if name in new.metrics:
             diff = {k: v for k, v in differences(b.signature, new.metrics[name].signature).items()
-                    if k not in UNCOMPARED_SIGNATURE_FIELDS}
+                    if k not in UNCOMPARED_FIELDS}
             if diff:
                 out[name] = diff
     return out

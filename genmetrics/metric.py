@@ -34,6 +34,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar, Literal
 
 from genmetrics.errors import MetricError, UsageError
@@ -46,6 +47,17 @@ MODALITIES: tuple[str, ...] = ("text", "image", "audio")
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
+
+
+@cache
+def library_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (cached: the lookup costs milliseconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "-"
 
 
 @dataclass(frozen=True)

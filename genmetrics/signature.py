@@ -65,6 +65,10 @@ def render(signature: dict[str, Any]) -> str:
     return "|".join(parts)
 
 
+#: fields that may differ between two results that are still comparable
+UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "seed"})
+
+
 def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Fields whose values differ between two signature dicts (missing counts as None).
 

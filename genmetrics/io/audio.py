@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path
+from genmetrics.io.common import Skipped, display_path, first_few
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-SHOW_AT_MOST = 5
 
 
 @dataclass
@@ -107,11 +106,6 @@ def _audio_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _first_few(names: Sequence[str]) -> str:
-    more = len(names) - SHOW_AT_MOST
-    return ", ".join(names[:SHOW_AT_MOST]) + (f" (and {more} more)" if more > 0 else "")
-
-
 @dataclass
 class AudioPair:
     """A sample and its reference, both at the sample's rate (lengths may differ)."""
@@ -156,11 +150,11 @@ class AudioSource:
             missing = sorted(set(self.samples) - set(self.references))
             if missing:
                 raise InputError(f"{len(missing)} sample(s) have no reference in "
-                                 f"{self.reference_root}: {_first_few(missing)}")
+                                 f"{self.reference_root}: {first_few(missing)}")
             extra = sorted(set(self.references) - set(self.samples))
             if extra:
                 raise InputError(f"{len(extra)} reference(s) have no sample in {samples}: "
-                                 f"{_first_few(extra)}")
+                                 f"{first_few(extra)}")
 
     def __len__(self) -> int:
         return len(self.samples)

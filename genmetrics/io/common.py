@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def display_path(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+SHOW_AT_MOST = 5
+
+
+def first_few(names: Sequence[str]) -> str:
+    """The first names of a list for an error message, with how many more there are.
+
+    >>> first_few(["a", "b", "c", "d", "e", "f", "g"])
+    'a, b, c, d, e (and 2 more)'
+    """
+    more = len(names) - SHOW_AT_MOST
+    return ", ".join(names[:SHOW_AT_MOST]) + (f" (and {more} more)" if more > 0 else "")
 
 
 def unicode_error_reason(exc: UnicodeDecodeError) -> str:

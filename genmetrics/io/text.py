@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, unicode_error_reason
+from genmetrics.io.common import Skipped, display_path, first_few, unicode_error_reason
 
 TEXT_SUFFIXES = (".txt",)
 LINE_SUFFIXES = (".txt", ".jsonl")
-SHOW_AT_MOST = 5
 
 
 @dataclass(frozen=True)
@@ -55,12 +54,6 @@ class TextPair:
     def digest_parts(self) -> tuple[list[str], list[str]]:
         """What identifies the sample and the references, for the input digests."""
         return [self.id, self.text], [self.id, *self.references]
-
-
-def _first_few(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:SHOW_AT_MOST])
-    more = len(names) - SHOW_AT_MOST
-    return shown + (f" (and {more} more)" if more > 0 else "")
 
 
 def _read_utf8(path: Path) -> str:
@@ -105,7 +98,7 @@ class FolderSource:
         missing = [n for n in self.names if not any((s / n).is_file() for s in self.reference_sets)]
         if missing:
             raise InputError(
-                f"{len(missing)} sample(s) have no reference: {_first_few(missing)}. "
+                f"{len(missing)} sample(s) have no reference: {first_few(missing)}. "
                 f"Looked in: {', '.join(str(s) for s in self.reference_sets)}"
             )
         extra = [
@@ -116,7 +109,7 @@ class FolderSource:
         ]
         if extra:
             raise InputError(
-                f"{len(extra)} reference(s) have no sample in {self.root}: {_first_few(extra)}"
+                f"{len(extra)} reference(s) have no sample in {self.root}: {first_few(extra)}"
             )
 
     def __len__(self) -> int:
@@ -227,7 +220,7 @@ class LineFileSource:
             return None
         dupes = sorted(i for i, count in Counter(ids).items() if count > 1)
         if dupes:
-            raise InputError(f"{self.path}: duplicate ids {_first_few(dupes)}")
+            raise InputError(f"{self.path}: duplicate ids {first_few(dupes)}")
         return ids  # type: ignore[return-value]
 
     def _index_by_id(self, ref: Path, sample_ids: list[str] | None) -> dict[str, _Line] | None:
@@ -248,19 +241,19 @@ class LineFileSource:
             return None
         dupes = sorted(i for i, count in Counter(ln.id for ln in with_ids).items() if count > 1)
         if dupes:
-            raise InputError(f"{ref}: duplicate ids {_first_few(dupes)}")
+            raise InputError(f"{ref}: duplicate ids {first_few(dupes)}")
         bad = [n for n, ln in _read_lines(ref) if ln.error is not None]
         if bad:
-            raise InputError(f"{ref}: line(s) {_first_few([str(b) for b in bad])} cannot be "
+            raise InputError(f"{ref}: line(s) {first_few([str(b) for b in bad])} cannot be "
                              "read, so their ids are unknown; fix them to pair by id")
         index = {ln.id: ln for ln in with_ids}  # type: ignore[misc]
         missing = [i for i in sample_ids if i not in index]
         if missing:
             raise InputError(f"{len(missing)} id(s) have no reference in {ref}: "
-                             f"{_first_few(missing)}")
+                             f"{first_few(missing)}")
         extra = sorted(set(index) - set(sample_ids))
         if extra:
-            raise InputError(f"{len(extra)} id(s) in {ref} have no sample: {_first_few(extra)}")
+            raise InputError(f"{len(extra)} id(s) in {ref} have no sample: {first_few(extra)}")
         return index
 
     def __len__(self) -> int:

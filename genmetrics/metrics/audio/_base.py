@@ -28,27 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from genmetrics.errors import MetricError, UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import Metric, MetricResult, MetricSpec
+from genmetrics.metric import Metric, MetricResult, MetricSpec, library_version
 
 __all__ = ["Failed", "PairedAudioMetric", "MetricSpec"]
-
-
-@lru_cache(maxsize=1)
-def _io_libraries() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("soundfile", "soxr"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "-"
-    return out
 
 
 @dataclass(frozen=True)
@@ -66,6 +52,7 @@ class PairedAudioMetric(Metric):
     """
 
     equal_lengths: bool = True
+    _device: str | None = None  # option "device", resolved on first use
 
     # per pair: the value, or None; and the failure reason, or None
     state_reductions = {"values": "cat", "reasons": "cat"}
@@ -126,8 +113,16 @@ class PairedAudioMetric(Metric):
     def signature(self, **extra: Any) -> dict[str, Any]:
         """Adds the decoder and resampler versions: both can move audio values."""
         sig = super().signature(**extra)
-        sig.update(_io_libraries())
+        sig.update({name: library_version(name) for name in ("soundfile", "soxr")})
         return sig
+
+    def device(self) -> str:
+        """The torch device of option ``device`` (``auto`` resolved once, on first use)."""
+        if self._device is None:
+            from genmetrics.features.causal_lm import resolve_device
+
+            self._device = resolve_device(self.options["device"])
+        return self._device
 
     def signature_extra(self) -> dict[str, Any]:
         """Fields this metric adds to its signature (e.g. the rate it resamples to)."""

@@ -114,7 +114,7 @@ import numpy as np
 
 from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import MetricSpec, Option
+from genmetrics.metric import MetricSpec, Option, library_version
 from genmetrics.metrics.audio._base import Failed, PairedAudioMetric
 
 EPS = float(np.finfo(float).eps)  # the log floor: log10(energy + eps)
@@ -238,20 +238,9 @@ class MCD(PairedAudioMetric):
             raise UsageError("mcd: dtw_radius must be at least 1 (or none: exact DTW)")
         if o["sample_rate"] is not None and o["sample_rate"] < 1:
             raise UsageError("mcd: sample_rate must be positive (or none)")
-        self._device: str | None = None
-
-    def device(self) -> str:
-        """The torch device in use (``auto`` resolved on first use)."""
-        if self._device is None:
-            from genmetrics.features.causal_lm import resolve_device
-
-            self._device = resolve_device(self.options["device"])
-        return self._device
 
     def libraries(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"torch": version("torch")}
+        return {"torch": library_version("torch")}
 
     # -- preparation -------------------------------------------------------------------
     def _setup(self, rate: int) -> _Setup | Failed:

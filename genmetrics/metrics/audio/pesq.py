@@ -85,7 +85,7 @@ import numpy as np
 
 from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip, resample
-from genmetrics.metric import Option
+from genmetrics.metric import Option, library_version
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
 
 __all__ = ["PESQ", "RATES", "MIN_PARALLEL", "score_pair", "score_stored"]
@@ -398,6 +398,4 @@ class PESQ(PairedAudioMetric):
         return {"rate": RATES[self.options["mode"]]}
 
     def libraries(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"pesq": version("pesq")}
+        return {"pesq": library_version("pesq")}

@@ -85,14 +85,13 @@ device is not part of it, and states made on different devices merge.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import Option
+from genmetrics.metric import Option, library_version
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
 
 __all__ = ["SNR", "SISNR", "snr_values", "EPS", "BLOCK"]
@@ -341,13 +340,6 @@ class _Chunk:
                 else _db(es, en) for i, (es, en) in enumerate(zip(e_s, e_n, strict=True))]
 
 
-@functools.cache
-def _version(distribution: str) -> str:
-    from importlib.metadata import version
-
-    return version(distribution)
-
-
 def _db(signal: float, noise: float) -> float:
     return 10.0 * math.log10((signal + EPS) / (noise + EPS))
 
@@ -358,18 +350,6 @@ class _SNRMetric(PairedAudioMetric):
     scale_invariant = False
     merge_ignores = frozenset({"device"})  # states made on different devices merge
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._device: str | None = None
-
-    def device(self) -> str:
-        """The torch device in use (``auto`` resolved on first use)."""
-        if self._device is None:
-            from genmetrics.features.causal_lm import resolve_device
-
-            self._device = resolve_device(self.options["device"])
-        return self._device
-
     def score_pairs(self, samples: Sequence[AudioClip],
                     references: Sequence[AudioClip]) -> list[float | Failed]:
         return snr_values([s.waveform for s in samples], [r.waveform for r in references],
@@ -378,7 +358,7 @@ class _SNRMetric(PairedAudioMetric):
                           device=self.device())
 
     def libraries(self) -> dict[str, str]:
-        return {"torch": _version("torch")}
+        return {"torch": library_version("torch")}
 
 
 class SNR(_SNRMetric):

@@ -31,14 +31,13 @@ component ``failed``) instead of giving pystoi's placeholder numbers:
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import Option
+from genmetrics.metric import Option, library_version
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
 
 __all__ = ["STOI", "score_pair"]
@@ -94,11 +93,6 @@ class STOI(PairedAudioMetric):
                 for s, r in zip(samples, references, strict=True)]
 
     def libraries(self) -> dict[str, str]:
-        return {"pystoi": _version("pystoi")}
+        return {"pystoi": library_version("pystoi")}
 
 
-@functools.cache
-def _version(distribution: str) -> str:
-    from importlib.metadata import version
-
-    return version(distribution)

@@ -59,7 +59,7 @@ from typing import Any
 
 from genmetrics.errors import MetricError, UsageError
 from genmetrics.features.causal_lm import DTYPES
-from genmetrics.metric import Metric, MetricResult, MetricSpec, Option
+from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
 
 DEFAULT_LM = "smollm2-135m"
 NO_TOKENS = "no tokens"
@@ -255,6 +255,5 @@ class Perplexity(Metric):
             return np.exp(totals[:, 0] / totals[:, 1])
 
     def libraries(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"torch": version("torch"), "transformers": version("transformers")}
+        return {"torch": library_version("torch"),
+                "transformers": library_version("transformers")}

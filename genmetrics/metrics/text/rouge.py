@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genmetrics.errors import UsageError
-from genmetrics.metric import Metric, MetricResult, MetricSpec, Option
+from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -118,6 +118,5 @@ class ROUGE(Metric):
         return sig
 
     def libraries(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"rouge-score-rs": version("rouge-score-rs"), "rouge-score": version("rouge-score")}
+        return {"rouge-score-rs": library_version("rouge-score-rs"),
+                "rouge-score": library_version("rouge-score")}
