@@ -370,8 +370,24 @@ class SpeechPairs:
         return len(self.samples)
 
 
-def _mcd_prepare(n: int, seed: int) -> SpeechPairs:
+def _speech_module() -> Any:
+    """``tests/speech.py`` (espeak-ng speech), loaded by path as ``_make_pairs`` does."""
     import shutil
+
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} not installed (apt-get install "
+                           "espeak-ng sox)")
+    path = REPO / "tests" / "speech.py"
+    spec = importlib.util.spec_from_file_location("_genmetrics_bench_speech", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise RuntimeError(f"the test speech module {path} is missing")
+    speech = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speech)
+    return speech
+
+
+def _mcd_prepare(n: int, seed: int) -> SpeechPairs:
     import subprocess
     import tempfile
 
@@ -379,16 +395,7 @@ def _mcd_prepare(n: int, seed: int) -> SpeechPairs:
 
     from genmetrics.io.audio import read_clip
 
-    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(f"{' and '.join(missing)} not installed (apt-get install "
-                           "espeak-ng sox)")
-    path = REPO / "tests" / "speech.py"  # loaded by path, as _make_pairs does
-    spec = importlib.util.spec_from_file_location("_genmetrics_bench_speech", path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise RuntimeError(f"the test speech module {path} is missing")
-    speech = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speech)
+    speech = _speech_module()
     folder = tempfile.TemporaryDirectory(prefix="genmetrics-bench-mcd-")
     root = Path(folder.name)
     samples, refs, paths = [], [], []
@@ -436,22 +443,11 @@ def _mcd_theirs(data: SpeechPairs) -> Values:
 
 
 def _pesq_prepare(n: int, seed: int) -> AudioPairs:
-    import shutil
-
     import numpy as np
 
     from genmetrics.io.audio import AudioClip
 
-    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(f"{' and '.join(missing)} not installed (apt-get install "
-                           "espeak-ng sox)")
-    path = REPO / "tests" / "speech.py"  # loaded by path, as _make_pairs does
-    spec = importlib.util.spec_from_file_location("_genmetrics_bench_speech", path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise RuntimeError(f"the test speech module {path} is missing")
-    speech = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speech)
+    speech = _speech_module()
     rate, sentences = 16000, speech.SENTENCES
     rng = np.random.default_rng(seed)
     samples, refs = [], []
