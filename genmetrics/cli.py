@@ -62,8 +62,7 @@ def _options_help() -> str:
         except GenmetricsError:
             continue
         for opt in spec.options:
-            choices = f" (one of {'|'.join(map(str, opt.choices))})" if opt.choices else ""
-            lines.append(f"{name}.{opt.name}={opt.default}: {opt.help}{choices}\n\n")
+            lines.append(f"{name}.{opt.name}={opt.default}: {opt.describe()}\n\n")
     return "".join(lines)
 
 
@@ -244,8 +243,7 @@ def list_command(
     if options:
         for spec in shown:
             for opt in spec.options:
-                choices = f" (one of {'|'.join(map(str, opt.choices))})" if opt.choices else ""
-                console.print(f"  --set {spec.name}.{opt.name}={opt.default}  {opt.help}{choices}",
+                console.print(f"  --set {spec.name}.{opt.name}={opt.default}  {opt.describe()}",
                               markup=False, highlight=False)
 
 

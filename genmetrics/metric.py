@@ -73,6 +73,12 @@ class Option:
     #: they stay out of the signature.
     affects_values: bool = True
 
+    def describe(self) -> str:
+        """The help text, with the allowed values when there is a fixed set."""
+        if self.choices is None:
+            return self.help
+        return f"{self.help} (one of {'|'.join(map(str, self.choices))})"
+
     def parse(self, raw: Any) -> Any:
         """Convert a value (a string from the command line, or a Python value) and check it."""
         value = raw
