@@ -283,7 +283,8 @@ def gate_command(
     from rich.table import Table
 
     from genmetrics.gate import HEADERS, gate, junit_xml, load_rules, markdown, report_rows
-    from genmetrics.scorecard import Scorecard, write_text_atomically
+    from genmetrics.io.common import write_text_atomically
+    from genmetrics.scorecard import Scorecard
 
     report = gate(Scorecard.load(new), Scorecard.load(baseline), load_rules(rules),
                   allow_signature_mismatch)

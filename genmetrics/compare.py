@@ -313,7 +313,7 @@ def run_compare(paths: Sequence[str | os.PathLike[str]], fmt: str = "table",
         width = shutil.get_terminal_size().columns
     text = render(comparison, fmt, width)
     if out is not None:
-        from genmetrics.scorecard import write_text_atomically
+        from genmetrics.io.common import write_text_atomically
 
         write_text_atomically(out, text)
     return text

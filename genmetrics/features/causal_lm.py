@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from genmetrics.assets import sha256_file
-from genmetrics.errors import UsageError
+from genmetrics.errors import InputError, UsageError
+from genmetrics.io.common import write_text_atomically
 
 DTYPES = ("float32", "bfloat16", "float16")
 DIGEST_FILE = "genmetrics-weights-digest.json"
@@ -197,24 +198,11 @@ def weights_digest(folder: Path) -> str:
     lines = "".join(f"{name}\0{entries[name]['sha256']}\n" for name in sorted(entries))
     digest = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
     if entries != cached:
-        _write_json_atomically(cache_path, {"digest": digest, "files": entries})
+        # best effort: a folder that cannot be written to just goes without the cache
+        with contextlib.suppress(InputError):
+            write_text_atomically(cache_path, json.dumps({"digest": digest, "files": entries},
+                                                         indent=2) + "\n")
     return digest
-
-
-def _write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
-    """Best effort: a folder that cannot be written to just goes without the cache."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 # -- loading -----------------------------------------------------------------------------

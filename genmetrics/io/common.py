@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from genmetrics.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,30 @@ def first_few(names: Sequence[str]) -> str:
 def unicode_error_reason(exc: UnicodeDecodeError) -> str:
     bad = exc.object[exc.start : exc.start + 1].hex()
     return f"not valid UTF-8 (byte 0x{bad} at offset {exc.start})"
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename.
+
+    A reader never sees half a file; a failure leaves the old file (if any) untouched.
+    An unwritable path is an :class:`InputError` naming it.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
