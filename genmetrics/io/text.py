@@ -206,16 +206,18 @@ class LineFileSource:
                 )
         self._count = 0
         self.inline_references = False
+        ids = []  # of the readable lines
         for _, line in _read_lines(samples):
             self._count += 1
             self.inline_references = self.inline_references or bool(line.references)
-        self._by_id: list[dict[str, _Line] | None] = []
-        sample_ids = self._sample_ids()
-        for ref in self.reference_files:
-            self._by_id.append(self._index_by_id(ref, sample_ids))
+            if line.error is None:
+                ids.append(line.id)
+        sample_ids = self._sample_ids(ids)
+        self._by_id: list[dict[str, _Line] | None] = [
+            self._index_by_id(ref, sample_ids) for ref in self.reference_files]
 
-    def _sample_ids(self) -> list[str] | None:
-        ids = [line.id for _, line in _read_lines(self.path) if line.error is None]
+    def _sample_ids(self, ids: list[str | None]) -> list[str] | None:
+        """The sample ids when every readable line has one (pair by id), else None."""
         if not ids or any(i is None for i in ids):
             return None
         dupes = sorted(i for i, count in Counter(ids).items() if count > 1)
@@ -225,7 +227,8 @@ class LineFileSource:
 
     def _index_by_id(self, ref: Path, sample_ids: list[str] | None) -> dict[str, _Line] | None:
         """Pair by id when samples and this reference file both carry ids; else by line."""
-        lines = [line for _, line in _read_lines(ref)]
+        numbered = list(_read_lines(ref))
+        lines = [line for _, line in numbered]
         parsed = [ln for ln in lines if ln.error is None]
         with_ids = [ln for ln in parsed if ln.id is not None]
         if sample_ids is not None and with_ids and len(with_ids) < len(parsed):
@@ -242,7 +245,7 @@ class LineFileSource:
         dupes = sorted(i for i, count in Counter(ln.id for ln in with_ids).items() if count > 1)
         if dupes:
             raise InputError(f"{ref}: duplicate ids {first_few(dupes)}")
-        bad = [n for n, ln in _read_lines(ref) if ln.error is not None]
+        bad = [n for n, ln in numbered if ln.error is not None]
         if bad:
             raise InputError(f"{ref}: line(s) {first_few([str(b) for b in bad])} cannot be "
                              "read, so their ids are unknown; fix them to pair by id")
