@@ -1,0 +1,38 @@
+"""What image metrics receive from the runner (and, later, from the Evaluator).
+
+``Metric.update(samples, references)`` for an image metric gets
+
+* ``samples``: an :class:`ImageBatch` -- a ``list`` of ``torch.uint8`` tensors, each
+  ``3 x H x W`` (RGB, CPU, contiguous); sizes may differ between images;
+* ``references``: one list per sample, holding that sample's reference image (a
+  ``3 x H x W`` uint8 tensor of the *same size*, paired by relative path) for paired
+  metrics (SSIM, PSNR), or an empty list when there is no pair.
+
+Work that several metrics share for one batch (the Inception features of FID, KID
+and IS) is computed once and memoised in :attr:`ImageBatch.shared`, keyed by the
+extractor's identity.
+
+    >>> import torch
+    >>> batch = ImageBatch([torch.zeros(3, 4, 4, dtype=torch.uint8)])
+    >>> batch.memo("answer", lambda: 42), batch.memo("answer", lambda: 0)
+    (42, 42)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class ImageBatch(list):
+    """A list of ``3 x H x W`` uint8 tensors plus a per-batch memo for shared features."""
+
+    def __init__(self, images: Iterable[Any] = ()) -> None:
+        super().__init__(images)
+        self.shared: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per batch and key; later calls return the stored result."""
+        if key not in self.shared:
+            self.shared[key] = compute()
+        return self.shared[key]

@@ -1,0 +1,1 @@
+"""Image metrics: FID, KID, Inception Score (one shared Inception pass), SSIM, PSNR."""
