@@ -36,6 +36,12 @@ assets_app = typer.Typer(
 )
 app.add_typer(assets_app, name="assets")
 
+stats_app = typer.Typer(
+    help="Reference statistics for FID/KID: build them once from a folder, list them.",
+    no_args_is_help=True,
+)
+app.add_typer(stats_app, name="stats")
+
 
 @app.callback()
 def _global_options(
@@ -134,6 +140,8 @@ def print_summary(card: Any, out: str | None) -> None:
                       r.signature_str)
     for name, reason in card.errors.items():
         table.add_row(name, "[red]failed[/]", "-", "-", "", reason)
+    for name, reason in card.unavailable.items():
+        table.add_row(name, "[yellow]unavailable[/]", "-", "-", "", reason)
     console.print(table)
     if card.skipped:
         first = "; ".join(f"{s['path']}: {s['reason']}" for s in card.skipped[:3])
@@ -149,11 +157,29 @@ def print_summary(card: Any, out: str | None) -> None:
 
 @app.command(epilog=_options_help())
 def score(
-    samples: Annotated[Path, typer.Argument(help="Folder of samples, or a .txt / .jsonl file.")],
+    samples: Annotated[Path, typer.Argument(
+        help="Folder of samples (text, audio or images), a .txt / .jsonl file, or a .npy / "
+        ".npz array of uint8 images.")],
     reference: Annotated[list[Path] | None, typer.Option(
         "--reference", "-r",
         help="References: a folder (paired by relative path) or a line file. Repeat for "
-        "several reference sets.")] = None,
+        "several text reference sets. Images: the pairs of SSIM/PSNR and, without "
+        "--reference-stats, the reference distribution of FID/KID.")] = None,
+    reference_stats: Annotated[str | None, typer.Option(
+        "--reference-stats", metavar="NAME|FILE.npz",
+        help="Images: precomputed FID/KID reference statistics, by name (see `genmetrics "
+        "stats list`) or path. Refused if made with other Inception weights.")] = None,
+    inception_weights: Annotated[Path | None, typer.Option(
+        "--inception-weights", metavar="PATH",
+        help="Images: a torch-fidelity-format Inception state dict for FID/KID/IS (default: "
+        "the inception-fid asset, or $GENMETRICS_INCEPTION_WEIGHTS); its digest goes "
+        "into the signature.")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N, for every metric "
+        "that has a device option.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Images: decode processes (default: cores - 1, at most 8; 0 = "
+        "decode in the main process).")] = None,
     modality: Annotated[str | None, typer.Option(
         "--modality", "-m", help="text, image or audio (default: guessed from the files).")] = None,
     metrics: Annotated[str | None, typer.Option(
@@ -175,7 +201,8 @@ def score(
         "statistics they already keep (a few numbers per sample), so the cost is N cheap "
         "re-aggregations, not N re-scorings. Seed and N go into the signature.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 12345,
-    batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 256,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Samples per batch (default: 256 for text and audio, 64 for images).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no table.")
                      ] = False,
 ) -> None:
@@ -194,7 +221,9 @@ def score(
         card = run_score(samples, reference or None, modality=modality, metrics=names,
                          options=parse_settings(settings or []), per_sample=per_sample,
                          bootstrap=bootstrap, seed=seed, batch_size=batch_size,
-                         progress=progress)
+                         progress=progress, reference_stats=reference_stats,
+                         inception_weights=inception_weights, device=device,
+                         workers=workers)
     finally:
         if bar is not None:
             bar.stop()
@@ -403,6 +432,63 @@ def assets_path(name: Annotated[str, typer.Argument(help="Asset name.")]) -> Non
     from genmetrics import assets
 
     print(assets.resolve(name))
+
+
+@stats_app.command("build")
+def stats_build(
+    folder: Annotated[Path, typer.Argument(help="Folder of reference images (or a .npy/.npz "
+                                           "array of uint8 images).")],
+    name: Annotated[str, typer.Option("--name", help="Name to score against later with "
+                                      "--reference-stats NAME.")],
+    out_dir: Annotated[Path, typer.Option(
+        "--out-dir", help="Where NAME.npz and manifest.json go.")] = Path("reference_stats"),
+    source: Annotated[str, typer.Option(
+        "--source", help="A description of where the images come from (kept in the "
+        "manifest).")] = "",
+    keep_features: Annotated[int, typer.Option(
+        "--keep-features", metavar="N", help="Also store the features (KID needs them) when "
+        "there are at most N images (8 KiB per image).")] = 10_000,
+    inception_weights: Annotated[Path | None, typer.Option(
+        "--inception-weights", metavar="PATH",
+        help="A torch-fidelity-format Inception state dict (default: the inception-fid "
+        "asset).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Extract Inception features of FOLDER and write OUT_DIR/NAME.npz (mean, covariance,
+    n; float64, no pickle) plus a manifest entry with the extractor signature and sha256.
+
+    Example: genmetrics stats build refs/ --name my-refs && genmetrics score samples/
+    --reference-stats my-refs
+    """
+    from genmetrics.reference_stats import build_stats
+
+    bar, progress = _progress_factory(not quiet and sys.stderr.isatty())
+    if bar is not None:
+        bar.start()
+    try:
+        path, entry = build_stats(folder, name, out_dir=out_dir, source=source,
+                                  weights=str(inception_weights) if inception_weights else None,
+                                  device=device, batch_size=batch_size,
+                                  keep_features=keep_features, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., features "
+          f"{'kept' if entry['features_kept'] else 'not kept'}"
+          + (f", {entry['skipped']} unreadable file(s) skipped" if entry["skipped"] else ""))
+
+
+@stats_app.command("list")
+def stats_list() -> None:
+    """List the reference statistics that --reference-stats NAME can find, in search order."""
+    from genmetrics.reference_stats import read_manifest, search_dirs
+
+    for folder in search_dirs():
+        for name, entry in read_manifest(folder).items():
+            print(f"{name}\t{entry.get('n', '?')} images\t{folder / entry['file']}\t"
+                  f"{entry.get('source', '')}")
 
 
 def main() -> None:

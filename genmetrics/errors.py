@@ -17,3 +17,11 @@ class UsageError(GenmetricsError):
 
 class MetricError(GenmetricsError):
     """A metric could not produce a value (for example: no samples were given)."""
+
+
+class MetricUnavailable(GenmetricsError):
+    """A metric cannot run in this setup (e.g. Inception Score without classifier weights).
+
+    Raised by ``Metric.preflight``; a metric of the default set is then left out and listed
+    under the scorecard's ``unavailable`` with the reason, instead of failing the run.
+    """

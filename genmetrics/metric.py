@@ -119,6 +119,9 @@ class MetricSpec:
     options: tuple[Option, ...] = ()
     outputs: tuple[str, ...] = ()
     assets: tuple[str, ...] = ()
+    #: True for distribution metrics that compare with a reference *distribution* (FID,
+    #: KID): they take ``update_reference`` batches or precomputed reference statistics.
+    reference_set: bool = False
     version: str = "1"
 
     @property
@@ -218,6 +221,15 @@ class Metric:
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         """Results keyed by result name; per-sample values only when asked for."""
         raise NotImplementedError
+
+    def update_reference(self, references: Sequence[Any]) -> None:
+        """Metrics with ``spec.reference_set``: add a batch of the reference distribution."""
+        raise NotImplementedError(f"{self.spec.name} takes no reference distribution")
+
+    def use_reference_stats(self, stats: Any) -> None:
+        """Metrics with ``spec.reference_set``: compare with precomputed statistics instead
+        (see :mod:`genmetrics.reference_stats`); raise ``UsageError`` if they do not fit."""
+        raise UsageError(f"{self.spec.name} cannot use reference statistics")
 
     # -- helpers for subclasses ---------------------------------------------
     def close(self) -> None:

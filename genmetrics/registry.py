@@ -36,6 +36,9 @@ BUILTIN: dict[str, str] = {
     "snr": "genmetrics.metrics.audio.snr:SNR",
     "stoi": "genmetrics.metrics.audio.stoi:STOI",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
+    "fid": "genmetrics.metrics.image.fid:FID",
+    "kid": "genmetrics.metrics.image.kid:KID",
+    "inception_score": "genmetrics.metrics.image.inception_score:InceptionScore",
 }
 
 

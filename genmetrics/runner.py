@@ -33,14 +33,19 @@ from genmetrics.stats import DEFAULT_SEED
 PathLike = str | os.PathLike[str]
 ProgressCallback = Callable[[int], None]
 DEFAULT_BATCH_SIZE = 256
+DEFAULT_IMAGE_BATCH_SIZE = 64
 
 TEXT_SUFFIXES = {".txt", ".jsonl"}
 
 
 def detect_modality(samples: Path) -> str:
     """Guess the modality from file suffixes; ask for ``--modality`` when unsure."""
+    from genmetrics.io.image import ARRAY_SUFFIXES, IMAGE_SUFFIXES
+
     if samples.is_file() and samples.suffix in TEXT_SUFFIXES:
         return "text"
+    if samples.is_file() and samples.suffix.lower() in ARRAY_SUFFIXES:
+        return "image"
     if samples.is_dir():
         from genmetrics.io.audio import AUDIO_SUFFIXES
 
@@ -49,25 +54,52 @@ def detect_modality(samples: Path) -> str:
             return "text"
         if suffixes & set(AUDIO_SUFFIXES):
             return "audio"
+        if suffixes & set(IMAGE_SUFFIXES):
+            return "image"
     raise UsageError(f"cannot tell the modality of {samples}; pass --modality text|image|audio")
 
 
-def default_metrics(modality: str, have_references: bool) -> list[str]:
-    """Registered metrics of ``modality`` that can run with the given inputs."""
+def default_metrics(modality: str, have_references: bool,
+                    have_reference_set: bool | None = None) -> list[str]:
+    """Registered metrics of ``modality`` that can run with the given inputs.
+
+    ``have_references``: samples are paired with references (paired metrics can run);
+    ``have_reference_set``: a reference distribution exists (a folder or statistics, for
+    FID and KID); by default the same as ``have_references``.
+    """
+    if have_reference_set is None:
+        have_reference_set = have_references
     names = []
     for name in targets():
         try:
             spec = get_metric(name).spec
         except GenmetricsError:
             continue
-        if spec.modality == modality and (have_references or spec.kind != "paired"):
-            names.append(name)
+        if spec.modality != modality:
+            continue
+        if spec.kind == "paired" and not have_references:
+            continue
+        if spec.reference_set and not have_reference_set:
+            continue
+        names.append(name)
     return names
 
 
 def build_metrics(
-    names: Sequence[str], modality: str, options: dict[str, dict[str, Any]], have_refs: bool
+    names: Sequence[str], modality: str, options: dict[str, dict[str, Any]], have_refs: bool,
+    *, have_reference_set: bool | None = None, pairing_problem: str | None = None,
+    explicit: bool = True, unavailable: dict[str, str] | None = None,
 ) -> dict[str, Metric]:
+    """Instantiate and check the metrics before any input is read.
+
+    A metric whose ``preflight`` raises :class:`MetricUnavailable` is an error when it
+    was asked for by name (``explicit``); otherwise it is left out and its reason is
+    recorded in ``unavailable``.
+    """
+    from genmetrics.errors import MetricUnavailable
+
+    if have_reference_set is None:
+        have_reference_set = have_refs
     unknown_opts = sorted(set(options) - set(names))
     if unknown_opts:
         raise UsageError(f"options given for metric(s) not being run: {', '.join(unknown_opts)}")
@@ -77,11 +109,22 @@ def build_metrics(
         if cls.spec.modality != modality:
             raise UsageError(f"{name} is a {cls.spec.modality} metric, not {modality}")
         if cls.spec.kind == "paired" and not have_refs:
-            raise UsageError(f"{name} compares each sample with its references; pass --reference")
+            raise UsageError(f"{name} compares each sample with its references; "
+                             f"{pairing_problem or 'pass --reference'}")
+        if cls.spec.reference_set and not have_reference_set:
+            raise UsageError(f"{name} compares with a reference distribution; pass "
+                             "--reference refs/ or --reference-stats NAME")
         metrics[name] = cls(**options.get(name, {}))
     _check_assets(metrics)
-    for metric in metrics.values():
-        metric.preflight()
+    for name, metric in list(metrics.items()):
+        try:
+            metric.preflight()
+        except MetricUnavailable as exc:
+            if explicit:
+                raise UsageError(f"{name} is unavailable: {exc}") from None
+            if unavailable is not None:
+                unavailable[name] = str(exc)
+            del metrics[name]
     return metrics
 
 
@@ -147,7 +190,8 @@ def add_confidence_intervals(
             result.signature["seed"] = seed
 
 
-def _open_source(modality: str, samples: Path, references: list[Path]):
+def _open_source(modality: str, samples: Path, references: list[Path],
+                 workers: int | None = None):
     if modality == "text":
         from genmetrics.io.text import open_text
 
@@ -156,7 +200,9 @@ def _open_source(modality: str, samples: Path, references: list[Path]):
         from genmetrics.io.audio import open_audio
 
         return open_audio(samples, references)
-    raise UsageError(f"no reader for {modality} input in this version of genmetrics")
+    from genmetrics.io.image import ImageSource
+
+    return ImageSource(samples, references, workers=workers)
 
 
 @dataclass
@@ -184,10 +230,16 @@ def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
 
 
 def _feed(source: Any, active: dict[str, Metric], batch_size: int,
-          advance: ProgressCallback | None) -> _Pass:
+          advance: ProgressCallback | None, *, run: _Pass | None = None,
+          batch_type: Callable[[list[Any]], Sequence[Any]] = list,
+          reference_pass: bool = False) -> _Pass:
     """Read ``source`` a batch at a time and update every metric; a metric that raises is
-    dropped and recorded under ``errors``, the others go on."""
-    run = _Pass()
+    dropped and recorded under ``errors``, the others go on.
+
+    ``reference_pass``: the items are a reference distribution (FID, KID), given to
+    ``update_reference``; they count in the reference digest, not as samples.
+    """
+    run = run if run is not None else _Pass()
     items = iter(source)
     while True:
         t0 = time.perf_counter()
@@ -196,27 +248,53 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         if not batch:
             return run
         pairs = [b for b in batch if not isinstance(b, Skipped)]
-        run.skipped.extend(b for b in batch if isinstance(b, Skipped))
+        for item in batch:
+            if isinstance(item, Skipped):
+                run.skipped.append(Skipped(item.path, f"reference image: {item.reason}")
+                                   if reference_pass else item)
         for pair in pairs:
-            run.ids.append(pair.id)
             sample_parts, reference_parts = pair.digest_parts()
+            if reference_pass:
+                run.reference_digest.add(*sample_parts)
+                continue
+            run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
             run.reference_digest.add(*reference_parts)
             if pair.warning:
                 run.warnings.append({"path": pair.id, "message": pair.warning})
         t0 = time.perf_counter()
         metric_inputs = [p.metric_inputs() for p in pairs]
-        batch_samples = [sample for sample, _ in metric_inputs]
+        batch_samples = batch_type([sample for sample, _ in metric_inputs])
         batch_references = [references for _, references in metric_inputs]
         for name, metric in list(active.items()):
             try:
-                metric.update(batch_samples, batch_references)
+                if reference_pass:
+                    metric.update_reference(batch_samples)
+                else:
+                    metric.update(batch_samples, batch_references)
             except Exception as exc:  # one metric failing must not lose the others
                 run.errors[name] = _describe(exc)
                 del active[name]
         run.metric_s += time.perf_counter() - t0
         if advance:
             advance(len(batch))
+
+
+def _feed_reference_set(source: Any, active: dict[str, Metric], reference_stats: Any,
+                        batch_size: int, batch_type: Callable[[list[Any]], Sequence[Any]],
+                        advance: ProgressCallback | None, run: _Pass) -> None:
+    """Give FID/KID-like metrics their reference distribution: statistics, or a pass."""
+    wanting = {n: m for n, m in active.items() if m.spec.reference_set}
+    if not wanting:
+        return
+    if reference_stats is not None:
+        for metric in wanting.values():
+            metric.use_reference_stats(reference_stats)
+        return
+    _feed(source.reference_items(), wanting, batch_size, advance, run=run,
+          batch_type=batch_type, reference_pass=True)
+    for name in run.errors:  # a metric that failed on the references is out of the run
+        active.pop(name, None)
 
 
 def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample: bool,
@@ -233,7 +311,7 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
             continue
         for result in computed.values():
             if have_refs:
-                result.signature["refs"] = run.reference_digest.hexdigest()
+                result.signature.setdefault("refs", run.reference_digest.hexdigest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
             if bootstrap:
@@ -245,15 +323,27 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
     return results, sample_stats
 
 
-def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pass
-                ) -> dict[str, Any]:
+def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pass,
+                reference_stats: Any = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"samples": {"path": str(samples), "count": len(run.ids),
                                        "digest": run.sample_digest.hexdigest()}}
     if have_refs:
         paths = [str(p) for p in references] or [f"{samples} (inline)"]
         doc["reference"] = {"path": paths if len(paths) > 1 else paths[0],
                             "digest": run.reference_digest.hexdigest()}
+    if reference_stats is not None:
+        doc["reference_stats"] = reference_stats.input_doc()
     return doc
+
+
+def _load_reference_stats(reference_stats: PathLike | None, modality: str) -> Any:
+    if reference_stats is None:
+        return None
+    if modality != "image":
+        raise UsageError("--reference-stats is for image distribution metrics (FID, KID)")
+    from genmetrics.reference_stats import load_stats
+
+    return load_stats(reference_stats)
 
 
 def score(
@@ -266,8 +356,12 @@ def score(
     per_sample: bool = False,
     bootstrap: int = 0,
     seed: int = DEFAULT_SEED,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     progress: Callable[[int], ProgressCallback] | None = None,
+    reference_stats: PathLike | None = None,
+    inception_weights: PathLike | None = None,
+    device: str | None = None,
+    workers: int | None = None,
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
 
@@ -279,6 +373,13 @@ def score(
     every resamplable result (``N`` replicates, ``seed``; both go into the signature).
     ``per_sample`` also stores each result's per-sample statistics, which the gate's
     paired significance test uses.
+
+    Images: ``reference`` is a folder that supplies the pairs of SSIM/PSNR and, unless
+    ``reference_stats`` (a name or ``.npz`` path, see :mod:`genmetrics.reference_stats`)
+    is given, the reference distribution of FID and KID. ``inception_weights`` sets the
+    ``weights`` option of every Inception-based metric, ``device`` the ``device`` option
+    of every metric that has one; ``workers`` decode processes. ``batch_size`` defaults
+    to 256 (text, audio) or 64 (images).
     """
     started = time.perf_counter()
     samples_path = Path(samples)
@@ -293,17 +394,41 @@ def score(
     modality = modality or detect_modality(samples_path)
     if modality not in MODALITIES:
         raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+    if batch_size is None:
+        batch_size = DEFAULT_IMAGE_BATCH_SIZE if modality == "image" else DEFAULT_BATCH_SIZE
     _check_arguments(batch_size, bootstrap, seed)
-    source = _open_source(modality, samples_path, ref_paths)
+    stats = _load_reference_stats(reference_stats, modality)
+    source = _open_source(modality, samples_path, ref_paths, workers)
     have_refs = source.has_references  # reference files, or references inline (jsonl)
-    names = list(metrics) if metrics else default_metrics(modality, have_refs)
+    have_set = stats is not None or getattr(source, "has_reference_set", have_refs)
+    names = list(metrics) if metrics else default_metrics(modality, have_refs, have_set)
     if not names:
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
-    active = build_metrics(names, modality, options or {}, have_refs)
+    options = dict(options or {})
+    if inception_weights is not None:
+        _set_everywhere(names, options, "weights", str(inception_weights), "--inception-weights "
+                        "is for FID, KID and Inception Score; none of them is being run")
+    if device is not None:
+        _set_everywhere(names, options, "device", device, "--device: none of the metrics "
+                        "being run has a device option")
+    unavailable: dict[str, str] = {}
+    problem = source.pairing_problem() if hasattr(source, "pairing_problem") else None
+    active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
+                           pairing_problem=problem, explicit=bool(metrics),
+                           unavailable=unavailable)
+    batch_type = _batch_type(modality)
+    run = _Pass()
+    if hasattr(source, "warnings"):
+        run.warnings.extend(source.warnings())
 
+    needs_pass = stats is None and any(m.spec.reference_set for m in active.values())
     try:
-        run = _feed(source, active, batch_size, progress(len(source)) if progress else None)
-        results, sample_stats = _compute(active, run, have_refs, per_sample, bootstrap, seed)
+        total = len(source) + (source.reference_count() if needs_pass else 0)
+        advance = progress(total) if progress else None
+        _feed_reference_set(source, active, stats, batch_size, batch_type, advance, run)
+        _feed(source, active, batch_size, advance, run=run, batch_type=batch_type)
+        results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,
+                                         bootstrap, seed)
     finally:
         for metric in active.values():
             metric.close()
@@ -317,9 +442,10 @@ def score(
         }
     return Scorecard(
         modality=modality,
-        inputs=_inputs_doc(samples_path, ref_paths, have_refs, run),
+        inputs=_inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
         metrics=results,
         errors=run.errors,
+        unavailable=unavailable,
         skipped=[s.to_dict() for s in run.skipped],
         warnings=run.warnings,
         per_sample=per_sample_doc,
@@ -330,6 +456,27 @@ def score(
             "metric_s": round(run.metric_s, 4),
         },
     )
+
+
+def _batch_type(modality: str) -> Callable[[list[Any]], Sequence[Any]]:
+    if modality == "image":
+        from genmetrics.io.image_batch import ImageBatch
+
+        return ImageBatch
+    return list
+
+
+def _set_everywhere(names: Sequence[str], options: dict[str, dict[str, Any]], option: str,
+                    value: Any, nobody: str) -> None:
+    """Set ``option`` on every chosen metric that has it (e.g. ``weights``, ``device``);
+    a value given per metric with ``--set`` wins."""
+    found = False
+    for name in names:
+        if any(o.name == option for o in get_metric(name).spec.options):
+            options[name] = {option: value, **options.get(name, {})}
+            found = True
+    if not found:
+        raise UsageError(nobody)
 
 
 __all__ = ["score", "detect_modality", "default_metrics"]

@@ -66,6 +66,8 @@ class Scorecard:
     inputs: dict[str, Any]
     metrics: dict[str, MetricResult] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: metrics of the default set that cannot run here (e.g. IS without classifier weights)
+    unavailable: dict[str, str] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     per_sample: dict[str, Any] | None = None
@@ -85,6 +87,8 @@ class Scorecard:
         }
         if self.errors:
             doc["errors"] = dict(self.errors)
+        if self.unavailable:
+            doc["unavailable"] = dict(self.unavailable)
         doc["skipped"] = list(self.skipped)
         if self.warnings:
             doc["warnings"] = list(self.warnings)
@@ -129,6 +133,7 @@ class Scorecard:
             inputs=doc["inputs"],
             metrics=metrics,
             errors=doc.get("errors", {}),
+            unavailable=doc.get("unavailable", {}),
             skipped=doc["skipped"],
             warnings=doc.get("warnings", []),
             per_sample=per_sample,

