@@ -39,6 +39,8 @@ BUILTIN: dict[str, str] = {
     "fid": "genmetrics.metrics.image.fid:FID",
     "kid": "genmetrics.metrics.image.kid:KID",
     "inception_score": "genmetrics.metrics.image.inception_score:InceptionScore",
+    "ssim": "genmetrics.metrics.image.ssim:SSIM",
+    "psnr": "genmetrics.metrics.image.psnr:PSNR",
 }
 
 

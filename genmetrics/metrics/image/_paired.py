@@ -1,0 +1,238 @@
+"""The shape shared by paired image metrics (SSIM, PSNR): one value per pair, their mean.
+
+``update(samples, references)`` gets ``samples[i]``, a ``3 x H x W`` uint8 tensor, and
+``references[i] == [reference]`` of the same size (see :mod:`genmetrics.io.image_batch`).
+A subclass implements :meth:`PairedImageMetric.score_pairs`, which gets the checked
+pairs and returns for each a float or a :class:`Failed` with the reason (e.g. an image
+too small for SSIM's window). Failed pairs never abort the run: their per-sample value
+is ``None``, they are listed under the component ``failed`` with the reason, and the
+corpus value is the mean over the scored pairs (``math.fsum``, so independent of order
+and batching). Bootstrap rows are ``[value, 1]`` per scored pair, ``[0, 0]`` otherwise.
+
+    >>> import torch
+    >>> class MeanGap(PairedImageMetric):
+    ...     spec = MetricSpec(name="gap", modality="image", kind="paired",
+    ...                       higher_is_better=False, unit="-")
+    ...     def score_pairs(self, samples, references):
+    ...         return [float((s.double() - r.double()).abs().mean()) if s.shape[1] > 1
+    ...                 else Failed("too small") for s, r in zip(samples, references)]
+    >>> a = torch.zeros(3, 2, 2, dtype=torch.uint8)
+    >>> b = torch.full((3, 1, 1), 7, dtype=torch.uint8)
+    >>> m = MeanGap()
+    >>> m.update([a + 4, b], [[a], [b]])
+    >>> r = m.compute(per_sample=True)["gap"]
+    >>> r.value, r.per_sample, r.components["failed"]
+    (4.0, [4.0, None], [{'index': 1, 'reason': 'too small'}])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genmetrics.errors import MetricError, UsageError
+from genmetrics.metric import Metric, MetricResult, MetricSpec, library_version
+
+__all__ = ["Failed", "PairedImageMetric", "MetricSpec", "size_groups", "cpu_map",
+           "worker_count"]
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N"
+THREADS_HELP = "CPU worker threads, each running single-threaded torch ops (0: torch's count)"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A pair the metric could not score, and why."""
+
+    reason: str
+
+
+def size_groups(images: Sequence[Any]) -> dict[tuple[int, int], list[int]]:
+    """Indices of ``images`` (``3 x H x W``) grouped by ``(H, W)``, in order of first
+    appearance; each group can be stacked into one ``n x 3 x H x W`` tensor.
+
+    >>> import torch
+    >>> size_groups([torch.zeros(3, 4, 5), torch.zeros(3, 2, 2), torch.zeros(3, 4, 5)])
+    {(4, 5): [0, 2], (2, 2): [1]}
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault((int(image.shape[-2]), int(image.shape[-1])), []).append(i)
+    return groups
+
+
+def _image(image: Any, name: str, what: str, index: int) -> Any:
+    """``image`` as a ``3 x H x W`` uint8 torch tensor, or a UsageError saying what is wrong."""
+    import torch
+
+    if not isinstance(image, torch.Tensor):
+        try:
+            image = torch.as_tensor(image)
+        except (TypeError, ValueError, RuntimeError):
+            raise UsageError(f"{name}: {what} {index} is a {type(image).__name__}, not an "
+                             "image tensor (3 x H x W, uint8)") from None
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise UsageError(f"{name}: {what} {index} is a {image.dtype} tensor of shape "
+                         f"{tuple(image.shape)}; paired image metrics take 3 x H x W uint8 "
+                         "RGB tensors (as genmetrics' image reader gives)")
+    return image
+
+
+class PairedImageMetric(Metric):
+    """Base class: per-pair values (or failures) of same-size image pairs, their mean."""
+
+    merge_ignores = frozenset({"device", "threads"})  # settings that cannot move a value
+    _device: str | None = None  # option "device", resolved on first use
+
+    # per pair: the value, or None; and the failure reason, or None
+    state_reductions = {"values": "cat", "reasons": "cat"}
+
+    def score_pairs(self, samples: Sequence[Any], references: Sequence[Any]
+                    ) -> list[float | Failed]:
+        """Values of checked pairs: ``3 x H x W`` uint8 tensors, same size pair by pair."""
+        raise NotImplementedError
+
+    def update(self, samples: Sequence[Any],
+               references: Sequence[Sequence[Any]] | None = None) -> None:
+        name = self.spec.name
+        if references is None or len(references) != len(samples):
+            raise UsageError(f"{name} compares each sample with its reference image: give "
+                             "one reference per sample (--reference FOLDER)")
+        checked, refs = [], []
+        for i, (sample, ref) in enumerate(zip(samples, references, strict=True)):
+            if len(ref) != 1:
+                raise UsageError(f"{name}: sample {i} has {len(ref)} reference images; it "
+                                 "takes exactly one (same relative path under --reference)")
+            s, r = _image(sample, name, "sample", i), _image(ref[0], name, "reference", i)
+            if s.shape != r.shape:
+                raise MetricError(f"{name}: sample {i} is {s.shape[1]}x{s.shape[2]} pixels "
+                                  f"but its reference is {r.shape[1]}x{r.shape[2]}; a pair "
+                                  "must have the same size (resize one of them)")
+            checked.append(s)
+            refs.append(r)
+        if not checked:
+            return
+        for out in self.score_pairs(checked, refs):
+            if isinstance(out, Failed):
+                self.state["values"].append(None)
+                self.state["reasons"].append(out.reason)
+            elif not math.isfinite(out):
+                self.state["values"].append(None)
+                self.state["reasons"].append(f"value is {out}")
+            else:
+                self.state["values"].append(float(out))
+                self.state["reasons"].append(None)
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        values, reasons = self.state["values"], self.state["reasons"]
+        scored = [v for v in values if v is not None]
+        if not scored:
+            if values:
+                raise MetricError(f"{self.spec.name}: none of the {len(values)} pairs could be "
+                                  f"scored (first reason: {next(r for r in reasons if r)})")
+            self.require_samples(0)
+        components: dict[str, Any] = {}
+        failed = [{"index": i, "reason": r} for i, r in enumerate(reasons) if r is not None]
+        if failed:
+            components["failed"] = failed
+        return {self.spec.name: self.result(
+            math.fsum(scored) / len(scored), n=len(scored), components=components,
+            per_sample=list(values) if per_sample else None, **self.signature_extra())}
+
+    def signature_extra(self) -> dict[str, Any]:
+        """Fields this metric adds to its signature (its constants)."""
+        return {}
+
+    def libraries(self) -> dict[str, str]:
+        return {"torch": library_version("torch")}
+
+    def device(self) -> str:
+        """The torch device of option ``device`` (``auto`` resolved once, on first use)."""
+        if self._device is None:
+            from genmetrics.features.causal_lm import resolve_device
+
+            self._device = resolve_device(self.options.get("device", "cpu"))
+        return self._device
+
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        rows = [[v, 1.0] if v is not None else [0.0, 0.0] for v in self.state["values"]]
+        return {self.spec.name: np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        import numpy as np
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return totals[:, 0] / totals[:, 1]
+
+
+# -- CPU worker threads -------------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, Any] | None = None  # (process id, workers, executor)
+
+
+def _single_threaded(ready: threading.Barrier) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # this thread's OpenMP and MKL settings
+    torch.get_num_threads()  # settle torch's lazy per-thread initialisation now
+    ready.wait()
+
+
+def _cpu_pool(workers: int) -> Any:
+    """A process-wide pool of ``workers`` threads whose torch ops run single-threaded.
+
+    ``torch.set_num_threads(1)`` in a worker also changes torch's process-wide default
+    (used by threads started later); the caller's setting is put back once every worker
+    has started. A pool made before a ``fork`` is not reused in the child.
+    """
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    with _pool_lock:
+        if _pool is not None and _pool[0] == os.getpid() and _pool[1] == workers:
+            return _pool[2]
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=False)
+        saved = torch.get_num_threads()
+        ready = threading.Barrier(workers)
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="genmetrics-image",
+                                      initializer=_single_threaded, initargs=(ready,))
+        for future in [executor.submit(int) for _ in range(workers)]:
+            future.result()
+        torch.set_num_threads(saved)
+        _pool = (os.getpid(), workers, executor)
+        return executor
+
+
+def cpu_map(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int = 0) -> Iterator[Any]:
+    """``map(fn, tasks)`` on ``threads`` CPU worker threads (0: ``torch.get_num_threads()``),
+    results in task order. Each worker runs torch ops single-threaded: independent tasks
+    scale with the cores even on a busy machine, where torch's intra-op threads stall
+    waiting for one another after every operation.
+
+    >>> list(cpu_map(lambda k: k * k, range(5), threads=2))
+    [0, 1, 4, 9, 16]
+    """
+    return _cpu_pool(worker_count(threads)).map(fn, tasks)
+
+
+def worker_count(threads: int) -> int:
+    """The number of CPU worker threads for option ``threads`` (0: ``torch.get_num_threads()``).
+
+    >>> worker_count(3)
+    3
+    """
+    import torch
+
+    if threads < 0:
+        raise UsageError(f"threads must be 0 (torch's thread count) or more, not {threads}")
+    return threads or torch.get_num_threads()

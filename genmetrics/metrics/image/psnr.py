@@ -1,0 +1,139 @@
+"""PSNR of each sample against its reference, as scikit-image computes it.
+
+Each pair's value is ``skimage.metrics.peak_signal_noise_ratio(reference, sample,
+data_range=255)`` on the uint8 arrays::
+
+    PSNR = 10 * log10(255**2 / MSE),   MSE = mean over all pixels and channels of (x - y)**2
+
+in dB, higher is better; the corpus value is the mean of the per-pair values (not the
+PSNR of the mean MSE). The squared error is summed exactly (integers: the squares are
+summed 256 at a time in float32, exact below 2**24, and those sums in float64, exact
+below 2**53), so the value equals skimage's to the last bit or so (skimage sums
+the same integers in float64).
+
+    >>> import torch
+    >>> from skimage.metrics import peak_signal_noise_ratio
+    >>> ref = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    >>> sample = ref.clone()
+    >>> sample[0, 0, :2] = 255  # 2 of 48 values off by 255: MSE = 255**2 / 24
+    >>> m = PSNR()
+    >>> m.update([sample, ref], [[ref], [ref]])
+    >>> r = m.compute(per_sample=True)["psnr"]
+    >>> round(r.value, 6), r.per_sample[1], r.components["failed"][0]["reason"]
+    (13.802112, None, 'identical images (PSNR is infinite)')
+    >>> hwc = lambda t: t.permute(1, 2, 0).numpy()
+    >>> round(float(peak_signal_noise_ratio(hwc(ref), hwc(sample), data_range=255)), 6)
+    13.802112
+
+**Identical images.** Their MSE is 0 and skimage returns ``inf`` (with a division
+warning); one such pair would make the mean infinite. Such a pair is not scored: it
+fails with the reason ``"identical images (PSNR is infinite)"``, its per-sample value is
+``None`` and the mean is over the other pairs. (If every pair is identical, no value can
+be given and the metric reports an error.) Compare the ``failed`` component's count
+with ``n`` to see how many samples reproduced their reference exactly.
+
+Computation: on the CPU (the work is one pass over the pixels; a GPU would spend more
+on the copy than on the arithmetic), each pair a task for the worker threads of option
+``threads`` (see :func:`~genmetrics.metrics.image._paired.cpu_map`). Per-sample values
+never depend on batching. Signature: ``data_range`` and the torch version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from genmetrics.metric import Option
+from genmetrics.metrics.image._paired import (
+    THREADS_HELP,
+    Failed,
+    MetricSpec,
+    PairedImageMetric,
+    cpu_map,
+    worker_count,
+)
+
+__all__ = ["PSNR", "psnr_values", "squared_error", "IDENTICAL", "DATA_RANGE"]
+
+DATA_RANGE = 255
+IDENTICAL = "identical images (PSNR is infinite)"
+_ROW = 256  # squares summed per float32 row: 256 * 255**2 < 2**24, so the sums are exact
+
+
+def squared_error(sample: Any, reference: Any) -> int:
+    """The exact sum of squared differences of two same-size uint8 tensors.
+
+    ``|x - y|`` in uint8 (``max - min``), squared in float32 and summed ``_ROW`` values
+    at a time (at most ``256 * 255**2 < 2**24``: exact), those sums in float64 (exact).
+
+    >>> import torch
+    >>> squared_error(torch.tensor([0, 255, 3], dtype=torch.uint8),
+    ...               torch.tensor([255, 0, 1], dtype=torch.uint8))
+    130054
+    """
+    import torch
+
+    diff = torch.maximum(sample, reference)
+    diff.sub_(torch.minimum(sample, reference))
+    diff = diff.view(-1).float()
+    whole = diff.numel() // _ROW * _ROW
+    rows = diff[:whole].view(-1, _ROW)
+    total = int(rows.mul_(rows).sum(dim=1).sum(dtype=torch.float64))
+    if whole < diff.numel():
+        tail = diff[whole:]
+        total += int(tail.dot(tail))
+    return total
+
+
+def psnr_values(samples: Sequence[Any], references: Sequence[Any], *,
+                threads: int = 0) -> list[float | Failed]:
+    """PSNR in dB of each ``samples[i]`` against ``references[i]`` (same-size uint8 tensors),
+    or :class:`Failed` for identical images; ``threads``: CPU worker threads (0: torch's).
+
+    >>> import torch
+    >>> a = torch.zeros(3, 2, 2, dtype=torch.uint8)
+    >>> close, same = psnr_values([a + 1, a], [a, a])
+    >>> round(close, 6), same
+    (48.130804, Failed(reason='identical images (PSNR is infinite)'))
+    """
+    import torch
+
+    def one(i: int) -> float | Failed:
+        sse = squared_error(samples[i], references[i])
+        if sse == 0:
+            return Failed(IDENTICAL)
+        mse = sse / samples[i].numel()
+        return 10.0 * math.log10(DATA_RANGE**2 / mse)
+
+    def block(indices: range) -> list[float | Failed]:
+        with torch.inference_mode():
+            return [one(i) for i in indices]
+
+    # one block of consecutive pairs per worker: a task costs more than a pair's arithmetic
+    size = max(1, -(-len(samples) // worker_count(threads)))
+    blocks = [range(i, min(i + size, len(samples))) for i in range(0, len(samples), size)]
+    return [value for values in cpu_map(block, blocks, threads) for value in values]
+
+
+class PSNR(PairedImageMetric):
+    spec = MetricSpec(
+        name="psnr",
+        modality="image",
+        kind="paired",
+        higher_is_better=True,
+        unit="dB",
+        description="Peak signal-to-noise ratio 10*log10(255^2 / MSE) of each sample against "
+        "its reference (MSE over all pixels and RGB channels), mean over the pairs, as "
+        "scikit-image peak_signal_noise_ratio(data_range=255); identical pairs (infinite "
+        "PSNR) are left out with a reason.",
+        value_range=(0.0, None),
+        options=(Option("threads", 0, THREADS_HELP, type=int, affects_values=False),),
+    )
+
+    def score_pairs(self, samples: Sequence[Any], references: Sequence[Any]
+                    ) -> list[float | Failed]:
+        return psnr_values(samples, references, threads=self.options["threads"])
+
+    def signature_extra(self) -> dict[str, Any]:
+        return {"data_range": DATA_RANGE}

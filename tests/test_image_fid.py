@@ -1,0 +1,174 @@
+"""FID, KID and Inception Score: parity with torch-fidelity, invariance, statistics, CLI.
+
+The network is torch-fidelity's InceptionV3 with randomly initialised weights written
+by the test (the real weights are tested in ``test_inception.py``): both sides load the
+same file, so any difference is in the pipeline or the arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genmetrics.errors import UsageError
+from genmetrics.runner import score
+from tests.conftest import assert_one_line_error, cli_env
+from tests.photos import DEGRADATIONS, resize_longer_side, save_png, tiles
+
+N_SAMPLES, N_REFS, KID_SUBSET = 24, 20, 12
+REL = 1e-4  # parity bound for FID, KID and IS (issue: 1e-4 relative)
+
+
+@pytest.fixture(scope="module")
+def image_sets(tmp_path_factory) -> dict[str, Path]:
+    """Sample and reference folders of 64x64 real photo tiles (degraded samples), weights."""
+    from genmetrics.features.inception import random_weights_file
+
+    root = tmp_path_factory.mktemp("fid")
+    all_tiles = [resize_longer_side(t, 64) for _, t in tiles()]
+    kinds = list(DEGRADATIONS.values())
+    for i in range(N_SAMPLES):
+        save_png(kinds[i % 4](all_tiles[i]), (root / "samples").mkdir(exist_ok=True) or
+                 root / "samples" / f"{i:03d}.png")
+    for i in range(N_REFS):
+        save_png(all_tiles[50 + i], (root / "refs").mkdir(exist_ok=True) or
+                 root / "refs" / f"{i:03d}.png")
+    return {
+        "samples": root / "samples",
+        "refs": root / "refs",
+        "weights": random_weights_file(root / "full.pth", seed=1),
+        "pool3_weights": random_weights_file(root / "pool3.pth", seed=1, with_classifier=False),
+        "other_weights": random_weights_file(root / "other.pth", seed=2),
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="module")
+def theirs(image_sets) -> dict[str, float]:
+    import torch_fidelity
+
+    return torch_fidelity.calculate_metrics(
+        input1=str(image_sets["samples"]), input2=str(image_sets["refs"]), cuda=False,
+        isc=True, fid=True, kid=True, kid_subset_size=KID_SUBSET, verbose=False, cache=False,
+        feature_extractor_weights_path=str(image_sets["weights"]))
+
+
+@pytest.fixture(scope="module")
+def ours(image_sets):
+    return score(image_sets["samples"], image_sets["refs"], modality="image",
+                 metrics=["fid", "kid", "inception_score"], workers=0,
+                 options={"kid": {"subset_size": KID_SUBSET}},
+                 inception_weights=image_sets["weights"], device="cpu")
+
+
+def test_parity_with_torch_fidelity(ours, theirs):
+    pairs = {
+        "fid": ("frechet_inception_distance", ours.metrics["fid"].value),
+        "kid": ("kernel_inception_distance_mean", ours.metrics["kid"].value),
+        "kid std": ("kernel_inception_distance_std", ours.metrics["kid"].components["std"]),
+        "is": ("inception_score_mean", ours.metrics["inception_score"].value),
+        "is std": ("inception_score_std", ours.metrics["inception_score"].components["std"]),
+    }
+    for label, (key, value) in pairs.items():
+        assert value == pytest.approx(theirs[key], rel=REL), label
+    assert ours.metrics["fid"].value > 1.0  # the two sets really differ
+
+
+def test_signature_and_rank_deficiency_are_recorded(ours):
+    fid = ours.metrics["fid"]
+    assert fid.signature["ext"] == "inception-v3-fid" and fid.signature["ref"] == "folder"
+    assert fid.signature["refs"].startswith("sha256:") and fid.n == N_SAMPLES
+    assert fid.components["rank_deficient"]["sides"] == ["samples", "reference"]
+    assert ours.inputs["reference"]["path"].endswith("refs")
+
+
+@pytest.fixture(scope="module")
+def stats_file(image_sets) -> Path:
+    from genmetrics.reference_stats import build_stats
+
+    path, entry = build_stats(image_sets["refs"], "refs", out_dir=image_sets["root"] / "stats",
+                              weights=str(image_sets["weights"]), device="cpu", batch_size=5)
+    assert entry["n"] == N_REFS and entry["features_kept"]
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32])
+def test_batch_size_invariance_against_statistics(image_sets, ours, stats_file, batch_size):
+    card = score(image_sets["samples"], modality="image", metrics=["fid", "kid"],
+                 reference_stats=stats_file, batch_size=batch_size, workers=0,
+                 options={"kid": {"subset_size": KID_SUBSET}},
+                 inception_weights=image_sets["weights"])
+    # float32 convolutions may round differently per batch size: 1e-6 relative, far
+    # below the 1e-4 parity bound
+    assert card.metrics["fid"].value == pytest.approx(ours.metrics["fid"].value, rel=1e-6)
+    assert card.metrics["kid"].value == pytest.approx(ours.metrics["kid"].value, rel=1e-6)
+    assert card.metrics["fid"].signature["ref"] == "stats:refs"
+    assert card.inputs["reference_stats"]["count"] == N_REFS
+
+
+def test_set_against_itself_is_zero_and_never_negative(image_sets, stats_file):
+    card = score(image_sets["refs"], modality="image", metrics=["fid"], workers=0,
+                 reference_stats=stats_file, inception_weights=image_sets["weights"])
+    value = card.metrics["fid"].value
+    assert 0.0 <= value < 1e-6 and isinstance(value, float)
+
+
+def test_statistics_from_other_weights_are_refused(image_sets, stats_file):
+    with pytest.raises(UsageError, match="different feature extractor"):
+        score(image_sets["samples"], modality="image", metrics=["fid"], workers=0,
+              reference_stats=stats_file, inception_weights=image_sets["other_weights"])
+
+
+def test_statistics_file_is_checked_and_never_unpickled(image_sets, stats_file, tmp_path):
+    from genmetrics.errors import InputError
+    from genmetrics.reference_stats import load_stats
+
+    stats = load_stats(stats_file)
+    assert stats.n == N_REFS and stats.sigma.shape == (2048, 2048)
+    manifest = json.loads((stats_file.parent / "manifest.json").read_text())
+    assert manifest["refs"]["sha256"] == stats.sha256
+    damaged = tmp_path / "refs.npz"
+    damaged.write_bytes(stats_file.read_bytes()[:-10] + b"0123456789")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="differs from its manifest"):
+        load_stats(damaged)
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, mu=np.zeros(3), n=np.int64(2), meta=np.array([{"x": 1}], dtype=object),
+             sigma=np.eye(3))
+    with pytest.raises(InputError, match="not a statistics file"):
+        load_stats(evil)  # allow_pickle=False: the object array is refused, not unpickled
+
+
+def test_pool3_only_weights_make_is_unavailable_not_a_failure(image_sets, tmp_path):
+    from genmetrics.reference_stats import build_stats
+
+    stats, _ = build_stats(image_sets["refs"], "p3", out_dir=tmp_path,
+                           weights=str(image_sets["pool3_weights"]))
+    card = score(image_sets["samples"], modality="image", reference_stats=stats, workers=0,
+                 inception_weights=image_sets["pool3_weights"])  # KID: default subset size
+    assert "inception_score" in card.unavailable and "classifier" in \
+        card.unavailable["inception_score"]
+    assert "fid" in card.metrics and "inception_score" not in card.errors
+    assert "kid.subset_size" in card.errors["kid"]  # too few images: says how to fix it
+    with pytest.raises(UsageError, match="inception_score is unavailable"):
+        score(image_sets["samples"], modality="image", metrics=["inception_score"],
+              workers=0, inception_weights=image_sets["pool3_weights"])
+
+
+def test_cli_prints_fid_kid_and_is(image_sets, stats_file, run_cli, tmp_path):
+    out = tmp_path / "card.json"
+    done = run_cli("score", "--modality", "image", image_sets["samples"], "--reference-stats",
+                   stats_file, "--inception-weights", image_sets["weights"], "--set",
+                   f"kid.subset_size={KID_SUBSET}", "--out", out, "--workers", "0",
+                   env=cli_env(COLUMNS="250"))
+    assert done.returncode == 0, done.stderr
+    for name in ("fid", "kid", "inception_score"):
+        assert name in done.stdout
+    card = json.loads(out.read_text())
+    assert set(card["metrics"]) == {"fid", "kid", "inception_score"}
+    done = run_cli("score", "--modality", "image", image_sets["samples"], "--metrics", "fid",
+                   "--inception-weights", image_sets["weights"], "--out", out)
+    assert_one_line_error(done, "fid", "--reference-stats")
