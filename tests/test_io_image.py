@@ -146,7 +146,8 @@ def test_npy_and_npz_arrays(tmp_path):
         ImageSource(tmp_path / "o.npy", [])  # never unpickled
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400), keep=st.integers(0, 2000))
 def test_fuzzed_bytes_never_raise(tmp_path, data, keep):
     """Arbitrary bytes, or a valid PNG cut anywhere, decode or become a Skipped item."""

@@ -47,13 +47,21 @@ def test_options_reach_the_metric_and_its_signature(text_pair_dirs):
     ({"metrics": ["bleu"], "options": {"rouge": {"use_stemmer": "1"}}}, "not being run: rouge"),
     ({"metrics": ["bleu"], "options": {"bleu": {"tokenize": "moses"}}}, "must be one of"),
     ({"modality": "video"}, "unknown modality"),
-    ({"modality": "image"}, "no reader for image input"),
+    ({"modality": "image", "metrics": ["bleu"]}, "bleu is a text metric, not image"),
     ({"batch_size": 0}, "at least 1"),
 ])
 def test_usage_errors(text_pair_dirs, kwargs, message):
     samples, refs = text_pair_dirs
     with pytest.raises(UsageError, match=message):
         score(samples, refs, **kwargs)
+
+
+def test_text_folder_read_as_images_names_the_problem(text_pair_dirs):
+    from genmetrics.errors import InputError
+
+    samples, refs = text_pair_dirs
+    with pytest.raises(InputError, match="no images"):
+        score(samples, refs, modality="image")
 
 
 def test_paired_metric_without_references_is_refused(text_pair_dirs):

@@ -20,7 +20,7 @@ from genmetrics.io.image import ALPHA_POLICY, COLOR_POLICY
 from genmetrics.io.image_batch import ImageBatch
 from genmetrics.metric import Metric, Option, library_version
 
-WEIGHTS_ENV = "GENMETRICS_INCEPTION_WEIGHTS"
+WEIGHTS_ENV = "GENMETRICS_INCEPTION_WEIGHTS"  # the same name as features.inception.ENV_WEIGHTS
 
 DEVICE_OPTION = Option(
     "device", "auto", "where the Inception network runs: auto (CUDA when present), cpu, "
