@@ -30,7 +30,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: system-deps $(VENV)/.installed
 
-# Build WordNet and the default LM into the genmetrics cache from local sources (no network).
+# Build WordNet, the default LM and the FID Inception weights into the genmetrics cache
+# from local sources (no network).
 assets: install
 	$(VENV)/bin/genmetrics --offline assets fetch
 

@@ -38,6 +38,7 @@ from genmetrics.errors import InputError, UsageError
 from genmetrics.io.common import write_text_atomically
 
 MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = "genmetrics.reference_stats/1"
 SHIPPED_DIR = Path(__file__).parent / "data" / "reference_stats"
 LOCAL_DIR = Path("reference_stats")
 
@@ -86,12 +87,18 @@ def _sha256(path: Path) -> str:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The entries (name -> file, sha256, n, signature, source) of ``folder``'s manifest."""
+    path = folder / MANIFEST
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise InputError(f"{folder / MANIFEST}: cannot read the manifest ({exc})") from None
+        raise InputError(f"{path}: cannot read the manifest ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA:
+        raise InputError(f"{path}: not a genmetrics reference-statistics manifest "
+                         f"(expected \"schema\": \"{MANIFEST_SCHEMA}\")")
+    return dict(doc.get("entries", {}))
 
 
 def search_dirs() -> list[Path]:
@@ -187,10 +194,10 @@ def save_stats(path: Path, *, n: int, mu: np.ndarray, sigma: np.ndarray,
 
 
 def add_to_manifest(folder: Path, name: str, entry: dict[str, Any]) -> None:
-    manifest = read_manifest(folder)
-    manifest[name] = entry
-    write_text_atomically(folder / MANIFEST,
-                          json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+    entries = read_manifest(folder)
+    entries[name] = entry
+    doc = {"schema": MANIFEST_SCHEMA, "entries": dict(sorted(entries.items()))}
+    write_text_atomically(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
 def build_stats(

@@ -552,6 +552,74 @@ def _fid_theirs(data: FIDStats) -> Values:
     return values
 
 
+# FID pipeline (fid): end to end on the same two folders of 64x64 PNG tiles of the
+# skimage.data photographs (items = sample + reference images) with the same weights
+# file. The weights are randomly initialised (same architecture, same cost): the
+# offline FID weights are pool3-only and torch-fidelity loads weights strictly, so it
+# cannot read them. Ours: genmetrics' runner (decode workers, BN folded into the
+# convolutions, channels-last), model loaded afresh each call like torch-fidelity's.
+# Theirs: torch_fidelity.calculate_metrics(fid=True, cuda=False, cache=False).
+
+
+@dataclass(frozen=True)
+class ImageFolders:
+    samples: Path
+    refs: Path
+    weights: Path
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+_IMAGE_FOLDERS: dict[tuple[int, int], ImageFolders] = {}
+
+
+def _fid_pipeline_prepare(n: int, seed: int) -> ImageFolders:
+    import tempfile
+
+    from genmetrics.features.inception import random_weights_file
+    from tests.photos import DEGRADATIONS, resize_longer_side, save_png, tiles
+
+    if (n, seed) not in _IMAGE_FOLDERS:
+        root = Path(tempfile.mkdtemp(prefix="bench-fid-"))
+        small = [resize_longer_side(t, 64) for _, t in tiles()]
+        kinds = list(DEGRADATIONS.values())
+        for side in ("samples", "refs"):
+            (root / side).mkdir()
+        for i in range(n):
+            tile = small[(i + seed) % len(small)]
+            save_png(kinds[i % len(kinds)](tile), root / "samples" / f"{i:05d}.png")
+            save_png(small[(i * 7 + seed + 3) % len(small)], root / "refs" / f"{i:05d}.png")
+        weights = random_weights_file(root / "weights.pth", seed=seed)
+        _IMAGE_FOLDERS[(n, seed)] = ImageFolders(root / "samples", root / "refs", weights,
+                                                 2 * n)
+    return _IMAGE_FOLDERS[(n, seed)]
+
+
+def _fid_pipeline_reset() -> None:
+    from genmetrics.features.inception import clear_cache
+
+    clear_cache()
+
+
+def _fid_pipeline_ours(data: ImageFolders) -> Values:
+    from genmetrics.runner import score
+
+    card = score(data.samples, data.refs, modality="image", metrics=["fid"],
+                 inception_weights=data.weights)
+    return {"fid": card.metrics["fid"].value}
+
+
+def _fid_pipeline_theirs(data: ImageFolders) -> Values:
+    import torch_fidelity
+
+    out = torch_fidelity.calculate_metrics(
+        input1=str(data.samples), input2=str(data.refs), fid=True, cuda=False, cache=False,
+        verbose=False, feature_extractor_weights_path=str(data.weights))
+    return {"fid": out["frechet_inception_distance"]}
+
+
 # SSIM and PSNR: 256 x 256 RGB pairs, tiles of the skimage.data photographs (resized so
 # that the longer side is 512 or 768 pixels) against a degraded copy (Gaussian blur,
 # noise, JPEG at quality 10-50, brightness shift, in turn), built once by prepare. Ours:
@@ -664,6 +732,8 @@ ROWS: list[Row] = [
     Row("mcd", "mel-cepstral-distance", 50.0, _mcd_prepare, _mcd_ours, _mcd_theirs,
         default_n=6, tolerance=1e-9),
     Row("pesq", "pesq", 1.8, _pesq_prepare, _pesq_ours, _pesq_theirs, default_n=24),
+    Row("fid", "torch-fidelity", 2.5, _fid_pipeline_prepare, _fid_pipeline_ours,
+        _fid_pipeline_theirs, default_n=64, tolerance=1e-3, reset=_fid_pipeline_reset),
     Row("fid_sqrtm", "scipy", 5.0, _fid_prepare, _fid_ours, _fid_theirs, default_n=3,
         tolerance=2e-5),
     Row("ssim", "scikit-image", 5.0, _image_pairs_prepare, _ssim_ours, _ssim_theirs,
@@ -813,7 +883,8 @@ def print_table(outcomes: Sequence[Outcome], repeat: int) -> None:
     )
 
 
-def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
+def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace,
+               memory: Sequence[dict[str, Any]] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "repeat": args.repeat,
@@ -823,6 +894,7 @@ def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace
         "cpus": os.cpu_count(),
         "passed": all(o.passed for o in outcomes),
         "rows": [asdict(o) for o in outcomes],
+        "fid_memory": list(memory),
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -840,6 +912,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=3, help="timings per side; best is kept")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated input")
+    parser.add_argument(
+        "--memory", default="2000,20000", metavar="N,N",
+        help="image counts for the FID peak-RSS measurement ('' = skip; default 2000,20000)")
+    parser.add_argument("--memory-child", nargs=2, metavar=("N", "FOLDER"),
+                        help=argparse.SUPPRESS)
     parser.add_argument(
         "--json",
         type=Path,
@@ -859,13 +936,91 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+# -- FID memory -------------------------------------------------------------------------
+# Peak RSS of a whole `score` run (FID against a reference folder of 64 images) over N
+# small PNG images, each N in a fresh process. The Inception forward is replaced by a
+# stand-in that returns 2048 float32 features per image (a fixed projection of the
+# pixels): the network's memory depends on the batch, not on N, and the real forward
+# would take ~20 minutes per 20,000 images on a 2-core CPU. What is measured is
+# everything that could grow with N: discovery, decode workers, batches, digests,
+# sample ids, and FID's O(d^2) state.
+
+
+def _memory_child(n: int, folder: Path) -> None:
+    import resource
+
+    import numpy as np
+
+    from genmetrics.features import inception
+    from genmetrics.runner import score
+
+    projection = np.random.default_rng(0).random((3 * 16 * 16, 2048), dtype=np.float32)
+
+    def stand_in(self: Any, images: Sequence[Any]) -> dict[str, Any]:
+        pixels = np.stack([im.numpy().reshape(-1) for im in images]).astype(np.float32)
+        return {"2048": pixels @ projection / 255.0}
+
+    inception.InceptionExtractor.extract = stand_in  # type: ignore[method-assign]
+    weights = inception.random_weights_file(folder / "weights.pth", with_classifier=False)
+    started = time.perf_counter()
+    card = score(folder / f"samples-{n}", folder / "refs", modality="image", metrics=["fid"],
+                 inception_weights=weights)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"n": card.metrics["fid"].n, "peak_rss_mib": peak_kib / 1024,
+                      "decode_worker_peak_rss_mib": children_kib / 1024,
+                      "seconds": time.perf_counter() - started}))
+
+
+def fid_memory(counts: Sequence[int]) -> list[dict[str, Any]]:
+    """Peak RSS of FID runs over ``counts`` images (see the comment above)."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    from tests.photos import save_png
+
+    rng = np.random.default_rng(0)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bench-fid-rss-") as tmp:
+        root = Path(tmp)
+        (root / "refs").mkdir()
+        for i in range(64):
+            save_png(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), root / "refs" / f"{i}.png")
+        for n in counts:
+            folder = root / f"samples-{n}"
+            folder.mkdir()
+            for i in range(n):
+                sub = folder / f"{i // 1000:03d}"
+                sub.mkdir(exist_ok=True)
+                save_png(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), sub / f"{i}.png")
+            done = subprocess.run([sys.executable, __file__, "--memory-child", str(n), tmp],
+                                  capture_output=True, text=True, check=True)
+            out.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def print_memory(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        print(f"FID peak RSS over {row['n']:>6,} images: {row['peak_rss_mib']:7.1f} MiB "
+              f"(decode worker {row['decode_worker_peak_rss_mib']:.1f} MiB, "
+              f"{row['seconds']:.1f} s, Inception forward replaced by a stand-in)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.memory_child:
+        _memory_child(int(args.memory_child[0]), Path(args.memory_child[1]))
+        return 0
     rows = [r for r in ROWS if r.name in args.rows]
     outcomes = [run_row(r, args.n or r.default_n, args.repeat, args.seed) for r in rows]
     print_table(outcomes, args.repeat)
+    counts = [int(c) for c in args.memory.split(",") if c.strip()]
+    memory = fid_memory(counts) if counts and "fid" in args.rows else []
+    print_memory(memory)
     if args.json is not None:
-        write_json(args.json, outcomes, args)
+        write_json(args.json, outcomes, args, memory)
     return 0 if all(o.passed for o in outcomes) else 1
 
 

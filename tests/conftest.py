@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: where device-aware tests run their metrics: cpu here; scripts/gpu_check.sh sets cuda
+TEST_DEVICE = os.environ.get("GENMETRICS_TEST_DEVICE", "cpu")
 DEMO_TEXT = REPO / "demo" / "text"
 
 

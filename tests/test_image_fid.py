@@ -15,7 +15,7 @@ import pytest
 
 from genmetrics.errors import UsageError
 from genmetrics.runner import score
-from tests.conftest import assert_one_line_error, cli_env
+from tests.conftest import TEST_DEVICE, assert_one_line_error, cli_env
 from tests.photos import DEGRADATIONS, resize_longer_side, save_png, tiles
 
 N_SAMPLES, N_REFS, KID_SUBSET = 24, 20, 12
@@ -61,7 +61,7 @@ def ours(image_sets):
     return score(image_sets["samples"], image_sets["refs"], modality="image",
                  metrics=["fid", "kid", "inception_score"], workers=0,
                  options={"kid": {"subset_size": KID_SUBSET}},
-                 inception_weights=image_sets["weights"], device="cpu")
+                 inception_weights=image_sets["weights"], device=TEST_DEVICE)
 
 
 def test_parity_with_torch_fidelity(ours, theirs):
@@ -90,7 +90,8 @@ def stats_file(image_sets) -> Path:
     from genmetrics.reference_stats import build_stats
 
     path, entry = build_stats(image_sets["refs"], "refs", out_dir=image_sets["root"] / "stats",
-                              weights=str(image_sets["weights"]), device="cpu", batch_size=5)
+                              weights=str(image_sets["weights"]), device=TEST_DEVICE,
+                              batch_size=5)
     assert entry["n"] == N_REFS and entry["features_kept"]
     return path
 
@@ -129,7 +130,7 @@ def test_statistics_file_is_checked_and_never_unpickled(image_sets, stats_file, 
     stats = load_stats(stats_file)
     assert stats.n == N_REFS and stats.sigma.shape == (2048, 2048)
     manifest = json.loads((stats_file.parent / "manifest.json").read_text())
-    assert manifest["refs"]["sha256"] == stats.sha256
+    assert manifest["entries"]["refs"]["sha256"] == stats.sha256
     damaged = tmp_path / "refs.npz"
     damaged.write_bytes(stats_file.read_bytes()[:-10] + b"0123456789")
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))

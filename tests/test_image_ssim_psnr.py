@@ -25,6 +25,7 @@ from genmetrics.metrics.image._paired import Failed
 from genmetrics.metrics.image.psnr import IDENTICAL, PSNR, psnr_values, squared_error
 from genmetrics.metrics.image.ssim import SSIM, TOO_SMALL, ssim_values
 from genmetrics.registry import get_metric
+from tests.conftest import TEST_DEVICE
 from tests.photos import blur, brighten, jpeg, noise, photos, save_png
 
 torch = pytest.importorskip("torch")
@@ -98,7 +99,7 @@ def tensors(pairs):
 
 
 def test_ssim_matches_skimage_per_pair(pairs, tensors):
-    ours = per_sample(SSIM(device="cpu"), *tensors)
+    ours = per_sample(SSIM(device=TEST_DEVICE), *tensors)
     for (label, sample, ref), value in zip(pairs, ours, strict=True):
         assert value == pytest.approx(sk_ssim(sample, ref), abs=SSIM_TOL), label
     assert min(ours) < 0.5 < max(ours) < 1.0  # the degradations really differ
@@ -141,7 +142,7 @@ def test_psnr_large_image_sum_stays_exact():
 
 
 def test_corpus_value_is_the_mean_of_pairs(pairs, tensors):
-    for metric, theirs in ((SSIM(device="cpu"), sk_ssim), (PSNR(), sk_psnr)):
+    for metric, theirs in ((SSIM(device=TEST_DEVICE), sk_ssim), (PSNR(), sk_psnr)):
         metric.update(ImageBatch(tensors[0]), [[r] for r in tensors[1]])
         result = metric.compute()[metric.spec.name]
         expected = math.fsum(theirs(s, r) for _, s, r in pairs) / len(pairs)
@@ -190,7 +191,7 @@ def test_merge_of_partial_states_equals_one_pass(cls, tensors):
 def test_images_smaller_than_the_window_fail_with_a_reason():
     big = tensor(photos()["astronaut"][:40, :40])
     small = [big[:, :10, :40], big[:, :40, :10], big[:, :3, :3]]
-    m = SSIM(device="cpu")
+    m = SSIM(device=TEST_DEVICE)
     m.update(ImageBatch([big, *small]), [[big]] + [[s] for s in small])
     result = m.compute(per_sample=True)["ssim"]
     assert result.per_sample[0] == pytest.approx(1.0, abs=1e-12)
@@ -198,7 +199,7 @@ def test_images_smaller_than_the_window_fail_with_a_reason():
     assert [f["reason"] for f in result.components["failed"]] == [TOO_SMALL] * 3
     with pytest.raises(ValueError, match="win_size exceeds image extent"):  # skimage refuses
         sk_ssim(small[0].permute(1, 2, 0).numpy(), small[0].permute(1, 2, 0).numpy())
-    only_small = SSIM(device="cpu")
+    only_small = SSIM(device=TEST_DEVICE)
     only_small.update(ImageBatch(small), [[s] for s in small])
     with pytest.raises(MetricError, match="none of the 3 pairs could be scored"):
         only_small.compute()
@@ -252,7 +253,7 @@ def test_specs_and_signatures():
     assert (psnr_spec.unit, psnr_spec.value_range) == ("dB", (0.0, None))
     assert ssim_spec.higher_is_better and psnr_spec.higher_is_better
     a = torch.zeros(3, 12, 12, dtype=torch.uint8)
-    m = SSIM(device="cpu", threads=1)
+    m = SSIM(device=TEST_DEVICE, threads=1)
     m.update([a + 1], [[a]])
     sig = m.compute()["ssim"].signature
     assert {k: sig[k] for k in ("window", "sigma", "K1", "K2", "data_range")} == {
@@ -288,7 +289,7 @@ def test_score_folders_with_bootstrap(tmp_path, pairs):
     save_png(chosen[0][2], tmp_path / "refs" / "same.png")
     card = score(tmp_path / "samples", tmp_path / "refs", modality="image",
                  metrics=["ssim", "psnr"], per_sample=True, bootstrap=200, workers=0,
-                 device="cpu")
+                 device=TEST_DEVICE)
     assert not card.errors, card.errors
     ssim, psnr = card.metrics["ssim"], card.metrics["psnr"]
     expected_ssim = [sk_ssim(s, r) for _, s, r in chosen] + [1.0]
