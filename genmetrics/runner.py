@@ -316,6 +316,10 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
             rows = metric.bootstrap_rows() or {}
             if bootstrap:
                 add_confidence_intervals(metric, computed, rows, bootstrap, seed)
+                if not rows:  # said, not silently left out
+                    run.warnings.append({"path": name, "message": (
+                        f"no confidence interval: {name} does not support bootstrap "
+                        "resampling of its sufficient statistics")})
             if per_sample:
                 sample_stats.update({k: v.tolist() for k, v in rows.items()})
         results.update(computed)

@@ -962,12 +962,15 @@ def _memory_child(n: int, folder: Path) -> None:
 
     inception.InceptionExtractor.extract = stand_in  # type: ignore[method-assign]
     weights = inception.random_weights_file(folder / "weights.pth", with_classifier=False)
+    inception.get_extractor(str(weights), "cpu")  # the model, loaded before the baseline
+    before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     card = score(folder / f"samples-{n}", folder / "refs", modality="image", metrics=["fid"],
                  inception_weights=weights)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"n": card.metrics["fid"].n, "peak_rss_mib": peak_kib / 1024,
+                      "peak_before_score_mib": before_kib / 1024,
                       "decode_worker_peak_rss_mib": children_kib / 1024,
                       "seconds": time.perf_counter() - started}))
 
@@ -1004,7 +1007,8 @@ def fid_memory(counts: Sequence[int]) -> list[dict[str, Any]]:
 def print_memory(rows: Sequence[dict[str, Any]]) -> None:
     for row in rows:
         print(f"FID peak RSS over {row['n']:>6,} images: {row['peak_rss_mib']:7.1f} MiB "
-              f"(decode worker {row['decode_worker_peak_rss_mib']:.1f} MiB, "
+              f"(peak before scoring, model loaded: {row['peak_before_score_mib']:.1f} MiB; "
+              f"decode worker {row['decode_worker_peak_rss_mib']:.1f} MiB, "
               f"{row['seconds']:.1f} s, Inception forward replaced by a stand-in)")
 
 

@@ -62,28 +62,28 @@ _ROW = 256  # squares summed per float32 row: 256 * 255**2 < 2**24, so the sums 
 
 
 def squared_error(sample: Any, reference: Any) -> int:
-    """The exact sum of squared differences of two same-size uint8 tensors.
+    """The exact sum of squared differences of two same-size uint8 tensors (or arrays).
 
-    ``|x - y|`` in uint8 (``max - min``), squared in float32 and summed ``_ROW`` values
-    at a time (at most ``256 * 255**2 < 2**24``: exact), those sums in float64 (exact).
+    ``|x - y|`` in uint8 (``max - min``), squared and summed in float32 ``_ROW`` values
+    at a time (every partial sum is an integer below ``256 * 255**2 < 2**24``: exact in
+    any order), those row sums added in float64 (exact).
 
     >>> import torch
     >>> squared_error(torch.tensor([0, 255, 3], dtype=torch.uint8),
     ...               torch.tensor([255, 0, 1], dtype=torch.uint8))
     130054
     """
-    import torch
+    import numpy as np
 
-    diff = torch.maximum(sample, reference)
-    diff.sub_(torch.minimum(sample, reference))
-    diff = diff.view(-1).float()
-    whole = diff.numel() // _ROW * _ROW
-    rows = diff[:whole].view(-1, _ROW)
-    total = int(rows.mul_(rows).sum(dim=1).sum(dtype=torch.float64))
-    if whole < diff.numel():
-        tail = diff[whole:]
-        total += int(tail.dot(tail))
-    return total
+    a = np.asarray(sample).reshape(-1)
+    b = np.asarray(reference).reshape(-1)
+    diff = np.maximum(a, b)
+    diff -= np.minimum(a, b)
+    whole = diff.size // _ROW * _ROW
+    rows = diff[:whole].reshape(-1, _ROW).astype(np.float32)
+    total = int(np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64))
+    tail = diff[whole:].astype(np.int64)
+    return total + int(tail @ tail)
 
 
 def psnr_values(samples: Sequence[Any], references: Sequence[Any], *,
