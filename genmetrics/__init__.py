@@ -7,9 +7,9 @@ The public API is small and imported lazily (``import genmetrics`` loads no metr
     >>> round(card.metrics["bleu"].value, 2) >= 0
     True
 
-Names: :func:`score`, :class:`Scorecard`, :func:`get_metric`, :func:`list_metrics`,
-and, for writing plugins, :class:`Metric`, :class:`MetricSpec`, :class:`Option`,
-:class:`MetricResult`.
+Names: :func:`score`, :class:`Evaluator` (training loops), :class:`Scorecard`,
+:func:`get_metric`, :func:`list_metrics`, and, for writing plugins, :class:`Metric`,
+:class:`MetricSpec`, :class:`Option`, :class:`MetricResult`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "score": "genmetrics.runner",
+    "Evaluator": "genmetrics.evaluator",
     "Scorecard": "genmetrics.scorecard",
     "get_metric": "genmetrics.registry",
     "list_metrics": "genmetrics.registry",
@@ -34,6 +35,7 @@ _EXPORTS = {
 __all__ = [
     "__version__",
     "score",
+    "Evaluator",
     "Scorecard",
     "get_metric",
     "list_metrics",
@@ -46,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from genmetrics.errors import GenmetricsError
+    from genmetrics.evaluator import Evaluator
     from genmetrics.metric import Metric, MetricResult, MetricSpec, Option
     from genmetrics.registry import get_metric, list_metrics
     from genmetrics.runner import score

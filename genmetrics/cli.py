@@ -10,6 +10,7 @@ error); 2 a usage or input error, reported in one line.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -209,12 +210,16 @@ def score(
     """Score SAMPLES (against --reference) and write a JSON scorecard.
 
     Example: genmetrics score --modality text hyps/ --reference refs/ --out card.json
+
+    Several processes: torchrun --nproc-per-node N -m genmetrics score ... (each rank
+    scores a contiguous shard; states are combined; rank 0 writes the scorecard).
     """
     from genmetrics.runner import score as run_score
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     show = not quiet and str(out) != "-"
-    bar, progress = _progress_factory(show and sys.stderr.isatty())
+    first_rank = os.environ.get("RANK", "0") == "0"  # torchrun: one bar, from rank 0
+    bar, progress = _progress_factory(show and first_rank and sys.stderr.isatty())
     if bar is not None:
         bar.start()
     try:
@@ -227,12 +232,15 @@ def score(
     finally:
         if bar is not None:
             bar.stop()
-    if str(out) == "-":
-        sys.stdout.write(card.to_json())
-    else:
-        card.save(out)
-    if show:
-        print_summary(card, None if str(out) == "-" else str(out))
+    from genmetrics.distributed import world
+
+    if world()[0] == 0:  # under torchrun, every rank holds the result; rank 0 writes it
+        if str(out) == "-":
+            sys.stdout.write(card.to_json())
+        else:
+            card.save(out)
+        if show:
+            print_summary(card, None if str(out) == "-" else str(out))
     if card.errors:
         raise typer.Exit(EXIT_METRIC_FAILED)
 

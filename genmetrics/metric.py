@@ -178,6 +178,9 @@ class Metric:
     state_reductions: ClassVar[dict[str, Reduction]] = {}
     #: options that may differ between two states that are merged or loaded
     merge_ignores: ClassVar[frozenset[str]] = frozenset()
+    #: state fields that describe the reference distribution (FID, KID): kept by
+    #: :meth:`reset_samples`, so an evaluation loop feeds its references once
+    reference_state: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = {o.name: o.default for o in self.spec.options}
@@ -190,6 +193,13 @@ class Metric:
     def reset(self) -> None:
         """Forget every sample seen so far."""
         self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
+
+    def reset_samples(self) -> None:
+        """Forget the samples but keep the reference distribution (``reference_state``
+        fields and precomputed reference statistics) -- for one evaluation per epoch."""
+        kept = {k: self.state[k] for k in self.reference_state}
+        self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
+        self.state.update(kept)
 
     def _merge_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in options.items() if k not in self.merge_ignores}

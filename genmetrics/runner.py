@@ -151,7 +151,15 @@ def environment() -> dict[str, str]:
         "platform": platform.platform(terse=True),
         "numpy": numpy.__version__,
         "device": _device_description(),
+        **_processes(),
     }
+
+
+def _processes() -> dict[str, str]:
+    from genmetrics.distributed import world
+
+    size = world()[1]
+    return {"processes": f"{size} (torch.distributed)"} if size > 1 else {}
 
 
 def _device_description() -> str:
@@ -424,6 +432,10 @@ def score(
     run = _Pass()
     if hasattr(source, "warnings"):
         run.warnings.extend(source.warnings())
+    from genmetrics.distributed import init_from_environment, world
+
+    if init_from_environment():  # one of several processes (torchrun): score a shard
+        source = _sharded(source, *world())
 
     needs_pass = stats is None and any(m.spec.reference_set for m in active.values())
     try:
@@ -431,12 +443,95 @@ def score(
         advance = progress(total) if progress else None
         _feed_reference_set(source, active, stats, batch_size, batch_type, advance, run)
         _feed(source, active, batch_size, advance, run=run, batch_type=batch_type)
+        gather_pass(run, active)
         results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,
                                          bootstrap, seed)
     finally:
         for metric in active.values():
             metric.close()
 
+    return assemble_scorecard(
+        modality, _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
+        results, sample_stats, run, unavailable, per_sample, started)
+
+
+def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
+    """Under torch.distributed: combine every rank's pass and metric states (in place).
+
+    A metric that failed on any rank is dropped everywhere; ids, skipped files and
+    warnings are gathered in rank order; see :mod:`genmetrics.distributed`.
+    """
+    from genmetrics import distributed
+
+    if distributed.world()[1] == 1:
+        return
+    errors: dict[str, str] = {}
+    for part in distributed.all_gather(run.errors):
+        for name, reason in part.items():
+            errors.setdefault(name, reason)
+    run.errors = errors
+    for name in errors:
+        active.pop(name, None)
+    parts = distributed.all_gather((run.ids, run.skipped, run.warnings))
+    run.ids = [i for ids, _, _ in parts for i in ids]
+    run.skipped = [s for _, skipped, _ in parts for s in skipped]
+    seen: set[tuple[str, str]] = set()
+    warnings = []
+    for _, _, ws in parts:  # run-level notes (e.g. JPEG input) appear on every rank once
+        for w in ws:
+            if (w["path"], w["message"]) not in seen:
+                seen.add((w["path"], w["message"]))
+                warnings.append(w)
+    run.warnings = warnings
+    run.sample_digest = _Fixed(distributed.combine_digests(run.sample_digest.hexdigest()))
+    run.reference_digest = _Fixed(
+        distributed.combine_digests(run.reference_digest.hexdigest()))
+    distributed.reduce_metric_states(active)
+
+
+class _Fixed:
+    """A digest already computed (the combination of every rank's)."""
+
+    def __init__(self, hexdigest: str) -> None:
+        self._hex = hexdigest
+
+    def hexdigest(self) -> str:
+        return self._hex
+
+
+class _Shard:
+    """This rank's block of a source that cannot shard itself (read past, not scored)."""
+
+    def __init__(self, source: Any, rank: int, size: int) -> None:
+        from genmetrics.distributed import shard_bounds
+
+        self.source, self.rank, self.size = source, rank, size
+        start, stop = shard_bounds(len(source), rank, size)
+        self.count = stop - start
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Any:
+        from genmetrics.distributed import shard
+
+        return shard(iter(self.source), len(self.source), self.rank, self.size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+
+def _sharded(source: Any, rank: int, size: int) -> Any:
+    if hasattr(source, "shard"):
+        source.shard(rank, size)
+        return source
+    return _Shard(source, rank, size)
+
+
+def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str, Any],
+                       sample_stats: dict[str, Any], run: _Pass, unavailable: dict[str, str],
+                       per_sample: bool, started: float) -> Scorecard:
+    """The scorecard of one pass (shared by :func:`score` and the Evaluator)."""
     per_sample_doc = None
     if per_sample:
         per_sample_doc = {
@@ -446,7 +541,7 @@ def score(
         }
     return Scorecard(
         modality=modality,
-        inputs=_inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
+        inputs=inputs,
         metrics=results,
         errors=run.errors,
         unavailable=unavailable,

@@ -107,6 +107,15 @@ class Scorecard:
         validate(json.loads(text))
         write_text_atomically(path, text)
 
+    def log_to(self, target: Any, step: int | None = None, prefix: str = "genmetrics/",
+               **kwargs: Any) -> None:
+        """Send the numbers and signatures to an experiment tracker: a torch
+        ``SummaryWriter``, a wandb run, ``"mlflow"`` / the mlflow module, or a name of
+        :data:`genmetrics.loggers.LOGGERS` (see :mod:`genmetrics.loggers`)."""
+        from genmetrics.loggers import log_to
+
+        log_to(self, target, step=step, prefix=prefix, **kwargs)
+
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Scorecard:
         validate(doc)

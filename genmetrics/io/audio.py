@@ -159,6 +159,13 @@ class AudioSource:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def shard(self, rank: int, size: int) -> None:
+        """Keep only this rank's contiguous block of samples (for torchrun)."""
+        from genmetrics.distributed import shard_bounds
+
+        start, stop = shard_bounds(len(self.samples), rank, size)
+        self.samples = dict(list(self.samples.items())[start:stop])
+
     @property
     def has_references(self) -> bool:
         return self.reference_root is not None

@@ -261,9 +261,20 @@ class ImageSource:
         if self.references is not None:
             known = set(self.references.keys)
             self.unpaired = [k for k in self.samples.keys if k not in known]
+        self.sample_keys = list(self.samples.keys)
+        self.reference_keys = list(self.references.keys) if self.references else []
+
+    def shard(self, rank: int, size: int) -> None:
+        """Keep only this rank's contiguous block of samples and of references."""
+        from genmetrics.distributed import shard_bounds
+
+        start, stop = shard_bounds(len(self.sample_keys), rank, size)
+        self.sample_keys = self.sample_keys[start:stop]
+        start, stop = shard_bounds(len(self.reference_keys), rank, size)
+        self.reference_keys = self.reference_keys[start:stop]
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.sample_keys)
 
     @property
     def has_references(self) -> bool:
@@ -293,7 +304,7 @@ class ImageSource:
         return notes
 
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
-        dataset = _Decoded(self.samples, self.references, self.samples.keys,
+        dataset = _Decoded(self.samples, self.references, self.sample_keys,
                            paired=self.has_references)
         return _iterate(dataset, self.workers)
 
@@ -301,11 +312,11 @@ class ImageSource:
         """Every reference image (paired or not), for the reference distribution."""
         if self.references is None:
             return iter(())
-        dataset = _Decoded(self.references, None, self.references.keys, paired=False)
+        dataset = _Decoded(self.references, None, self.reference_keys, paired=False)
         return _iterate(dataset, self.workers)
 
     def reference_count(self) -> int:
-        return 0 if self.references is None else len(self.references)
+        return len(self.reference_keys)
 
 
 def open_images(samples: Path, references: Sequence[Path]) -> ImageSource:

@@ -64,6 +64,7 @@ class FID(InceptionMetric):
     state_reductions = {"n": "sum", "total": "sum", "outer": "sum",
                         "ref_n": "sum", "ref_total": "sum", "ref_outer": "sum"}
     merge_ignores = frozenset({"device"})
+    reference_state = frozenset({"ref_n", "ref_total", "ref_outer"})
 
     def reset(self) -> None:
         super().reset()

@@ -59,6 +59,7 @@ class KID(InceptionMetric):
     )
     state_reductions = {"features": "cat", "ref_features": "cat"}
     merge_ignores = frozenset({"device"})
+    reference_state = frozenset({"ref_features"})
 
     def reset(self) -> None:
         super().reset()

@@ -1,0 +1,331 @@
+"""The evaluation step of a training loop: in-memory batches in, a Scorecard out.
+
+    >>> from genmetrics import Evaluator
+    >>> ev = Evaluator(["bleu", "chrf"], modality="text")
+    >>> ev.update(["the cat sat on the mat"], [["the cat sat on a mat"]])
+    >>> card = ev.compute()
+    >>> round(card.metrics["bleu"].value, 2), card.inputs["samples"]["count"]
+    (53.73, 1)
+    >>> ev.reset()   # next epoch: states emptied, models stay loaded
+
+* **Inputs** (no disk I/O): images as ``N x 3 x H x W`` tensors, uint8 or float in
+  [0, 1] (rounded to uint8, which is what FID's network is defined on); audio as
+  ``B x T`` waveforms (tensor or array, float in [-1, 1]) with ``sample_rate=``; text as
+  a list of strings, references as one string or a list of strings per sample.
+* **Metrics** are built once (models load on first use and stay on their device) and
+  updated under ``torch.inference_mode``. ``compute`` gives the same
+  :class:`~genmetrics.scorecard.Scorecard` schema as the CLI; ``reset`` empties the
+  sample states but keeps the reference distribution (reference statistics, or what
+  :meth:`Evaluator.update_reference` added), so references are fed once per run.
+* **Checkpoints**: :meth:`Evaluator.state_dict` / :meth:`Evaluator.load_state_dict`
+  (plain Python and numpy objects; save with ``torch.save`` and load with
+  ``weights_only=False`` only from files you wrote).
+* **Distributed**: when ``torch.distributed`` is initialised, :meth:`Evaluator.compute`
+  combines every rank's states (see :mod:`genmetrics.distributed`): each rank updates
+  with its own shard and **every rank receives the same scorecard**, equal to one
+  process seeing the shards in rank order. Call ``compute`` on every rank.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import UsageError
+from genmetrics.metric import MODALITIES
+from genmetrics.scorecard import Scorecard
+from genmetrics.stats import DEFAULT_SEED
+
+
+class _ChainDigest:
+    """A digest with a small, copyable state: sha256(previous hex + item parts)."""
+
+    def __init__(self, hexdigest: str = "") -> None:
+        self.value = hexdigest
+
+    def add(self, *parts: str | bytes) -> None:
+        h = hashlib.sha256(self.value.encode())
+        for part in parts:
+            data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+        self.value = h.hexdigest()
+
+    def hexdigest(self) -> str:
+        return "sha256:" + (self.value or hashlib.sha256(b"").hexdigest())
+
+
+class Evaluator:
+    """Metrics of one modality over in-memory batches (see the module docstring).
+
+    ``options``: per-metric options as in :func:`genmetrics.score`; ``device`` and
+    ``inception_weights`` are set on every metric that has such an option;
+    ``reference_stats`` (name or ``.npz``) is the FID/KID reference distribution.
+    """
+
+    def __init__(self, metrics: Sequence[str], modality: str, *, device: str | None = "auto",
+                 reference_stats: str | None = None,
+                 options: dict[str, dict[str, Any]] | None = None,
+                 inception_weights: str | None = None, per_sample: bool = False,
+                 bootstrap: int = 0, seed: int = DEFAULT_SEED) -> None:
+        from genmetrics.runner import _check_arguments, build_metrics
+
+        if modality not in MODALITIES:
+            raise UsageError(f"unknown modality {modality!r}; choose one of "
+                             f"{', '.join(MODALITIES)}")
+        if not metrics:
+            raise UsageError("Evaluator needs a list of metric names (see `genmetrics list`)")
+        _check_arguments(1, bootstrap, seed)
+        self.modality, self.per_sample, self.bootstrap, self.seed = (
+            modality, per_sample, bootstrap, seed)
+        options = {k: dict(v) for k, v in (options or {}).items()}
+        for option, value in (("device", device), ("weights", inception_weights)):
+            if value is not None:
+                _set_where_known(metrics, options, option, value)
+        self.unavailable: dict[str, str] = {}
+        self._metrics = build_metrics(list(metrics), modality, options, True,
+                                      have_reference_set=True, unavailable=self.unavailable)
+        self.reference_stats = None
+        if reference_stats is not None:
+            from genmetrics.reference_stats import load_stats
+
+            self.reference_stats = load_stats(reference_stats)
+            for metric in self._metrics.values():
+                if metric.spec.reference_set:
+                    metric.use_reference_stats(self.reference_stats)
+        self._started = time.perf_counter()
+        self._new_pass()
+
+    # -- state ---------------------------------------------------------------------
+    def _new_pass(self) -> None:
+        from genmetrics.runner import _Pass
+
+        self._run = _Pass()
+        self._run.sample_digest = _ChainDigest()  # type: ignore[assignment]
+        self._run.reference_digest = _ChainDigest()  # type: ignore[assignment]
+        self._active = dict(self._metrics)
+        self._count = 0
+        self._has_references = False
+
+    def reset(self) -> None:
+        """Forget the samples (keep models, reference statistics and reference batches)."""
+        for metric in self._metrics.values():
+            metric.reset_samples()
+        self._new_pass()
+        self._started = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`compute` needs, as plain objects (for checkpoints)."""
+        run = self._run
+        return {
+            "format": 1,
+            "metrics": {name: m.state_dict() for name, m in self._metrics.items()},
+            "active": list(self._active),
+            "count": self._count,
+            "has_references": self._has_references,
+            "run": {"ids": list(run.ids), "skipped": list(run.skipped),
+                    "warnings": list(run.warnings), "errors": dict(run.errors),
+                    "sample_digest": run.sample_digest.value,  # type: ignore[attr-defined]
+                    "reference_digest": run.reference_digest.value},  # type: ignore[attr-defined]
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (same metrics and options)."""
+        if set(state.get("metrics", {})) != set(self._metrics):
+            raise UsageError(f"saved Evaluator state has metrics {sorted(state['metrics'])}, "
+                             f"this Evaluator has {sorted(self._metrics)}")
+        for name, metric in self._metrics.items():
+            metric.load_state_dict(state["metrics"][name])
+        self._new_pass()
+        self._active = {n: self._metrics[n] for n in state["active"]}
+        self._count = state["count"]
+        self._has_references = state["has_references"]
+        saved = state["run"]
+        self._run.ids = list(saved["ids"])
+        self._run.skipped = list(saved["skipped"])
+        self._run.warnings = list(saved["warnings"])
+        self._run.errors = dict(saved["errors"])
+        self._run.sample_digest = _ChainDigest(saved["sample_digest"])  # type: ignore[assignment]
+        self._run.reference_digest = _ChainDigest(saved["reference_digest"])  # type: ignore
+
+    # -- feeding ------------------------------------------------------------------
+    def update(self, samples: Any, references: Any = None, *,
+               sample_rate: int | None = None) -> None:
+        """Add a batch of samples (and their references, for paired metrics)."""
+        from genmetrics.runner import _batch_type, _feed
+
+        items = self._items(samples, references, sample_rate)
+        if references is not None:
+            self._has_references = True
+        with _inference_mode():
+            _feed(items, self._active, max(1, len(items)), None, run=self._run,
+                  batch_type=_batch_type(self.modality))
+        self._count += len(items)
+
+    def update_reference(self, images: Any) -> None:
+        """Add images of the FID/KID reference distribution (instead of statistics)."""
+        from genmetrics.io.image import ImageItem
+        from genmetrics.runner import _batch_type, _feed
+
+        if self.modality != "image":
+            raise UsageError("update_reference is for image distribution metrics (FID, KID)")
+        wanting = {n: m for n, m in self._active.items() if m.spec.reference_set}
+        if not wanting:
+            raise UsageError("none of this Evaluator's metrics takes a reference distribution")
+        if self.reference_stats is not None:
+            raise UsageError("this Evaluator compares with reference statistics already")
+        tensors = _images(images)
+        items = [ImageItem(f"ref-{i}", t) for i, t in enumerate(tensors)]
+        with _inference_mode():
+            _feed(items, wanting, max(1, len(items)), None, run=self._run,
+                  batch_type=_batch_type(self.modality), reference_pass=True)
+        for name in self._run.errors:
+            self._active.pop(name, None)
+
+    def _items(self, samples: Any, references: Any, sample_rate: int | None) -> list[Any]:
+        from genmetrics.distributed import world
+
+        rank, size = world()
+        prefix = f"r{rank}-" if size > 1 else ""
+        if self.modality == "image":
+            from genmetrics.io.image import ImageItem
+
+            images = _images(samples)
+            refs = _images(references) if references is not None else [None] * len(images)
+            _same_length(images, refs)
+            return [ImageItem(f"{prefix}{self._count + i}", im, ref)
+                    for i, (im, ref) in enumerate(zip(images, refs, strict=True))]
+        if self.modality == "audio":
+            from genmetrics.io.audio import AudioClip, AudioPair, align
+
+            if sample_rate is None:
+                raise UsageError("audio batches need sample_rate=, e.g. update(wave, clean, "
+                                 "sample_rate=16000)")
+            waves = _waveforms(samples)
+            clean = _waveforms(references) if references is not None else [None] * len(waves)
+            _same_length(waves, clean)
+            items = []
+            for i, (wave, ref) in enumerate(zip(waves, clean, strict=True)):
+                key = f"{prefix}{self._count + i}"
+                clip = AudioClip(key, wave, sample_rate)
+                items.append(AudioPair(key, clip, None) if ref is None else
+                             align(clip, AudioClip(key, ref, sample_rate)))
+            return items
+        from genmetrics.io.text import TextPair
+
+        if isinstance(samples, str):
+            raise UsageError("text samples are a list of strings, not one string")
+        texts = list(samples)
+        refs_per = [[] for _ in texts] if references is None else [
+            [r] if isinstance(r, str) else list(r) for r in references]
+        _same_length(texts, refs_per)
+        return [TextPair(f"{prefix}{self._count + i}", t, r)
+                for i, (t, r) in enumerate(zip(texts, refs_per, strict=True))]
+
+    # -- results ----------------------------------------------------------------------
+    def compute(self) -> Scorecard:
+        """The scorecard of every batch since the last :meth:`reset` (all ranks together)."""
+        from genmetrics.distributed import world
+        from genmetrics.runner import _compute, assemble_scorecard, gather_pass
+
+        run = copy.copy(self._run)
+        run.errors = dict(run.errors)
+        active = dict(self._active)
+        saved = {n: copy.deepcopy(m.state) for n, m in active.items()}
+        distributed = world()[1] > 1
+        try:
+            if distributed:
+                gather_pass(run, active)
+            with _inference_mode():
+                results, sample_stats = _compute(active, run, self._has_references,
+                                                 self.per_sample, self.bootstrap, self.seed)
+        finally:
+            if distributed:  # keep this rank's own state: more batches may come
+                for name, state in saved.items():
+                    self._metrics[name].state = state
+        inputs: dict[str, Any] = {"samples": {"path": "(in memory)", "count": len(run.ids),
+                                              "digest": run.sample_digest.hexdigest()}}
+        if self._has_references:
+            inputs["reference"] = {"path": "(in memory)",
+                                   "digest": run.reference_digest.hexdigest()}
+        if self.reference_stats is not None:
+            inputs["reference_stats"] = self.reference_stats.input_doc()
+        return assemble_scorecard(self.modality, inputs, results, sample_stats, run,
+                                  dict(self.unavailable), self.per_sample, self._started)
+
+    def close(self) -> None:
+        """Release worker pools and models held by the metrics."""
+        for metric in self._metrics.values():
+            metric.close()
+
+    def __repr__(self) -> str:
+        return f"Evaluator({list(self._metrics)}, modality={self.modality!r})"
+
+
+def _set_where_known(names: Sequence[str], options: dict[str, dict[str, Any]], option: str,
+                     value: Any) -> None:
+    from genmetrics.registry import get_metric
+
+    for name in names:
+        if any(o.name == option for o in get_metric(name).spec.options):
+            options[name] = {option: value, **options.get(name, {})}
+
+
+def _same_length(samples: Sequence[Any], references: Sequence[Any]) -> None:
+    if len(samples) != len(references):
+        raise UsageError(f"{len(samples)} samples but {len(references)} references; give one "
+                         "reference per sample")
+
+
+def _images(batch: Any) -> list[Any]:
+    """``N x 3 x H x W`` (tensor or array; uint8, or float in [0, 1]) -> uint8 CPU tensors."""
+    import torch
+
+    if isinstance(batch, (list, tuple)):
+        return [t for item in batch for t in _images(item[None] if _ndim(item) == 3 else item)]
+    tensor = torch.as_tensor(batch)
+    if tensor.dim() != 4 or tensor.shape[1] not in (1, 3):
+        raise UsageError(f"images must be N x 3 x H x W (or N x 1 x H x W); got shape "
+                         f"{tuple(tensor.shape)}")
+    tensor = tensor.detach()
+    if tensor.dtype != torch.uint8:
+        if not tensor.is_floating_point():
+            raise UsageError(f"images must be uint8 or float in [0, 1], not {tensor.dtype}")
+        if not torch.isfinite(tensor).all():
+            raise UsageError("images contain NaN or Inf")
+        tensor = (tensor.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    if tensor.shape[1] == 1:
+        tensor = tensor.expand(-1, 3, -1, -1)
+    tensor = tensor.cpu()
+    return [t.contiguous() for t in tensor]
+
+
+def _ndim(item: Any) -> int:
+    return len(getattr(item, "shape", ()))
+
+
+def _waveforms(batch: Any) -> list[np.ndarray]:
+    """``B x T`` (tensor, array or list of 1-d arrays) -> float64 arrays."""
+    if hasattr(batch, "detach"):
+        batch = batch.detach().cpu().double().numpy()
+    rows = [np.asarray(w, dtype=np.float64).reshape(-1) for w in batch] \
+        if isinstance(batch, (list, tuple)) or np.ndim(batch) == 2 else None
+    if rows is None:
+        raise UsageError(f"waveforms must be B x T; got shape {np.shape(batch)}")
+    for i, row in enumerate(rows):
+        if not np.isfinite(row).all():
+            raise UsageError(f"waveform {i} contains NaN or Inf")
+    return rows
+
+
+def _inference_mode() -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.inference_mode() if torch is not None else nullcontext()

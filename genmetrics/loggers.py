@@ -1,0 +1,257 @@
+"""Send a scorecard to an experiment tracker: TensorBoard, MLflow or Weights & Biases.
+
+Every logger sends the same flat numbers, :func:`scalars`, plus the metrics'
+signatures so that a tracked run records how each number was computed. The tracker
+libraries are imported only when a logger is called; ``import genmetrics`` loads none.
+
+    >>> from genmetrics.metric import MetricResult
+    >>> from genmetrics.scorecard import Scorecard
+    >>> kid = MetricResult(name="kid", value=0.25, n=50, higher_is_better=False, unit="",
+    ...                    signature={"metric": "kid", "n": 50}, components={"std": 0.5},
+    ...                    ci95=(0.125, 0.375))
+    >>> card = Scorecard(modality="image", inputs={}, metrics={"kid": kid})
+    >>> for name, value in scalars(card).items():
+    ...     print(name, value)
+    genmetrics/kid 0.25
+    genmetrics/kid/ci95_low 0.125
+    genmetrics/kid/ci95_high 0.375
+    genmetrics/kid/std 0.5
+    genmetrics/skipped 0.0
+    genmetrics/errors 0.0
+
+From a scorecard, :meth:`Scorecard.log_to <genmetrics.scorecard.Scorecard.log_to>`
+picks the logger from the target: ``card.log_to(SummaryWriter(...))``,
+``card.log_to(wandb.run)``, ``card.log_to("mlflow")``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from genmetrics.errors import UsageError
+
+if TYPE_CHECKING:
+    from genmetrics.scorecard import Scorecard
+
+DEFAULT_PREFIX = "genmetrics/"
+#: the MLflow artifact holding the whole scorecard (signatures included)
+MLFLOW_ARTIFACT = "genmetrics/scorecard.json"
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite real number (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def scalars(card: Scorecard, prefix: str = DEFAULT_PREFIX, *, sep: str = "/") -> dict[str, float]:
+    """The card's numbers as a flat ``{name: float}`` dict (see the module docstring).
+
+    ``{prefix}{metric}`` is the value, ``{prefix}{metric}{sep}ci95_low`` / ``ci95_high``
+    the confidence interval when there is one, ``{prefix}{metric}{sep}{component}`` each
+    numeric component (e.g. KID's ``std``); ``{prefix}skipped`` and ``{prefix}errors``
+    count skipped inputs and failed metrics. Non-finite numbers are left out.
+
+        >>> from genmetrics.scorecard import Scorecard
+        >>> scalars(Scorecard(modality="text", inputs={}, errors={"bleu": "no refs"}))
+        {'genmetrics/skipped': 0.0, 'genmetrics/errors': 1.0}
+    """
+    out: dict[str, float] = {}
+
+    def put(name: str, value: Any) -> None:
+        number = _finite(value)
+        if number is not None:
+            out[name] = number
+
+    for name, result in card.metrics.items():
+        key = f"{prefix}{name}"
+        put(key, result.value)
+        if result.ci95 is not None:
+            put(f"{key}{sep}ci95_low", result.ci95[0])
+            put(f"{key}{sep}ci95_high", result.ci95[1])
+        for component, value in result.components.items():
+            put(f"{key}{sep}{component}", value)
+    out[f"{prefix}skipped"] = float(len(card.skipped))
+    out[f"{prefix}errors"] = float(len(card.errors))
+    return out
+
+
+def _cell(text: str) -> str:
+    """A markdown table cell: a code span (TensorBoard's markdown splits no column there)."""
+    return "`" + text.replace("`", "'") + "`"
+
+
+def signature_table(card: Scorecard) -> str:
+    """The metrics and their signatures as a markdown table (what TensorBoard shows).
+
+        >>> from genmetrics.scorecard import Scorecard
+        >>> print(signature_table(Scorecard(modality="text", inputs={})))
+        | metric | value | n | signature |
+        |---|---|---|---|
+    """
+    rows = ["| metric | value | n | signature |", "|---|---|---|---|"]
+    for name, result in card.metrics.items():
+        rows.append(f"| {_cell(name)} | {result.value:.6g} | {result.n} | "
+                    f"{_cell(result.signature_str)} |")
+    return "\n".join(rows)
+
+
+def signatures(card: Scorecard) -> dict[str, dict[str, Any]]:
+    """``{metric: {"signature": dict, "signature_str": str}}`` for every metric of ``card``."""
+    return {name: {"signature": r.signature, "signature_str": r.signature_str}
+            for name, r in card.metrics.items()}
+
+
+# -- TensorBoard --------------------------------------------------------------------------
+
+
+def log_tensorboard(card: Scorecard, writer: Any, step: int | None = None,
+                    prefix: str = DEFAULT_PREFIX) -> None:
+    """Write :func:`scalars` with ``writer.add_scalar`` and the signatures as one text.
+
+    ``writer`` is a ``torch.utils.tensorboard.SummaryWriter`` (or anything with its
+    ``add_scalar`` / ``add_text``); the text, a markdown table, is tagged
+    ``{prefix}signatures``. The writer is flushed so the numbers are on disk afterwards.
+    """
+    for name, value in scalars(card, prefix).items():
+        writer.add_scalar(name, value, global_step=step)
+    writer.add_text(f"{prefix}signatures", signature_table(card), global_step=step)
+    flush = getattr(writer, "flush", None)
+    if callable(flush):
+        flush()
+
+
+# -- MLflow -------------------------------------------------------------------------------
+
+_MLFLOW_BAD = re.compile(r"[^/\w.\- ]")
+
+
+def mlflow_key(name: str) -> str:
+    """``name`` made valid as an MLflow metric or tag key (other characters become ``_``).
+
+        >>> mlflow_key("genmetrics/chrF++")
+        'genmetrics/chrF__'
+    """
+    parts = [_MLFLOW_BAD.sub("_", part) for part in name.split("/") if part]
+    return "/".join("_" if part in (".", "..") else part for part in parts) or "_"
+
+
+def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_PREFIX,
+               client: Any = None, run_id: str | None = None, *,
+               artifact_file: str = MLFLOW_ARTIFACT) -> None:
+    """Log :func:`scalars` as MLflow metrics, signatures as tags, the card as an artifact.
+
+    Sub-values use ``.`` rather than ``/`` (``genmetrics/kid.ci95_low``): MLflow's file
+    store keeps each metric in a file, so ``a/b`` and ``a/b/c`` cannot both exist. Each
+    metric's ``signature_str`` goes to the tag ``{prefix}{metric}.signature`` (tags, not
+    params, because a param cannot change once set in a run) and the whole scorecard to
+    the JSON artifact ``artifact_file``. The run is ``run_id`` or else the active run;
+    ``client`` defaults to ``mlflow.MlflowClient()``. ``step`` defaults to 0.
+    """
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise UsageError("no active MLflow run: call mlflow.start_run() first, "
+                             "or pass run_id=...")
+        run_id = active.info.run_id
+    if client is None:
+        client = mlflow.MlflowClient()
+    stamp = int(time.time() * 1000)
+    metrics = [Metric(mlflow_key(name), value, stamp, step or 0)
+               for name, value in scalars(card, prefix, sep=".").items()]
+    tags = [RunTag(mlflow_key(f"{prefix}{name}.signature"), result.signature_str)
+            for name, result in card.metrics.items()]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    client.log_dict(run_id, card.to_dict(), artifact_file)
+
+
+# -- Weights & Biases ---------------------------------------------------------------------
+
+
+def log_wandb(card: Scorecard, run: Any = None, step: int | None = None,
+              prefix: str = DEFAULT_PREFIX) -> None:
+    """``run.log(scalars(card), step=step)`` and the signatures into ``run.config``.
+
+    ``run`` defaults to ``wandb.run``. The signatures (see :func:`signatures`) go under
+    the config key ``prefix`` without its slashes (``"genmetrics"`` by default), updated
+    on every call.
+    """
+    if run is None:
+        import wandb
+
+        run = wandb.run
+        if run is None:
+            raise UsageError("no active W&B run: call wandb.init(...) first, or pass run=...")
+    run.log(scalars(card, prefix), step=step)
+    key = prefix.strip("/") or DEFAULT_PREFIX.strip("/")
+    run.config.update({key: signatures(card)}, allow_val_change=True)
+
+
+LOGGERS: dict[str, Callable[..., None]] = {
+    "tensorboard": log_tensorboard,
+    "mlflow": log_mlflow,
+    "wandb": log_wandb,
+}
+
+
+def _kind(target: Any) -> str | None:
+    """Which logger takes ``target``, judged by module and class names (nothing imported)."""
+    if inspect.ismodule(target):
+        root = target.__name__.split(".")[0]
+        return root if root in ("mlflow", "wandb") else None
+    for cls in type(target).__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "SummaryWriter" and root in ("torch", "tensorboardX"):
+            return "tensorboard"
+        if root == "wandb" and cls.__name__ == "Run":
+            return "wandb"
+        if root == "mlflow" and cls.__name__ in ("MlflowClient", "ActiveRun", "Run"):
+            return "mlflow"
+    return None
+
+
+def log_to(card: Scorecard, target: Any, step: int | None = None,
+           prefix: str = DEFAULT_PREFIX, **kwargs: Any) -> None:
+    """Send ``card`` to ``target``: a SummaryWriter, a wandb run, an MLflow client, active
+    run or the ``mlflow`` module, or a name of :data:`LOGGERS` (``kwargs`` go to the logger).
+
+        >>> from genmetrics.scorecard import Scorecard
+        >>> log_to(Scorecard(modality="text", inputs={}), "csv")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        genmetrics.errors.UsageError: cannot log to 'csv': pass a torch SummaryWriter, ...
+    """
+    name = target if isinstance(target, str) else _kind(target)
+    if name not in LOGGERS:
+        shown = repr(target) if isinstance(target, str) else f"a {type(target).__name__}"
+        raise UsageError(
+            f"cannot log to {shown}: pass a torch SummaryWriter, a wandb run, the mlflow "
+            f"module, an MlflowClient or active MLflow run, or one of the names "
+            f"{', '.join(map(repr, LOGGERS))}")
+    if name == "tensorboard":
+        writer = target if not isinstance(target, str) else kwargs.pop("writer", None)
+        if writer is None:
+            raise UsageError("log_to('tensorboard') needs writer=SummaryWriter(...)")
+        log_tensorboard(card, writer, step=step, prefix=prefix, **kwargs)
+    elif name == "wandb":
+        if not isinstance(target, str) and not inspect.ismodule(target):
+            kwargs["run"] = target
+        log_wandb(card, step=step, prefix=prefix, **kwargs)
+    else:
+        if not isinstance(target, str) and not inspect.ismodule(target):
+            if type(target).__name__ == "MlflowClient":
+                kwargs["client"] = target
+            else:  # an ActiveRun or Run: log to that run
+                kwargs.setdefault("run_id", target.info.run_id)
+        log_mlflow(card, step=step, prefix=prefix, **kwargs)
