@@ -36,8 +36,8 @@ def _card(shift: float = 0.0) -> Scorecard:
         ci95=(0.0101 + shift, 0.0145 + shift))
     bleu = MetricResult(
         name="bleu", value=31.5 + 10 * shift, n=3, higher_is_better=True, unit="BLEU",
-        signature={"metric": "bleu", "tokenize": "13a", "lowercase": False, "nrefs": 1,
-                   "genmetrics": "0.1.0"})
+        signature={"metric": "bleu", "v": "1", "tokenize": "13a", "lowercase": False,
+                   "nrefs": 1, "n": 3, "genmetrics": "0.1.0"})
     return Scorecard(modality="image", inputs={"samples": {"path": "s/", "count": 3}},
                      metrics={"kid": kid, "bleu": bleu}, errors={"fid": "no reference"},
                      skipped=[{"path": "s/x.png", "reason": "unreadable"}])
@@ -87,6 +87,7 @@ def test_importing_genmetrics_loads_no_tracker() -> None:
 # -- TensorBoard --------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:html5lib's sanitizer is deprecated:DeprecationWarning")
 def test_tensorboard_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     tb = pytest.importorskip("torch.utils.tensorboard")
@@ -128,21 +129,25 @@ def test_mlflow_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 frowns on file stores
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test
+    mlflow.set_tracking_uri(uri)
     try:
         with pytest.raises(UsageError, match="mlflow.start_run"):
             log_mlflow(CARDS[1])
         with mlflow.start_run() as run:
             log_mlflow(CARDS[1], step=1)
             CARDS[2].log_to("mlflow", step=2)
+            CARDS[2].log_to(mlflow, step=4)
+        CARDS[2].log_to(run, step=5)  # the ActiveRun, closed by now
         run_id = run.info.run_id
         client = mlflow.MlflowClient()
-        CARDS[1].log_to(client, step=3, run_id=run_id)  # a closed run, by id
+        CARDS[1].log_to(client, step=3, run_id=run_id)  # last: its card is the artifact
         stored = client.get_run(run_id).data
 
         expected = {step: scalars(card, sep=".") for step, card in CARDS.items()}
-        expected[3] = expected[1]
+        expected.update({3: expected[1], 4: expected[2], 5: expected[2]})
         assert "genmetrics/kid.ci95_low" in expected[1]
         assert set(stored.metrics) == {mlflow_key(k) for k in expected[1]}
         for name in expected[1]:
@@ -155,7 +160,7 @@ def test_mlflow_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         artifact = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/genmetrics/scorecard.json")
         assert Scorecard.from_dict(artifact).to_dict() == CARDS[1].to_dict()
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)  # back to the default (it also unsets the variable)
 
 
 # -- Weights & Biases (offline) -----------------------------------------------------------
@@ -202,6 +207,7 @@ def test_wandb_offline_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     try:
         log_wandb(CARDS[1], run, step=1)
         CARDS[2].log_to(run, step=2)
+        CARDS[1].log_to("wandb", step=3)  # wandb.run
     finally:
         run.finish()
         wandb.teardown()  # run.finish() returns before the service has written the file
@@ -220,5 +226,6 @@ def test_wandb_offline_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             history[row.pop("_step")] = {k: v for k, v in row.items() if not k.startswith("_")}
         elif record.WhichOneof("record_type") == "config":
             config.update({u.key: json.loads(u.value_json) for u in record.config.update})
-    assert history == {step: scalars(card) for step, card in CARDS.items()}
-    assert config["genmetrics"] == signatures(CARDS[2])
+    assert history == {1: scalars(CARDS[1]), 2: scalars(CARDS[2]), 3: scalars(CARDS[1])}
+    assert config["genmetrics"] == signatures(CARDS[1])  # the last call's
+    assert config["genmetrics"]["kid"]["signature"] == CARDS[1].metrics["kid"].signature
