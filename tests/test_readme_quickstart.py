@@ -45,7 +45,7 @@ class Generator(torch.nn.Module):
 
 model = Generator()
 epochs = 2
-targets = torch.stack([torch.from_numpy(resize_longer_side(t, 32)).permute(2, 0, 1)
+targets = torch.stack([torch.tensor(resize_longer_side(t, 32)).permute(2, 0, 1)
                        for _, t in tiles()[:4]]).float() / 255
 eval_loader = [((targets + 0.05 * torch.randn_like(targets)), targets)]
 
