@@ -25,26 +25,18 @@ reason, and the corpus value is the mean over the pairs that have a value
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from genmetrics.errors import MetricError, UsageError
+from genmetrics.errors import UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import Metric, MetricResult, MetricSpec, library_version
+from genmetrics.metric import MetricSpec, library_version
+from genmetrics.metrics._per_pair import Failed, PerPairMean
 
 __all__ = ["Failed", "PairedAudioMetric", "MetricSpec"]
 
 
-@dataclass(frozen=True)
-class Failed:
-    """A pair the metric could not score, and why."""
-
-    reason: str
-
-
-class PairedAudioMetric(Metric):
+class PairedAudioMetric(PerPairMean):
     """Base class: per-pair values (or failures), mean over the scored pairs.
 
     ``equal_lengths``: when true (the default), each pair is cut to its shorter clip
@@ -52,10 +44,6 @@ class PairedAudioMetric(Metric):
     """
 
     equal_lengths: bool = True
-    _device: str | None = None  # option "device", resolved on first use
-
-    # per pair: the value, or None; and the failure reason, or None
-    state_reductions = {"values": "cat", "reasons": "cat"}
 
     def score_pairs(self, samples: Sequence[AudioClip],
                     references: Sequence[AudioClip]) -> list[float | Failed]:
@@ -83,59 +71,10 @@ class PairedAudioMetric(Metric):
                        for s, k in zip(samples, cut, strict=True)]
             refs = [AudioClip(r.id, r.waveform[:k], r.sample_rate)
                     for r, k in zip(refs, cut, strict=True)]
-        for out in self.score_pairs(samples, refs):
-            if isinstance(out, Failed):
-                self.state["values"].append(None)
-                self.state["reasons"].append(out.reason)
-            elif not math.isfinite(out):
-                self.state["values"].append(None)
-                self.state["reasons"].append(f"value is {out}")
-            else:
-                self.state["values"].append(float(out))
-                self.state["reasons"].append(None)
-
-    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        values, reasons = self.state["values"], self.state["reasons"]
-        scored = [v for v in values if v is not None]
-        if not scored:
-            if values:
-                raise MetricError(f"{self.spec.name}: none of the {len(values)} pairs could be "
-                                  f"scored (first reason: {next(r for r in reasons if r)})")
-            self.require_samples(0)
-        components: dict[str, Any] = {}
-        failed = [{"index": i, "reason": r} for i, r in enumerate(reasons) if r is not None]
-        if failed:
-            components["failed"] = failed
-        return {self.spec.name: self.result(
-            math.fsum(scored) / len(scored), n=len(scored), components=components,
-            per_sample=list(values) if per_sample else None, **self.signature_extra())}
+        self.record(self.score_pairs(samples, refs))
 
     def signature(self, **extra: Any) -> dict[str, Any]:
         """Adds the decoder and resampler versions: both can move audio values."""
         sig = super().signature(**extra)
         sig.update({name: library_version(name) for name in ("soundfile", "soxr")})
         return sig
-
-    def device(self) -> str:
-        """The torch device of option ``device`` (``auto`` resolved once, on first use)."""
-        if self._device is None:
-            from genmetrics.features.causal_lm import resolve_device
-
-            self._device = resolve_device(self.options["device"])
-        return self._device
-
-    def signature_extra(self) -> dict[str, Any]:
-        """Fields this metric adds to its signature (e.g. the rate it resamples to)."""
-        return {}
-
-    def bootstrap_rows(self) -> dict[str, Any]:
-        import numpy as np
-
-        rows = [[v, 1.0] if v is not None else [0.0, 0.0] for v in self.state["values"]]
-        return {self.spec.name: np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
-
-    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
-        import numpy as np
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return totals[:, 0] / totals[:, 1]

@@ -27,28 +27,20 @@ and batching). Bootstrap rows are ``[value, 1]`` per scored pair, ``[0, 0]`` oth
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from genmetrics.errors import MetricError, UsageError
-from genmetrics.metric import Metric, MetricResult, MetricSpec, library_version
+from genmetrics.metric import MetricSpec, library_version
+from genmetrics.metrics._per_pair import Failed, PerPairMean
 
 __all__ = ["Failed", "PairedImageMetric", "MetricSpec", "size_groups", "cpu_map",
            "worker_count"]
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N"
 THREADS_HELP = "CPU worker threads, each running single-threaded torch ops (0: torch's count)"
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A pair the metric could not score, and why."""
-
-    reason: str
 
 
 def size_groups(images: Sequence[Any]) -> dict[tuple[int, int], list[int]]:
@@ -82,14 +74,10 @@ def _image(image: Any, name: str, what: str, index: int) -> Any:
     return image
 
 
-class PairedImageMetric(Metric):
+class PairedImageMetric(PerPairMean):
     """Base class: per-pair values (or failures) of same-size image pairs, their mean."""
 
     merge_ignores = frozenset({"device", "threads"})  # settings that cannot move a value
-    _device: str | None = None  # option "device", resolved on first use
-
-    # per pair: the value, or None; and the failure reason, or None
-    state_reductions = {"values": "cat", "reasons": "cat"}
 
     def score_pairs(self, samples: Sequence[Any], references: Sequence[Any]
                     ) -> list[float | Failed]:
@@ -114,61 +102,11 @@ class PairedImageMetric(Metric):
                                   "must have the same size (resize one of them)")
             checked.append(s)
             refs.append(r)
-        if not checked:
-            return
-        for out in self.score_pairs(checked, refs):
-            if isinstance(out, Failed):
-                self.state["values"].append(None)
-                self.state["reasons"].append(out.reason)
-            elif not math.isfinite(out):
-                self.state["values"].append(None)
-                self.state["reasons"].append(f"value is {out}")
-            else:
-                self.state["values"].append(float(out))
-                self.state["reasons"].append(None)
-
-    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        values, reasons = self.state["values"], self.state["reasons"]
-        scored = [v for v in values if v is not None]
-        if not scored:
-            if values:
-                raise MetricError(f"{self.spec.name}: none of the {len(values)} pairs could be "
-                                  f"scored (first reason: {next(r for r in reasons if r)})")
-            self.require_samples(0)
-        components: dict[str, Any] = {}
-        failed = [{"index": i, "reason": r} for i, r in enumerate(reasons) if r is not None]
-        if failed:
-            components["failed"] = failed
-        return {self.spec.name: self.result(
-            math.fsum(scored) / len(scored), n=len(scored), components=components,
-            per_sample=list(values) if per_sample else None, **self.signature_extra())}
-
-    def signature_extra(self) -> dict[str, Any]:
-        """Fields this metric adds to its signature (its constants)."""
-        return {}
+        if checked:
+            self.record(self.score_pairs(checked, refs))
 
     def libraries(self) -> dict[str, str]:
         return {"torch": library_version("torch")}
-
-    def device(self) -> str:
-        """The torch device of option ``device`` (``auto`` resolved once, on first use)."""
-        if self._device is None:
-            from genmetrics.features.causal_lm import resolve_device
-
-            self._device = resolve_device(self.options.get("device", "cpu"))
-        return self._device
-
-    def bootstrap_rows(self) -> dict[str, Any]:
-        import numpy as np
-
-        rows = [[v, 1.0] if v is not None else [0.0, 0.0] for v in self.state["values"]]
-        return {self.spec.name: np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
-
-    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
-        import numpy as np
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return totals[:, 0] / totals[:, 1]
 
 
 # -- CPU worker threads -------------------------------------------------------------------

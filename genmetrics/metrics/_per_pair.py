@@ -1,0 +1,101 @@
+"""The part every paired metric shares (audio SNR/PESQ/MCD/STOI, image SSIM/PSNR): one
+value per pair, and the corpus value their mean.
+
+``score_pairs`` returns, per pair, a float or a :class:`Failed` with the reason. Failed
+pairs never abort the run: their per-sample value is ``None`` (``null`` in the
+scorecard), they are listed under the component ``failed`` with the reason, and the
+corpus value is the mean over the scored pairs (``math.fsum``: independent of order and
+batching). Bootstrap rows are ``[value, 1]`` per scored pair and ``[0, 0]`` otherwise.
+
+    >>> class Half(PerPairMean):
+    ...     spec = MetricSpec(name="half", modality="text", kind="paired",
+    ...                       higher_is_better=True, unit="-")
+    ...     def update(self, samples, references=None):
+    ...         self.record([x / 2 if x else Failed("zero") for x in samples])
+    >>> m = Half()
+    >>> m.update([2, 0, 4])
+    >>> r = m.compute(per_sample=True)["half"]
+    >>> r.value, r.per_sample, r.components["failed"]
+    (1.5, [1.0, None, 2.0], [{'index': 1, 'reason': 'zero'}])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from genmetrics.errors import MetricError
+from genmetrics.metric import Metric, MetricResult, MetricSpec
+
+__all__ = ["Failed", "PerPairMean", "MetricSpec"]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A pair the metric could not score, and why."""
+
+    reason: str
+
+
+class PerPairMean(Metric):
+    """Base class: per-pair values (or failures) kept in order; their mean is the value."""
+
+    # per pair: the value, or None; and the failure reason, or None
+    state_reductions = {"values": "cat", "reasons": "cat"}
+    _device: str | None = None  # option "device", resolved on first use
+
+    def device(self) -> str:
+        """The torch device of option ``device`` (``auto`` resolved once, on first use;
+        ``cpu`` for metrics without the option)."""
+        if self._device is None:
+            from genmetrics.features.causal_lm import resolve_device
+
+            self._device = resolve_device(self.options.get("device", "cpu"))
+        return self._device
+
+    def record(self, outcomes: Iterable[float | Failed]) -> None:
+        """Append each pair's value, or its failure (a non-finite value is a failure)."""
+        for out in outcomes:
+            if isinstance(out, Failed):
+                self.state["values"].append(None)
+                self.state["reasons"].append(out.reason)
+            elif not math.isfinite(out):
+                self.state["values"].append(None)
+                self.state["reasons"].append(f"value is {out}")
+            else:
+                self.state["values"].append(float(out))
+                self.state["reasons"].append(None)
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        values, reasons = self.state["values"], self.state["reasons"]
+        scored = [v for v in values if v is not None]
+        if not scored:
+            if values:
+                raise MetricError(f"{self.spec.name}: none of the {len(values)} pairs could be "
+                                  f"scored (first reason: {next(r for r in reasons if r)})")
+            self.require_samples(0)
+        components: dict[str, Any] = {}
+        failed = [{"index": i, "reason": r} for i, r in enumerate(reasons) if r is not None]
+        if failed:
+            components["failed"] = failed
+        return {self.spec.name: self.result(
+            math.fsum(scored) / len(scored), n=len(scored), components=components,
+            per_sample=list(values) if per_sample else None, **self.signature_extra())}
+
+    def signature_extra(self) -> dict[str, Any]:
+        """Fields this metric adds to its signature (e.g. a rate or its constants)."""
+        return {}
+
+    def bootstrap_rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        rows = [[v, 1.0] if v is not None else [0.0, 0.0] for v in self.state["values"]]
+        return {self.spec.name: np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
+
+    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
+        import numpy as np
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return totals[:, 0] / totals[:, 1]
