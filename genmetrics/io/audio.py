@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, first_few
+from genmetrics.io.common import Skipped, display_path, files_by_stem, first_few
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -95,15 +95,7 @@ def read_clip(path: Path, clip_id: str) -> AudioClip:
 
 
 def _audio_files(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
-            key = path.relative_to(folder).with_suffix("").as_posix()
-            if key in files:
-                raise InputError(f"{folder}: {files[key].name} and {path.name} have the same "
-                                 "name; keep one file per name")
-            files[key] = path
-    return files
+    return files_by_stem(folder, AUDIO_SUFFIXES)
 
 
 @dataclass

@@ -51,6 +51,20 @@ def display_path(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+    """Files under ``folder`` with one of ``suffixes`` (any case), keyed by relative path
+    without the extension, in sorted order; two files of one name are an InputError."""
+    files: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in suffixes and path.is_file():
+            key = path.relative_to(folder).with_suffix("").as_posix()
+            if key in files:
+                raise InputError(f"{folder}: {files[key].name} and {path.name} have the same "
+                                 "name; keep one file per name")
+            files[key] = path
+    return files
+
+
 SHOW_AT_MOST = 5
 
 

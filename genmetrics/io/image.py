@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, first_few
+from genmetrics.io.common import Skipped, display_path, files_by_stem, first_few
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -113,15 +113,7 @@ def open_array(path: Path) -> np.ndarray:
 
 def image_files(folder: Path) -> dict[str, Path]:
     """Image files under ``folder`` keyed by relative path without the extension."""
-    files: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            key = path.relative_to(folder).with_suffix("").as_posix()
-            if key in files:
-                raise InputError(f"{folder}: {files[key].name} and {path.name} have the same "
-                                 "name; keep one file per name")
-            files[key] = path
-    return files
+    return files_by_stem(folder, IMAGE_SUFFIXES)
 
 
 @dataclass
