@@ -428,6 +428,8 @@ def score(
     active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
                            pairing_problem=problem, explicit=bool(metrics),
                            unavailable=unavailable)
+    if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
+        source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
     run = _Pass()
     if hasattr(source, "warnings"):

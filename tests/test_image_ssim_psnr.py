@@ -233,9 +233,11 @@ def test_bad_input_is_a_clear_error(cls, tensors):
         cls().update(ImageBatch(samples[:2]), None)
     with pytest.raises(UsageError, match="takes exactly one"):
         cls().update(ImageBatch(samples[:1]), [[]])
-    with pytest.raises(MetricError, match=rf"{name}: sample 1 is 37x53 pixels but its "
-                                          r"reference is 64x64"):
-        cls().update(ImageBatch(samples[:2]), [[refs[0]], [refs[0]]])
+    mismatched = cls()  # a pair of two sizes fails alone, with both sizes named
+    mismatched.update(ImageBatch(samples[:2]), [[refs[0]], [refs[0]]])
+    result = mismatched.compute(per_sample=True)[name]
+    assert result.per_sample[1] is None and result.n == 1
+    assert "differs from its reference (64x64)" in result.components["failed"][0]["reason"]
     with pytest.raises(UsageError, match="3 x H x W uint8"):
         cls().update([samples[0].float()], [[refs[0]]])
     with pytest.raises(UsageError, match="threads must be 0"):

@@ -57,7 +57,10 @@ def test_grayscale_palette_and_rgba_policies(tmp_path):
     assert np.array_equal(decode_image(pal).permute(1, 2, 0).numpy(), _pil_rgb(pal))
 
 
-def test_pairs_by_relative_path_and_skips_size_mismatch(tmp_path):
+def test_pairs_by_relative_path_and_marks_size_mismatch(tmp_path):
+    """A pair of two sizes keeps its sample (for FID/KID/IS); SSIM/PSNR fail it alone."""
+    from genmetrics.io.common import Unusable
+
     (a, ta), (b, tb), (c, tc) = list(TILES.items())[:3]
     _save(ta, tmp_path / "s" / "x" / "1.png")
     _save(tb, tmp_path / "s" / "2.png")
@@ -68,9 +71,10 @@ def test_pairs_by_relative_path_and_skips_size_mismatch(tmp_path):
     source = ImageSource(tmp_path / "s", [tmp_path / "r"], workers=0)
     assert source.has_references
     items = _items(source)
-    assert [i.id for i in items if not isinstance(i, Skipped)] == ["2", "x/1"]
-    skipped = [i for i in items if isinstance(i, Skipped)]
-    assert len(skipped) == 1 and "64x64" in skipped[0].reason and "128x128" in skipped[0].reason
+    assert [i.id for i in items] == ["2", "3", "x/1"]
+    unusable = items[1].reference
+    assert isinstance(unusable, Unusable) and items[1].sample.shape[1] == 128
+    assert "64x64" in unusable.reason and "128x128" in unusable.reason and items[1].warning
     assert any("JPEG" in w["message"] for w in source.warnings())
 
 

@@ -23,6 +23,15 @@ class Skipped:
         return {"path": self.path, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """Stands where a reference should be when a pair cannot be compared (a reference of
+    another size, or one that cannot be decoded): paired metrics record the pair as
+    failed with ``reason``, while distribution metrics still use the sample."""
+
+    reason: str
+
+
 class Digest:
     """A running sha256 over the inputs in the order they are scored.
 

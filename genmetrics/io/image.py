@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, files_by_stem, first_few
+from genmetrics.io.common import Skipped, Unusable, display_path, files_by_stem, first_few
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -87,7 +87,7 @@ def _array_to_tensor(array: np.ndarray) -> Any:
 def open_array(path: Path) -> np.ndarray:
     """A uint8 image array file, checked: ``N x H x W x 3`` (or ``x 4`` / grayscale)."""
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         else:
             with np.load(path, allow_pickle=False) as npz:
@@ -106,6 +106,9 @@ def open_array(path: Path) -> np.ndarray:
     if array.dtype != np.uint8:
         raise InputError(f"{path}: images must be uint8 (0-255), not {array.dtype}; convert "
                          "with (x * 255).round().clip(0, 255).astype('uint8')")
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        raise InputError(f"{path}: shape {array.shape} looks like one H x W x 3 image; save "
+                         "images as N x H x W x 3 (e.g. arr[None] for one image)")
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (3, 4)):
         raise InputError(f"{path}: expected N x H x W x 3 images, got shape {array.shape}")
     return array
@@ -132,6 +135,8 @@ class ImageItem:
         def parts(image: Any) -> list[str | bytes]:
             if image is None:
                 return []
+            if isinstance(image, Unusable):
+                return [self.id, image.reason]
             return [self.id, "x".join(map(str, image.shape)), image.numpy().tobytes()]
 
         return parts(self.sample), parts(self.reference)
@@ -199,12 +204,17 @@ class _Decoded:
         try:
             reference = self.references.decode(key)
         except (ValueError, OSError) as exc:
-            return Skipped(name, f"reference {self.references.name(key)}: {exc}")
+            return self._unusable(key, sample, f"reference {self.references.name(key)}: {exc}")
         if reference.shape != sample.shape:
-            return Skipped(name, f"size {_size(sample)} differs from its reference "
-                           f"{self.references.name(key)} ({_size(reference)}); SSIM and "
-                           "PSNR need pairs of one size")
+            return self._unusable(key, sample, f"size {_size(sample)} differs from its "
+                                  f"reference {self.references.name(key)} ({_size(reference)})")
         return ImageItem(key, sample, reference)
+
+    @staticmethod
+    def _unusable(key: str, sample: Any, reason: str) -> ImageItem:
+        """The sample still counts for FID/KID/IS; SSIM/PSNR record the pair as failed."""
+        return ImageItem(key, sample, Unusable(reason),
+                         warning=f"{reason}: not compared by SSIM/PSNR")
 
 
 def _size(image: Any) -> str:
@@ -253,6 +263,9 @@ class ImageSource:
         if self.references is not None:
             known = set(self.references.keys)
             self.unpaired = [k for k in self.samples.keys if k not in known]
+        #: set False by the runner when no paired metric runs: references are then not
+        #: decoded a second time for pairing
+        self.pairs_needed = True
         self.sample_keys = list(self.samples.keys)
         self.reference_keys = list(self.references.keys) if self.references else []
 
@@ -297,7 +310,7 @@ class ImageSource:
 
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
         dataset = _Decoded(self.samples, self.references, self.sample_keys,
-                           paired=self.has_references)
+                           paired=self.has_references and self.pairs_needed)
         return _iterate(dataset, self.workers)
 
     def reference_items(self) -> Iterator[ImageItem | Skipped]:

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from genmetrics.errors import MetricError, UsageError
+from genmetrics.errors import UsageError
 from genmetrics.metric import MetricSpec, library_version
 from genmetrics.metrics._per_pair import Failed, PerPairMean
 
@@ -90,20 +90,26 @@ class PairedImageMetric(PerPairMean):
         if references is None or len(references) != len(samples):
             raise UsageError(f"{name} compares each sample with its reference image: give "
                              "one reference per sample (--reference FOLDER)")
-        checked, refs = [], []
+        from genmetrics.io.common import Unusable
+
+        checked, refs, outcomes = [], [], []
         for i, (sample, ref) in enumerate(zip(samples, references, strict=True)):
             if len(ref) != 1:
                 raise UsageError(f"{name}: sample {i} has {len(ref)} reference images; it "
                                  "takes exactly one (same relative path under --reference)")
+            if isinstance(ref[0], Unusable):  # the reader could not pair it
+                outcomes.append(Failed(ref[0].reason))
+                continue
             s, r = _image(sample, name, "sample", i), _image(ref[0], name, "reference", i)
             if s.shape != r.shape:
-                raise MetricError(f"{name}: sample {i} is {s.shape[1]}x{s.shape[2]} pixels "
-                                  f"but its reference is {r.shape[1]}x{r.shape[2]}; a pair "
-                                  "must have the same size (resize one of them)")
+                outcomes.append(Failed(f"size {s.shape[2]}x{s.shape[1]} differs from its "
+                                       f"reference ({r.shape[2]}x{r.shape[1]})"))
+                continue
+            outcomes.append(len(checked))  # where its value will be
             checked.append(s)
             refs.append(r)
-        if checked:
-            self.record(self.score_pairs(checked, refs))
+        values = self.score_pairs(checked, refs) if checked else []
+        self.record(values[o] if isinstance(o, int) else o for o in outcomes)
 
     def libraries(self) -> dict[str, str]:
         return {"torch": library_version("torch")}
