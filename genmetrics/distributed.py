@@ -152,10 +152,11 @@ def reduce_metric_states(metrics: dict[str, Any]) -> None:
                                      for x in part]
 
 
-def combine_digests(hexdigest: str) -> str:
-    """One digest for the whole input: sha256 over every rank's digest, in rank order
-    (equal to ``hexdigest`` itself in a single process)."""
-    parts = all_gather(hexdigest)
+def combine_digests(digest: Any) -> str:
+    """The digest of the whole input: every rank's item hashes in rank order, hashed as one
+    process hashes them (so it does not depend on the number of processes). ``digest`` is a
+    :class:`~genmetrics.io.common.Digest` made with ``keep_items=True``."""
+    parts = all_gather(list(digest.items))
     if len(parts) == 1:
-        return hexdigest
-    return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return digest.hexdigest()
+    return "sha256:" + hashlib.sha256(b"".join(h for part in parts for h in part)).hexdigest()

@@ -23,13 +23,14 @@
 * **Distributed**: when ``torch.distributed`` is initialised, :meth:`Evaluator.compute`
   combines every rank's states (see :mod:`genmetrics.distributed`): each rank updates
   with its own shard and **every rank receives the same scorecard**, equal to one
-  process seeing the shards in rank order. Call ``compute`` on every rank.
+  process seeing the shards in rank order. Call ``compute`` on every rank. Shard the
+  references too (each rank feeds its part to ``update_reference``), or use reference
+  statistics: references fed in full on every rank would count once per rank.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -41,24 +42,6 @@ from genmetrics.errors import UsageError
 from genmetrics.metric import MODALITIES
 from genmetrics.scorecard import Scorecard
 from genmetrics.stats import DEFAULT_SEED
-
-
-class _ChainDigest:
-    """A digest with a small, copyable state: sha256(previous hex + item parts)."""
-
-    def __init__(self, hexdigest: str = "") -> None:
-        self.value = hexdigest
-
-    def add(self, *parts: str | bytes) -> None:
-        h = hashlib.sha256(self.value.encode())
-        for part in parts:
-            data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-        self.value = h.hexdigest()
-
-    def hexdigest(self) -> str:
-        return "sha256:" + (self.value or hashlib.sha256(b"").hexdigest())
 
 
 class Evaluator:
@@ -100,18 +83,26 @@ class Evaluator:
                 if metric.spec.reference_set:
                     metric.use_reference_stats(self.reference_stats)
         self._started = time.perf_counter()
+        self._failed: dict[str, str] = {}  # metrics that failed on reference batches
+        self._reference_items: list[bytes] = []  # digest items of update_reference batches
         self._new_pass()
 
     # -- state ---------------------------------------------------------------------
     def _new_pass(self) -> None:
+        from genmetrics.io.common import Digest
         from genmetrics.runner import _Pass
 
         self._run = _Pass()
-        self._run.sample_digest = _ChainDigest()  # type: ignore[assignment]
-        self._run.reference_digest = _ChainDigest()  # type: ignore[assignment]
-        self._active = dict(self._metrics)
+        self._run.sample_digest = Digest(keep_items=True)
+        self._run.reference_digest = Digest(keep_items=True)
+        self._run.reference_set_digest = Digest(keep_items=True)
+        for item in self._reference_items:  # the reference distribution outlives reset()
+            self._run.reference_set_digest.add_item(item)
+        self._run.used_reference_set = bool(self._reference_items)
+        self._run.errors = dict(self._failed)
+        self._active = {n: m for n, m in self._metrics.items() if n not in self._failed}
         self._count = 0
-        self._has_references = False
+        self._has_references = bool(self._reference_items)
 
     def reset(self) -> None:
         """Forget the samples (keep models, reference statistics and reference batches)."""
@@ -129,10 +120,12 @@ class Evaluator:
             "active": list(self._active),
             "count": self._count,
             "has_references": self._has_references,
-            "run": {"ids": list(run.ids), "skipped": list(run.skipped),
+            "failed": dict(self._failed),
+            "reference_items": [h.hex() for h in self._reference_items],
+            "run": {"ids": list(run.ids), "skipped": [x.to_dict() for x in run.skipped],
                     "warnings": list(run.warnings), "errors": dict(run.errors),
-                    "sample_digest": run.sample_digest.value,  # type: ignore[attr-defined]
-                    "reference_digest": run.reference_digest.value},  # type: ignore[attr-defined]
+                    "sample_digest": [h.hex() for h in run.sample_digest.items],
+                    "reference_digest": [h.hex() for h in run.reference_digest.items]},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -140,19 +133,26 @@ class Evaluator:
         if set(state.get("metrics", {})) != set(self._metrics):
             raise UsageError(f"saved Evaluator state has metrics {sorted(state['metrics'])}, "
                              f"this Evaluator has {sorted(self._metrics)}")
+        from genmetrics.io.common import Skipped
+
         for name, metric in self._metrics.items():
             metric.load_state_dict(state["metrics"][name])
+        self._failed = dict(state["failed"])
+        self._reference_items = [bytes.fromhex(h) for h in state["reference_items"]]
         self._new_pass()
         self._active = {n: self._metrics[n] for n in state["active"]}
         self._count = state["count"]
         self._has_references = state["has_references"]
         saved = state["run"]
         self._run.ids = list(saved["ids"])
-        self._run.skipped = list(saved["skipped"])
+        self._run.skipped = [Skipped(**x) for x in saved["skipped"]]
         self._run.warnings = list(saved["warnings"])
         self._run.errors = dict(saved["errors"])
-        self._run.sample_digest = _ChainDigest(saved["sample_digest"])  # type: ignore[assignment]
-        self._run.reference_digest = _ChainDigest(saved["reference_digest"])  # type: ignore
+        for key in ("sample_digest", "reference_digest"):
+            digest = getattr(self._run, key)
+            digest.__init__(keep_items=True)
+            for item in saved[key]:
+                digest.add_item(bytes.fromhex(item))
 
     # -- feeding ------------------------------------------------------------------
     def update(self, samples: Any, references: Any = None, *,
@@ -181,12 +181,18 @@ class Evaluator:
         if self.reference_stats is not None:
             raise UsageError("this Evaluator compares with reference statistics already")
         tensors = _images(images)
-        items = [ImageItem(f"ref-{i}", t) for i, t in enumerate(tensors)]
+        start = len(self._reference_items)
+        items = [ImageItem(f"ref-{start + i}", t) for i, t in enumerate(tensors)]
+        before = len(self._run.reference_set_digest.items)
         with _inference_mode():
             _feed(items, wanting, max(1, len(items)), None, run=self._run,
                   batch_type=_batch_type(self.modality), reference_pass=True)
-        for name in self._run.errors:
-            self._active.pop(name, None)
+        self._reference_items += self._run.reference_set_digest.items[before:]
+        self._has_references = True
+        for name, reason in self._run.errors.items():  # stays out after reset(): its
+            if name in wanting:                          # reference distribution is partial
+                self._failed[name] = reason
+                self._active.pop(name, None)
 
     def _items(self, samples: Any, references: Any, sample_rate: int | None) -> list[Any]:
         from genmetrics.distributed import world
@@ -234,11 +240,12 @@ class Evaluator:
         from genmetrics.distributed import world
         from genmetrics.runner import _compute, assemble_scorecard, gather_pass
 
-        run = copy.copy(self._run)
+        run = copy.copy(self._run)  # compute() may run often: it must not change the pass
         run.errors = dict(run.errors)
+        run.warnings, run.ids, run.skipped = list(run.warnings), list(run.ids), list(run.skipped)
         active = dict(self._active)
-        saved = {n: copy.deepcopy(m.state) for n, m in active.items()}
         distributed = world()[1] > 1
+        saved = {n: copy.deepcopy(m.state) for n, m in active.items()} if distributed else {}
         try:
             if distributed:
                 gather_pass(run, active)
@@ -253,7 +260,7 @@ class Evaluator:
                                               "digest": run.sample_digest.hexdigest()}}
         if self._has_references:
             inputs["reference"] = {"path": "(in memory)",
-                                   "digest": run.reference_digest.hexdigest()}
+                                   "digest": run.refs_digest()}
         if self.reference_stats is not None:
             inputs["reference_stats"] = self.reference_stats.input_doc()
         return assemble_scorecard(self.modality, inputs, results, sample_stats, run,

@@ -124,6 +124,8 @@ def locate(name_or_path: str | os.PathLike[str]) -> tuple[str, Path, str | None]
         return path.stem, path, expected
     for folder in search_dirs():
         entry = read_manifest(folder).get(text)
+        if entry and "file" not in entry:
+            raise InputError(f"{folder / MANIFEST}: entry {text!r} names no file")
         if entry:
             return text, folder / entry["file"], entry.get("sha256")
     known = sorted({n for folder in search_dirs() for n in read_manifest(folder)})
@@ -149,15 +151,23 @@ def load_stats(name_or_path: str | os.PathLike[str]) -> ReferenceStats:
     if missing or not ({"sigma", "features"} & set(arrays)):
         raise InputError(f"{path}: not a genmetrics statistics file (missing "
                          f"{', '.join(sorted(missing)) or 'sigma'})")
-    meta = json.loads(str(arrays["meta"]))
-    mu = np.asarray(arrays["mu"], dtype=np.float64)
-    if "sigma" in arrays:
-        sigma = np.asarray(arrays["sigma"], dtype=np.float64)
-    else:
-        sigma = _covariance_from_rows(arrays["features"], mu)
-    return ReferenceStats(name=name, path=path, n=int(arrays["n"]),
-                          mu=mu, sigma=sigma,
-                          features=arrays.get("features"), extractor=meta["extractor"],
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        extractor = dict(meta["extractor"])
+        n = int(np.asarray(arrays["n"]).item())
+        mu = np.asarray(arrays["mu"], dtype=np.float64)
+        if "sigma" in arrays:
+            sigma = np.asarray(arrays["sigma"], dtype=np.float64)
+        else:
+            sigma = _covariance_from_rows(arrays["features"], mu)
+        features = arrays.get("features")
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)) or (
+                features is not None and features.shape[1:] != mu.shape):
+            raise ValueError(f"shapes do not fit: mu {mu.shape}, sigma {sigma.shape}")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{path}: not a statistics file genmetrics can read ({exc})") from None
+    return ReferenceStats(name=name, path=path, n=n, mu=mu, sigma=sigma,
+                          features=features, extractor=extractor,
                           source=meta.get("source", ""), sha256=actual)
 
 
@@ -217,6 +227,8 @@ def build_stats(
     from genmetrics.metrics.image._distribution_math import mean_and_covariance, moments_update
     from genmetrics.metrics.image.fid import FID
 
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise UsageError(f"--name {name!r}: use a plain name such as my-refs")
     images = ImageSource(Path(folder), [])

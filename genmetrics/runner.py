@@ -222,7 +222,16 @@ class _Pass:
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     sample_digest: Digest = field(default_factory=Digest)
-    reference_digest: Digest = field(default_factory=Digest)
+    reference_digest: Digest = field(default_factory=Digest)  # references paired with samples
+    #: the reference distribution (FID/KID's reference folder), fed in its own pass
+    reference_set_digest: Digest = field(default_factory=Digest)
+    used_reference_set: bool = False
+
+    def refs_digest(self) -> str:
+        """What the results' ``refs`` and the scorecard's reference digest record: the
+        reference distribution when one was read (it holds the paired files too)."""
+        chosen = self.reference_set_digest if self.used_reference_set else self.reference_digest
+        return chosen.hexdigest()
     read_s: float = 0.0
     metric_s: float = 0.0
 
@@ -263,7 +272,8 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         for pair in pairs:
             sample_parts, reference_parts = pair.digest_parts()
             if reference_pass:
-                run.reference_digest.add(*sample_parts)
+                run.reference_set_digest.add(*sample_parts)
+                run.used_reference_set = True
                 continue
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
@@ -295,9 +305,7 @@ def _feed_reference_set(source: Any, active: dict[str, Metric], reference_stats:
     wanting = {n: m for n, m in active.items() if m.spec.reference_set}
     if not wanting:
         return
-    if reference_stats is not None:
-        for metric in wanting.values():
-            metric.use_reference_stats(reference_stats)
+    if reference_stats is not None:  # applied by _use_reference_stats
         return
     _feed(source.reference_items(), wanting, batch_size, advance, run=run,
           batch_type=batch_type, reference_pass=True)
@@ -319,7 +327,7 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
             continue
         for result in computed.values():
             if have_refs:
-                result.signature.setdefault("refs", run.reference_digest.hexdigest())
+                result.signature.setdefault("refs", run.refs_digest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
             if bootstrap:
@@ -342,7 +350,7 @@ def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pa
     if have_refs:
         paths = [str(p) for p in references] or [f"{samples} (inline)"]
         doc["reference"] = {"path": paths if len(paths) > 1 else paths[0],
-                            "digest": run.reference_digest.hexdigest()}
+                            "digest": run.refs_digest()}
     if reference_stats is not None:
         doc["reference_stats"] = reference_stats.input_doc()
     return doc
@@ -416,6 +424,10 @@ def score(
     names = list(metrics) if metrics else default_metrics(modality, have_refs, have_set)
     if not names:
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
+    from genmetrics.distributed import init_from_environment, world
+
+    # before any model is built: under torchrun this also picks the rank's GPU
+    several = init_from_environment()
     options = dict(options or {})
     if inception_weights is not None:
         _set_everywhere(names, options, "weights", str(inception_weights), "--inception-weights "
@@ -428,16 +440,19 @@ def score(
     active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
                            pairing_problem=problem, explicit=bool(metrics),
                            unavailable=unavailable)
+    if stats is not None:
+        _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
     run = _Pass()
     if hasattr(source, "warnings"):
         run.warnings.extend(source.warnings())
-    from genmetrics.distributed import init_from_environment, world
-
-    if init_from_environment():  # one of several processes (torchrun): score a shard
+    if several:  # one of several processes (torchrun): score a shard
         source = _sharded(source, *world())
+        run.sample_digest = Digest(keep_items=True)  # combined over ranks at the end
+        run.reference_digest = Digest(keep_items=True)
+        run.reference_set_digest = Digest(keep_items=True)
 
     needs_pass = stats is None and any(m.spec.reference_set for m in active.values())
     try:
@@ -455,6 +470,22 @@ def score(
     return assemble_scorecard(
         modality, _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
         results, sample_stats, run, unavailable, per_sample, started)
+
+
+def _use_reference_stats(active: dict[str, Metric], stats: Any, explicit: bool,
+                         unavailable: dict[str, str]) -> None:
+    """Give FID/KID the statistics; a metric they cannot serve (KID, when the file holds no
+    feature rows) is an error if asked for by name, else left out as unavailable."""
+    for name, metric in list(active.items()):
+        if not metric.spec.reference_set:
+            continue
+        try:
+            metric.use_reference_stats(stats)
+        except UsageError as exc:
+            if explicit:
+                raise
+            unavailable[name] = str(exc)
+            del active[name]
 
 
 def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
@@ -485,9 +516,9 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
                 seen.add((w["path"], w["message"]))
                 warnings.append(w)
     run.warnings = warnings
-    run.sample_digest = _Fixed(distributed.combine_digests(run.sample_digest.hexdigest()))
-    run.reference_digest = _Fixed(
-        distributed.combine_digests(run.reference_digest.hexdigest()))
+    run.sample_digest = _Fixed(distributed.combine_digests(run.sample_digest))
+    run.reference_digest = _Fixed(distributed.combine_digests(run.reference_digest))
+    run.reference_set_digest = _Fixed(distributed.combine_digests(run.reference_set_digest))
     distributed.reduce_metric_states(active)
 
 

@@ -173,3 +173,31 @@ def test_cli_prints_fid_kid_and_is(image_sets, stats_file, run_cli, tmp_path):
     done = run_cli("score", "--modality", "image", image_sets["samples"], "--metrics", "fid",
                    "--inception-weights", image_sets["weights"], "--out", out)
     assert_one_line_error(done, "fid", "--reference-stats")
+
+
+def test_references_of_another_size_keep_their_samples(image_sets, tmp_path):
+    """FID still sees every sample; SSIM/PSNR fail the mismatched pairs, naming sizes."""
+    from PIL import Image
+
+    for path in sorted(image_sets["samples"].glob("*.png")):
+        (tmp_path / "big").mkdir(exist_ok=True)
+        Image.open(path).resize((80, 80)).save(tmp_path / "big" / path.name)
+    card = score(image_sets["samples"], tmp_path / "big", modality="image",
+                 metrics=["fid", "psnr"], workers=0, inception_weights=image_sets["weights"])
+    assert card.metrics["fid"].n == N_SAMPLES
+    assert "psnr" in card.errors and "differs from its reference" in card.errors["psnr"]
+    assert len(card.warnings) == N_SAMPLES and not card.skipped
+
+
+def test_statistics_without_features_leave_kid_out_of_a_default_run(image_sets, tmp_path):
+    from genmetrics.reference_stats import build_stats
+
+    stats, entry = build_stats(image_sets["refs"], "nofeat", out_dir=tmp_path, keep_features=0,
+                               weights=str(image_sets["weights"]))
+    assert not entry["features_kept"]
+    card = score(image_sets["samples"], modality="image", reference_stats=stats, workers=0,
+                 inception_weights=image_sets["weights"])
+    assert "fid" in card.metrics and "kid" in card.unavailable and not card.errors
+    with pytest.raises(UsageError, match="kid needs reference features"):
+        score(image_sets["samples"], modality="image", reference_stats=stats, workers=0,
+              metrics=["kid"], inception_weights=image_sets["weights"])

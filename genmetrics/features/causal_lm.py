@@ -318,11 +318,15 @@ class CausalLM:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"``: ``"cuda"`` when available, else ``"cpu"``; other names are checked."""
+    """``"auto"``: the current CUDA device (``"cuda:N"``) when available, else ``"cpu"``;
+    ``"cuda"`` means the current CUDA device too; other names are checked."""
     import torch
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device in ("auto", "cuda"):  # the current GPU by index, so caches and batches agree
+        if torch.cuda.is_available():
+            return f"cuda:{torch.cuda.current_device()}"
+        if device == "auto":
+            return "cpu"
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):

@@ -474,8 +474,10 @@ class InceptionExtractor:
                 for start in range(0, len(indices), MAX_BATCH):
                     chunk = indices[start:start + MAX_BATCH]
                     batch = torch.stack([images[i] for i in chunk])
-                    if cuda:
+                    if cuda and batch.device.type == "cpu":
                         batch = batch.pin_memory().to(self.device, non_blocking=True)
+                    elif cuda:
+                        batch = batch.to(self.device)
                     batch = batch.contiguous(memory_format=layout)
                     values = net(batch)
                     for name, value in zip(self.features, values, strict=True):

@@ -33,20 +33,35 @@ class Unusable:
 
 
 class Digest:
-    """A running sha256 over the inputs in the order they are scored.
+    """A sha256 over the inputs in the order they are scored: each item (the parts of one
+    ``add``) is hashed, and the digest is the sha256 of those item hashes in order. So
+    shards scored by several processes combine into the digest of one process
+    (:func:`genmetrics.distributed.combine_digests`), which needs ``keep_items``.
 
     >>> d = Digest(); d.add("a", "hello"); d.hexdigest()[:15]
-    'sha256:560b17ef'
+    'sha256:c22fa66e'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_items: bool = False) -> None:
         self._hash = hashlib.sha256()
+        self.keep_items = keep_items
+        self.items: list[bytes] = []  # item hashes, when kept
 
     def add(self, *parts: str | bytes) -> None:
+        if not parts:
+            return
+        item = hashlib.sha256()
         for part in parts:
             data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
-            self._hash.update(len(data).to_bytes(8, "little"))
-            self._hash.update(data)
+            item.update(len(data).to_bytes(8, "little"))
+            item.update(data)
+        self.add_item(item.digest())
+
+    def add_item(self, item_hash: bytes) -> None:
+        """Add one item by its hash (as kept in :attr:`items`)."""
+        self._hash.update(item_hash)
+        if self.keep_items:
+            self.items.append(item_hash)
 
     def hexdigest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
