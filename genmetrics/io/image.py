@@ -13,8 +13,10 @@
 * **Pairs** (SSIM, PSNR) are matched by relative path without the extension
   (``samples/a/1.png`` <-> ``refs/a/1.jpg``). When every sample has a reference the
   folders are *paired*; otherwise the reference folder is only a distribution (FID,
-  KID) and paired metrics refuse to run, naming the unpaired files. A pair whose two
-  images differ in size is **skipped** (named in the scorecard with both sizes).
+  KID) and paired metrics refuse to run, naming the unpaired files. When a sample's
+  reference differs in size (or cannot be decoded), the sample still counts for FID, KID
+  and IS; its reference becomes :class:`~genmetrics.io.common.Unusable`, which SSIM and
+  PSNR record as a failed pair with the reason (both sizes), and a warning names it.
 * **JPEG** input gets a warning: lossy compression alone moves FID.
 * **Bad files** (unreadable, truncated, empty, decompression bombs) are skipped and
   named with the reason in the scorecard's ``skipped`` list.
