@@ -232,15 +232,18 @@ def score(
     finally:
         if bar is not None:
             bar.stop()
-    from genmetrics.distributed import world
+    from genmetrics.distributed import shutdown, world
 
-    if world()[0] == 0:  # under torchrun, every rank holds the result; rank 0 writes it
-        if str(out) == "-":
-            sys.stdout.write(card.to_json())
-        else:
-            card.save(out)
-        if show:
-            print_summary(card, None if str(out) == "-" else str(out))
+    try:
+        if world()[0] == 0:  # under torchrun, every rank holds the result; rank 0 writes it
+            if str(out) == "-":
+                sys.stdout.write(card.to_json())
+            else:
+                card.save(out)
+            if show:
+                print_summary(card, None if str(out) == "-" else str(out))
+    finally:
+        shutdown()
     if card.errors:
         raise typer.Exit(EXIT_METRIC_FAILED)
 

@@ -55,6 +55,9 @@ def world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
 
 
+_STARTED_HERE = False  # whether init_from_environment created the process group
+
+
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
@@ -69,12 +72,25 @@ def init_from_environment() -> bool:
     import torch
     import torch.distributed as dist
 
+    global _STARTED_HERE
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if cuda else "gloo")
+        _STARTED_HERE = True
     return True
+
+
+def shutdown() -> None:
+    """Destroy the process group if :func:`init_from_environment` created it (a group
+    left alive at interpreter exit can abort the process from its communication threads)."""
+    global _STARTED_HERE
+    dist = _dist()
+    if dist is not None and _STARTED_HERE:
+        dist.barrier()
+        dist.destroy_process_group()
+        _STARTED_HERE = False
 
 
 def shard_bounds(count: int, rank: int, size: int) -> tuple[int, int]:

@@ -177,6 +177,8 @@ out["audio"] = {k: r.value for k, r in card.metrics.items()}
 out["ids"] = card.to_dict().get("per_sample", {}).get("ids")
 out["count"] = card.inputs["samples"]["count"]
 json.dump(out, open(sys.argv[5] + f".{rank}", "w"))
+dist.barrier()
+dist.destroy_process_group()  # a live group at exit can abort from gloo's threads
 '''
 
 
