@@ -67,21 +67,22 @@ def offline() -> bool:
     return os.environ.get("GENMETRICS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (``algorithm``: a hashlib name)."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def sha1_file(path: Path) -> str:
     """sha1 of a file (for sources published with sha1 sums only)."""
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def _now() -> str:

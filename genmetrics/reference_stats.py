@@ -24,7 +24,6 @@ refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from genmetrics.assets import sha256_file
 from genmetrics.errors import InputError, UsageError
 from genmetrics.io.common import write_text_atomically
 
@@ -76,14 +76,6 @@ class ReferenceStats:
                 f"{metric}: reference statistics {self.name} were built with a different "
                 f"feature extractor ({'; '.join(diff)}); rebuild them with `genmetrics stats "
                 "build` using this run's weights, or run with the weights they were built with")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -138,7 +130,7 @@ def locate(name_or_path: str | os.PathLike[str]) -> tuple[str, Path, str | None]
 def load_stats(name_or_path: str | os.PathLike[str]) -> ReferenceStats:
     """Load and check statistics by name or path (see the module docstring)."""
     name, path, expected = locate(name_or_path)
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if expected is not None and actual != expected:
         raise InputError(f"{path}: sha256 {actual[:12]}... differs from its manifest entry "
                          f"({expected[:12]}...); the file is damaged or was replaced")
@@ -200,7 +192,7 @@ def save_stats(path: Path, *, n: int, mu: np.ndarray, sigma: np.ndarray,
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return _sha256(path)
+    return sha256_file(path)
 
 
 def add_to_manifest(folder: Path, name: str, entry: dict[str, Any]) -> None:

@@ -298,15 +298,12 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             advance(len(batch))
 
 
-def _feed_reference_set(source: Any, active: dict[str, Metric], reference_stats: Any,
-                        batch_size: int, batch_type: Callable[[list[Any]], Sequence[Any]],
+def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
+                        batch_type: Callable[[list[Any]], Sequence[Any]],
                         advance: ProgressCallback | None, run: _Pass) -> None:
-    """Give FID/KID-like metrics their reference distribution: statistics, or a pass."""
+    """Give FID/KID-like metrics their reference distribution in a pass over the reference
+    folder (reference statistics are given by :func:`_use_reference_stats` instead)."""
     wanting = {n: m for n, m in active.items() if m.spec.reference_set}
-    if not wanting:
-        return
-    if reference_stats is not None:  # applied by _use_reference_stats
-        return
     _feed(source.reference_items(), wanting, batch_size, advance, run=run,
           batch_type=batch_type, reference_pass=True)
     for name in run.errors:  # a metric that failed on the references is out of the run
@@ -458,7 +455,8 @@ def score(
     try:
         total = len(source) + (source.reference_count() if needs_pass else 0)
         advance = progress(total) if progress else None
-        _feed_reference_set(source, active, stats, batch_size, batch_type, advance, run)
+        if needs_pass:
+            _feed_reference_set(source, active, batch_size, batch_type, advance, run)
         _feed(source, active, batch_size, advance, run=run, batch_type=batch_type)
         gather_pass(run, active)
         results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,

@@ -378,13 +378,18 @@ def _speech_module() -> Any:
     if missing:
         raise RuntimeError(f"{' and '.join(missing)} not installed (apt-get install "
                            "espeak-ng sox)")
-    path = REPO / "tests" / "speech.py"
-    spec = importlib.util.spec_from_file_location("_genmetrics_bench_speech", path)
+    return _test_module("speech.py")
+
+
+def _test_module(filename: str) -> Any:
+    """A helper module of ``tests/`` (speech, photographs), loaded by path."""
+    path = REPO / "tests" / filename
+    spec = importlib.util.spec_from_file_location(f"_genmetrics_bench_{path.stem}", path)
     if spec is None or spec.loader is None or not path.exists():
-        raise RuntimeError(f"the test speech module {path} is missing")
-    speech = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speech)
-    return speech
+        raise RuntimeError(f"the test helper module {path} is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _mcd_prepare(n: int, seed: int) -> SpeechPairs:
@@ -649,13 +654,7 @@ _SSIM_KW = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": Fal
 
 def _photos_module() -> Any:
     """``tests/photos.py`` (skimage.data photographs), loaded by path as above."""
-    path = REPO / "tests" / "photos.py"
-    spec = importlib.util.spec_from_file_location("_genmetrics_bench_photos", path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise RuntimeError(f"the test photographs module {path} is missing")
-    photos = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(photos)
-    return photos
+    return _test_module("photos.py")
 
 
 def _image_pairs_prepare(n: int, seed: int) -> ImagePairs:
