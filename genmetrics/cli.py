@@ -43,6 +43,12 @@ stats_app = typer.Typer(
 )
 app.add_typer(stats_app, name="stats")
 
+cache_app = typer.Typer(
+    help="The feature cache (Inception features by image content): info, clear.",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+
 
 @app.callback()
 def _global_options(
@@ -121,6 +127,53 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def write_scorecard(card: Any, out: Path) -> None:
+    """Write ``card`` to ``out`` ('-': standard output), timing the write into
+    ``card.timing['write_s']`` (a file is written twice: the second copy records it)."""
+    import time
+
+    started = time.perf_counter()
+    if str(out) == "-":
+        card.to_json()
+        card.timing["write_s"] = round(time.perf_counter() - started, 4)
+        sys.stdout.write(card.to_json())
+        return
+    card.save(out)
+    card.timing["write_s"] = round(time.perf_counter() - started, 4)
+    card.timing["total_s"] = round(card.timing.get("total_s", 0.0) + card.timing["write_s"], 4)
+    card.save(out)
+
+
+STAGES = ("discover", "decode", "model", "metric", "write")
+
+
+def print_profile(card: Any) -> None:
+    """The time per stage of a scored run (``--profile``), on standard error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    timing = card.timing
+    total = timing.get("total_s", 0.0) or 1e-9
+    table = Table(title="time per stage")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    for stage in STAGES:
+        seconds = timing.get(f"{stage}_s", 0.0)
+        table.add_row(stage, f"{seconds:.3f}", f"{100 * seconds / total:.0f}%")
+    other = max(0.0, total - sum(timing.get(f"{s}_s", 0.0) for s in STAGES))
+    table.add_row("other (start-up, models loading)", f"{other:.3f}", f"{100 * other / total:.0f}%")
+    table.add_row("total", f"{total:.3f}", "100%")
+    console = Console(stderr=True)
+    console.print(table)
+    count = card.inputs["samples"]["count"]
+    console.print(f"{count} samples, {count / total:.1f} samples/s end to end")
+    cache = card.inputs.get("feature_cache")
+    if cache:
+        console.print(f"feature cache: {cache['hits']} hit(s), {cache['extracted']} extracted "
+                      f"({cache['path']})")
 
 
 def print_summary(card: Any, out: str | None) -> None:
@@ -206,6 +259,13 @@ def score(
         help="Samples per batch (default: 256 for text and audio, 64 for images).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no table.")
                      ] = False,
+    feature_cache: Annotated[bool, typer.Option(
+        "--feature-cache/--no-feature-cache",
+        help="Images: reuse Inception features stored by file content (a rerun on unchanged "
+        "images skips decoding and the network; see `genmetrics cache info`).")] = True,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="Print the time spent per stage (discover, decode, model, metric, "
+        "write); the scorecard's timing records the same.")] = False,
 ) -> None:
     """Score SAMPLES (against --reference) and write a JSON scorecard.
 
@@ -228,7 +288,7 @@ def score(
                          bootstrap=bootstrap, seed=seed, batch_size=batch_size,
                          progress=progress, reference_stats=reference_stats,
                          inception_weights=inception_weights, device=device,
-                         workers=workers)
+                         workers=workers, feature_cache=feature_cache)
     finally:
         if bar is not None:
             bar.stop()
@@ -236,12 +296,11 @@ def score(
 
     try:
         if world()[0] == 0:  # under torchrun, every rank holds the result; rank 0 writes it
-            if str(out) == "-":
-                sys.stdout.write(card.to_json())
-            else:
-                card.save(out)
+            write_scorecard(card, out)
             if show:
                 print_summary(card, None if str(out) == "-" else str(out))
+            if profile:
+                print_profile(card)
     finally:
         shutdown()
     if card.errors:
@@ -509,3 +568,49 @@ def main() -> None:
     except GenmetricsError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
+
+
+@cache_app.command("info")
+def cache_info_command() -> None:
+    """Where the feature cache is, and each namespace (one per extractor) with its size.
+
+    Set GENMETRICS_CACHE_DIR to move it; `genmetrics score --no-feature-cache` bypasses it.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from genmetrics.features.cache import cache_info, cache_root
+
+    console = Console()
+    namespaces = cache_info()
+    console.print(f"feature cache: {cache_root()}")
+    if not namespaces:
+        console.print("empty")
+        return
+    table = Table()
+    for col in ("namespace", "images", "size", "extractor"):
+        table.add_column(col, overflow="fold")
+    for info in namespaces:
+        made_by = info.provenance.get("provenance", {})
+        label = ", ".join(f"{k}={v}" for k, v in sorted(made_by.items())) or "unknown"
+        table.add_row(info.name, str(info.entries), _size(info.bytes), label)
+    console.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear_command() -> None:
+    """Delete every cached feature (they are extracted again on the next run)."""
+    from genmetrics.features.cache import cache_root, clear
+
+    entries, size = clear()
+    typer.echo(f"removed {entries} cached feature file(s), {_size(size)}, from {cache_root()}")
+
+
+def _size(count: int) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

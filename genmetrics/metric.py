@@ -181,6 +181,9 @@ class Metric:
     #: state fields that describe the reference distribution (FID, KID): kept by
     #: :meth:`reset_samples`, so an evaluation loop feeds its references once
     reference_state: ClassVar[frozenset[str]] = frozenset()
+    #: True when the metric reads only features the runner's feature cache can hold
+    #: (Inception outputs): images it alone would read need not even be decoded
+    uses_feature_cache: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = {o.name: o.default for o in self.spec.options}

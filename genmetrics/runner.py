@@ -226,14 +226,19 @@ class _Pass:
     #: the reference distribution (FID/KID's reference folder), fed in its own pass
     reference_set_digest: Digest = field(default_factory=Digest)
     used_reference_set: bool = False
+    feature_cache: Any = None  # a FeatureCache for image runs, None otherwise
+    cache_hits: int = 0  # images whose Inception features came from the cache
+    extracted: int = 0  # images that went through the network
 
     def refs_digest(self) -> str:
         """What the results' ``refs`` and the scorecard's reference digest record: the
         reference distribution when one was read (it holds the paired files too)."""
         chosen = self.reference_set_digest if self.used_reference_set else self.reference_digest
         return chosen.hexdigest()
-    read_s: float = 0.0
-    metric_s: float = 0.0
+    discover_s: float = 0.0  # finding and pairing the input files
+    read_s: float = 0.0  # waiting for decoded inputs (decode runs in workers)
+    model_s: float = 0.0  # feature networks shared between metrics (Inception)
+    metric_s: float = 0.0  # the metrics' own work (their update and compute)
 
 
 def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
@@ -283,6 +288,8 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         t0 = time.perf_counter()
         metric_inputs = [p.metric_inputs() for p in pairs]
         batch_samples = batch_type([sample for sample, _ in metric_inputs])
+        if hasattr(batch_samples, "attach_items"):  # images: content keys, cached features
+            batch_samples.attach_items(pairs, run.feature_cache)
         batch_references = [references for _, references in metric_inputs]
         for name, metric in list(active.items()):
             try:
@@ -293,7 +300,11 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             except Exception as exc:  # one metric failing must not lose the others
                 run.errors[name] = _describe(exc)
                 del active[name]
-        run.metric_s += time.perf_counter() - t0
+        model_s = getattr(batch_samples, "shared_s", 0.0)
+        run.model_s += model_s
+        run.metric_s += time.perf_counter() - t0 - model_s
+        run.cache_hits += getattr(batch_samples, "cache_hits", 0)
+        run.extracted += getattr(batch_samples, "extracted", 0)
         if advance:
             advance(len(batch))
 
@@ -350,6 +361,9 @@ def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pa
                             "digest": run.refs_digest()}
     if reference_stats is not None:
         doc["reference_stats"] = reference_stats.input_doc()
+    if run.feature_cache is not None:
+        doc["feature_cache"] = {"path": str(run.feature_cache.folder),
+                                "hits": run.cache_hits, "extracted": run.extracted}
     return doc
 
 
@@ -379,6 +393,7 @@ def score(
     inception_weights: PathLike | None = None,
     device: str | None = None,
     workers: int | None = None,
+    feature_cache: bool = True,
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
 
@@ -396,7 +411,14 @@ def score(
     is given, the reference distribution of FID and KID. ``inception_weights`` sets the
     ``weights`` option of every Inception-based metric, ``device`` the ``device`` option
     of every metric that has one; ``workers`` decode processes. ``batch_size`` defaults
-    to 256 (text, audio) or 64 (images).
+    to 256 (text, audio) or 64 (images). ``feature_cache``: read and store Inception
+    features by file content (see :mod:`genmetrics.features.cache`); a rerun on unchanged
+    images then neither decodes them nor runs the network.
+
+    ``Scorecard.timing`` records seconds per stage: ``discover_s`` (finding and pairing
+    files), ``decode_s`` (waiting for decoded inputs), ``model_s`` (the shared Inception
+    network), ``metric_s`` (the metrics' own work), ``write_s`` (set by whoever writes the
+    scorecard) and ``total_s``.
     """
     started = time.perf_counter()
     samples_path = Path(samples)
@@ -415,7 +437,9 @@ def score(
         batch_size = DEFAULT_IMAGE_BATCH_SIZE if modality == "image" else DEFAULT_BATCH_SIZE
     _check_arguments(batch_size, bootstrap, seed)
     stats = _load_reference_stats(reference_stats, modality)
+    discover_started = time.perf_counter()
     source = _open_source(modality, samples_path, ref_paths, workers)
+    discover_s = time.perf_counter() - discover_started
     have_refs = source.has_references  # reference files, or references inline (jsonl)
     have_set = stats is not None or getattr(source, "has_reference_set", have_refs)
     names = list(metrics) if metrics else default_metrics(modality, have_refs, have_set)
@@ -442,7 +466,9 @@ def score(
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
-    run = _Pass()
+    run = _Pass(discover_s=discover_s)
+    if hasattr(source, "feature_cache"):
+        _plan_image_reads(source, active, run, feature_cache)
     if hasattr(source, "warnings"):
         run.warnings.extend(source.warnings())
     if several:  # one of several processes (torchrun): score a shard
@@ -468,6 +494,27 @@ def score(
     return assemble_scorecard(
         modality, _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
         results, sample_stats, run, unavailable, per_sample, started)
+
+
+def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
+                      use_cache: bool) -> None:
+    """Open the feature cache for the run's Inception metrics (when they share one
+    extractor) and tell the image source what it must decode: an image only the cache's
+    metrics read is not decoded when its features are cached."""
+    cached = [m for m in active.values() if m.uses_feature_cache]
+    if use_cache and cached:
+        from genmetrics.features.cache import FeatureCache, cache_root
+        from genmetrics.metrics.image._inception import feature_layout
+
+        provenances = [m.feature_provenance() for m in cached]  # type: ignore[attr-defined]
+        if all(p == provenances[0] for p in provenances):
+            run.feature_cache = FeatureCache(cache_root(), provenances[0],
+                                             feature_layout(cached[0].extractor))  # type: ignore[attr-defined]
+    source.feature_cache = run.feature_cache
+    if run.feature_cache is not None:
+        source.pixels_needed = any(not m.uses_feature_cache for m in active.values())
+        source.reference_pixels_needed = any(
+            not m.uses_feature_cache for m in active.values() if m.spec.reference_set)
 
 
 def _use_reference_stats(active: dict[str, Metric], stats: Any, explicit: bool,
@@ -582,8 +629,11 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
         environment=environment(),
         timing={
             "total_s": round(time.perf_counter() - started, 4),
-            "read_s": round(run.read_s, 4),
+            "discover_s": round(run.discover_s, 4),
+            "decode_s": round(run.read_s, 4),
+            "model_s": round(run.model_s, 4),
             "metric_s": round(run.metric_s, 4),
+            "write_s": 0.0,
         },
     )
 

@@ -14,6 +14,15 @@ TEST_DEVICE = os.environ.get("GENMETRICS_TEST_DEVICE", "cpu")
 DEMO_TEXT = REPO / "demo" / "text"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_feature_cache(tmp_path_factory) -> Path:
+    """Every test run gets its own feature cache (also inherited by CLI subprocesses):
+    features cached by an earlier run must not make extraction counts or timings lie."""
+    folder = tmp_path_factory.mktemp("feature-cache")
+    os.environ["GENMETRICS_CACHE_DIR"] = str(folder)
+    return folder
+
+
 def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
     """Write ``{relative path: content}`` under ``root`` and return ``root``."""
     for name, content in files.items():

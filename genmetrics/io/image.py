@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import InputError
+from genmetrics.features.cache import FeatureCache, content_key
 from genmetrics.io.common import Skipped, Unusable, display_path, files_by_stem, first_few
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -52,15 +54,20 @@ ALPHA_POLICY = "drop"
 WORKERS_FROM = 64
 
 
-def decode_image(path: Path) -> Any:
-    """One image file -> ``3 x H x W`` uint8 tensor; ``ValueError`` with a short reason."""
+def decode_image(source: Path | bytes) -> Any:
+    """An image file (a path, or its bytes) -> ``3 x H x W`` uint8 tensor; ``ValueError``
+    with a short reason."""
     import torch
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(source, bytes):
+        if not source:
+            raise ValueError("cannot decode image: empty file (0 bytes)")
+        source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 img.load()
                 rgb = img.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -126,22 +133,28 @@ class ImageItem:
     """A decoded sample (``3 x H x W`` uint8 tensor) and its reference, when paired."""
 
     id: str
-    sample: Any
+    sample: Any  # None when its features came from the cache and no metric needs pixels
     reference: Any | None = None
     warning: str | None = None
+    content: str | None = None  # the sample's content key (sha256 of its file's bytes)
+    reference_content: str | None = None
+    features: dict[str, np.ndarray] | None = None  # cached Inception outputs, if any
 
     def metric_inputs(self) -> tuple[Any, list[Any]]:
         return self.sample, [] if self.reference is None else [self.reference]
 
     def digest_parts(self) -> tuple[list[str | bytes], list[str | bytes]]:
-        def parts(image: Any) -> list[str | bytes]:
-            if image is None:
-                return []
+        """What the input digests hash: each file's content key (pixels when unknown)."""
+        def parts(image: Any, content: str | None) -> list[str | bytes]:
             if isinstance(image, Unusable):
                 return [self.id, image.reason]
+            if content is not None:
+                return [self.id, content]
+            if image is None:
+                return []
             return [self.id, "x".join(map(str, image.shape)), image.numpy().tobytes()]
 
-        return parts(self.sample), parts(self.reference)
+        return parts(self.sample, self.content), parts(self.reference, self.reference_content)
 
 
 class _Collection:
@@ -174,10 +187,25 @@ class _Collection:
     def name(self, key: str) -> str:
         return key if self.array is not None else display_path(self.files[key], self.path)
 
-    def decode(self, key: str) -> Any:
+    def read(self, key: str) -> bytes | np.ndarray:
+        """The undecoded image: a file's bytes, or one image of the array."""
         if self.array is not None:
-            return _array_to_tensor(np.asarray(self.array[self.index[key]]))
-        return decode_image(self.files[key])
+            return np.asarray(self.array[self.index[key]])
+        return self.files[key].read_bytes()
+
+    @staticmethod
+    def content_key(raw: bytes | np.ndarray) -> str:
+        """The feature-cache key of what :meth:`read` returned."""
+        if isinstance(raw, np.ndarray):
+            return content_key(f"uint8 {raw.shape}|".encode() + raw.tobytes())
+        return content_key(raw)
+
+    @staticmethod
+    def to_tensor(raw: bytes | np.ndarray) -> Any:
+        return _array_to_tensor(raw) if isinstance(raw, np.ndarray) else decode_image(raw)
+
+    def decode(self, key: str) -> Any:
+        return self.to_tensor(self.read(key))
 
     @property
     def jpeg_count(self) -> int:
@@ -188,8 +216,10 @@ class _Decoded:
     """A map-style dataset for DataLoader workers: index -> ImageItem or Skipped."""
 
     def __init__(self, samples: _Collection, references: _Collection | None,
-                 keys: Sequence[str], paired: bool) -> None:
+                 keys: Sequence[str], paired: bool, cache: FeatureCache | None = None,
+                 pixels_needed: bool = True) -> None:
         self.samples, self.references, self.keys, self.paired = samples, references, keys, paired
+        self.cache, self.pixels_needed = cache, pixels_needed
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -198,25 +228,35 @@ class _Decoded:
         key = self.keys[index]
         name = self.samples.name(key)
         try:
-            sample = self.samples.decode(key)
+            raw = self.samples.read(key)
+            content = self.samples.content_key(raw)
+            features = self.cache.get(content) if self.cache is not None else None
+            if features is not None and not self.pixels_needed:  # no decode at all
+                return ImageItem(key, None, content=content, features=features)
+            sample = self.samples.to_tensor(raw)
         except (ValueError, OSError) as exc:
             return Skipped(name, str(exc))
+        item = ImageItem(key, sample, content=content, features=features)
         if not self.paired or self.references is None:
-            return ImageItem(key, sample)
+            return item
         try:
-            reference = self.references.decode(key)
+            raw = self.references.read(key)
+            item.reference_content = self.references.content_key(raw)
+            reference = self.references.to_tensor(raw)
         except (ValueError, OSError) as exc:
-            return self._unusable(key, sample, f"reference {self.references.name(key)}: {exc}")
+            return self._unusable(item, f"reference {self.references.name(key)}: {exc}")
         if reference.shape != sample.shape:
-            return self._unusable(key, sample, f"size {_size(sample)} differs from its "
+            return self._unusable(item, f"size {_size(sample)} differs from its "
                                   f"reference {self.references.name(key)} ({_size(reference)})")
-        return ImageItem(key, sample, reference)
+        item.reference = reference
+        return item
 
     @staticmethod
-    def _unusable(key: str, sample: Any, reason: str) -> ImageItem:
+    def _unusable(item: ImageItem, reason: str) -> ImageItem:
         """The sample still counts for FID/KID/IS; SSIM/PSNR record the pair as failed."""
-        return ImageItem(key, sample, Unusable(reason),
-                         warning=f"{reason}: not compared by SSIM/PSNR")
+        item.reference = Unusable(reason)
+        item.warning = f"{reason}: not compared by SSIM/PSNR"
+        return item
 
 
 def _size(image: Any) -> str:
@@ -268,6 +308,11 @@ class ImageSource:
         #: set False by the runner when no paired metric runs: references are then not
         #: decoded a second time for pairing
         self.pairs_needed = True
+        #: set by the runner: Inception features found here are not extracted again, and
+        #: images are not even decoded when no running metric needs their pixels
+        self.feature_cache: FeatureCache | None = None
+        self.pixels_needed = True
+        self.reference_pixels_needed = True
         self.sample_keys = list(self.samples.keys)
         self.reference_keys = list(self.references.keys) if self.references else []
 
@@ -312,14 +357,17 @@ class ImageSource:
 
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
         dataset = _Decoded(self.samples, self.references, self.sample_keys,
-                           paired=self.has_references and self.pairs_needed)
+                           paired=self.has_references and self.pairs_needed,
+                           cache=self.feature_cache, pixels_needed=self.pixels_needed)
         return _iterate(dataset, self.workers)
 
     def reference_items(self) -> Iterator[ImageItem | Skipped]:
         """Every reference image (paired or not), for the reference distribution."""
         if self.references is None:
             return iter(())
-        dataset = _Decoded(self.references, None, self.reference_keys, paired=False)
+        dataset = _Decoded(self.references, None, self.reference_keys, paired=False,
+                           cache=self.feature_cache,
+                           pixels_needed=self.reference_pixels_needed)
         return _iterate(dataset, self.workers)
 
     def reference_count(self) -> int:

@@ -20,19 +20,39 @@ extractor's identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 
 class ImageBatch(list):
-    """A list of ``3 x H x W`` uint8 tensors plus a per-batch memo for shared features."""
+    """A list of ``3 x H x W`` uint8 tensors plus a per-batch memo for shared features.
+
+    From the runner, a batch also knows each image's content key and the features the
+    feature cache already holds for it (:meth:`attach_items`); an image whose features
+    are cached may then be ``None`` (not decoded) when no running metric needs pixels.
+    """
 
     def __init__(self, images: Iterable[Any] = ()) -> None:
         super().__init__(images)
         self.shared: dict[Any, Any] = {}
+        self.shared_s = 0.0  # seconds spent computing shared results (the model stage)
+        self.contents: list[str | None] = [None] * len(self)
+        self.cached: list[dict[str, Any] | None] = [None] * len(self)
+        self.feature_cache: Any = None
+        self.cache_hits = 0
+        self.extracted = 0
+
+    def attach_items(self, items: Sequence[Any], feature_cache: Any) -> None:
+        """Take content keys and cached features from the runner's ``ImageItem`` list."""
+        self.contents = [item.content for item in items]
+        self.cached = [item.features for item in items]
+        self.feature_cache = feature_cache
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per batch and key; later calls return the stored result."""
         if key not in self.shared:
+            started = time.perf_counter()
             self.shared[key] = compute()
+            self.shared_s += time.perf_counter() - started
         return self.shared[key]

@@ -35,6 +35,7 @@ class InceptionMetric(Metric):
     """Base class of the metrics computed from Inception-v3 (FID network) features."""
 
     _extractor: Any = None
+    uses_feature_cache = True  # needs only Inception outputs, which the cache can hold
 
     def weights_path(self) -> str | None:
         """The weights file asked for (option, then environment), or None for the asset."""
@@ -58,12 +59,17 @@ class InceptionMetric(Metric):
         return self._extractor
 
     def features(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
-        """Inception outputs of ``images`` (uint8 ``3 x H x W`` tensors), shared per batch."""
+        """Inception outputs of ``images`` (uint8 ``3 x H x W`` tensors), shared per batch;
+        from the batch's feature cache where it has them."""
         extractor = self.extractor
         if isinstance(images, ImageBatch):
             return images.memo(("inception", id(extractor)),
-                               lambda: extractor.extract(list(images)))
+                               lambda: extract_with_cache(extractor, images))
         return extractor.extract(list(images))
+
+    def feature_provenance(self) -> dict[str, Any]:
+        """What the feature cache's namespace records (see :mod:`genmetrics.features.cache`)."""
+        return feature_provenance(self.extractor)
 
     def extractor_signature(self) -> dict[str, Any]:
         """Everything about the features that changes their values (for signatures)."""
@@ -83,3 +89,49 @@ def stack_rows(chunks: list[np.ndarray], dim: int) -> np.ndarray:
     if not chunks:
         return np.zeros((0, dim), dtype=np.float32)
     return np.concatenate([np.asarray(c) for c in chunks], axis=0)
+
+
+def feature_provenance(extractor: Any) -> dict[str, Any]:
+    """Everything that changes an extractor's outputs: the cache namespace's identity."""
+    import torch
+
+    return {**extractor.signature(), "color": f"{COLOR_POLICY}-alpha:{ALPHA_POLICY}",
+            "torch": torch.__version__.split("+")[0],
+            "device": torch.device(extractor.device).type,
+            "exact": bool(extractor.exact), "tf32": bool(extractor.allow_tf32)}
+
+
+def feature_layout(extractor: Any) -> dict[str, int]:
+    """Output name -> width, in the extractor's order."""
+    from genmetrics.features.inception import LOGITS, POOL3
+
+    widths = {POOL3: 2048, LOGITS: 1008}
+    return {name: widths[name] for name in extractor.features}
+
+
+def extract_with_cache(extractor: Any, batch: ImageBatch) -> dict[str, np.ndarray]:
+    """The batch's outputs: cached rows where the batch has them, the network for the rest
+    (whose rows are then stored in the cache, one entry per image, as soon as computed)."""
+    cache = batch.feature_cache
+    if cache is not None and cache.provenance != feature_provenance(extractor):
+        cache = None  # another extractor than the one the cache was opened for
+    cached = batch.cached if cache is not None else [None] * len(batch)
+    missing = [i for i, rows in enumerate(cached) if rows is None]
+    if any(batch[i] is None for i in missing):
+        raise RuntimeError("an image was not decoded but its features are not cached")
+    fresh = extractor.extract([batch[i] for i in missing]) if missing else {}
+    layout = feature_layout(extractor)
+    out = {name: np.empty((len(batch), width), np.float32) for name, width in layout.items()}
+    for name in layout:
+        if missing:
+            out[name][missing] = fresh[name]
+        for i, rows in enumerate(cached):
+            if rows is not None:
+                out[name][i] = rows[name]
+    if cache is not None:
+        for j, i in enumerate(missing):
+            if batch.contents[i] is not None:
+                cache.put(batch.contents[i], {name: fresh[name][j] for name in layout})
+    batch.cache_hits += len(batch) - len(missing)
+    batch.extracted += len(missing)
+    return out
