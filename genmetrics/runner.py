@@ -502,19 +502,37 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
     extractor) and tell the image source what it must decode: an image only the cache's
     metrics read is not decoded when its features are cached."""
     cached = [m for m in active.values() if m.uses_feature_cache]
-    if use_cache and cached:
-        from genmetrics.features.cache import FeatureCache, cache_root
-        from genmetrics.metrics.image._inception import feature_layout
+    if not cached:
+        return
+    source.jpeg_device = _gpu_jpeg_device(source, active)
+    if source.jpeg_device:
+        run.warnings.append({"path": str(source.root), "message": (
+            "JPEG files are decoded on the GPU (torchvision nvJPEG); their pixels may differ "
+            "slightly from Pillow's, so the feature cache keeps them apart")})
+    provenances = [m.feature_provenance() for m in cached]  # type: ignore[attr-defined]
+    if not use_cache or any(p != provenances[0] for p in provenances):
+        return
+    from genmetrics.features.cache import FeatureCache, cache_root
+    from genmetrics.metrics.image._inception import feature_layout
 
-        provenances = [m.feature_provenance() for m in cached]  # type: ignore[attr-defined]
-        if all(p == provenances[0] for p in provenances):
-            run.feature_cache = FeatureCache(cache_root(), provenances[0],
-                                             feature_layout(cached[0].extractor))  # type: ignore[attr-defined]
-    source.feature_cache = run.feature_cache
-    if run.feature_cache is not None:
-        source.pixels_needed = any(not m.uses_feature_cache for m in active.values())
-        source.reference_pixels_needed = any(
-            not m.uses_feature_cache for m in active.values() if m.spec.reference_set)
+    run.feature_cache = source.feature_cache = FeatureCache(
+        cache_root(), provenances[0], feature_layout(cached[0].extractor),  # type: ignore[attr-defined]
+        decoder="torchvision-cuda" if source.jpeg_device else "pillow")
+    source.pixels_needed = any(not m.uses_feature_cache for m in active.values())
+    source.reference_pixels_needed = any(
+        not m.uses_feature_cache for m in active.values() if m.spec.reference_set)
+
+
+def _gpu_jpeg_device(source: Any, active: dict[str, Metric]) -> str | None:
+    """The CUDA device of the run's Inception network when only it reads pixels and there
+    are JPEG files (then they are decoded there), else None."""
+    if any(not m.uses_feature_cache for m in active.values()):
+        return None  # SSIM/PSNR read CPU pixels, decoded by Pillow as scikit-image's are
+    if not any(c is not None and c.jpeg_count for c in (source.samples, source.references)):
+        return None
+    devices = {str(m.extractor.device) for m in active.values()}  # type: ignore[attr-defined]
+    device = devices.pop() if len(devices) == 1 else "cpu"
+    return device if device.startswith("cuda") else None
 
 
 def _use_reference_stats(active: dict[str, Metric], stats: Any, explicit: bool,

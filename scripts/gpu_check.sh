@@ -18,7 +18,8 @@ PYEOF
 
 echo "== parity and invariance tests on cuda"
 GENMETRICS_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider \
-  tests/test_image_fid.py tests/test_image_ssim_psnr.py tests/test_inception.py
+  tests/test_image_fid.py tests/test_image_ssim_psnr.py tests/test_inception.py \
+  tests/test_io_image.py tests/test_feature_cache.py
 
 echo "== throughput on cuda"
 "$PY" - <<'PYEOF'

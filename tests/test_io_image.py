@@ -14,6 +14,7 @@ from PIL import Image
 from genmetrics.errors import InputError
 from genmetrics.io.common import Skipped
 from genmetrics.io.image import ImageSource, decode_image
+from tests.conftest import TEST_DEVICE
 from tests.photos import tiles
 
 TILES = dict(tiles()[:6])
@@ -164,3 +165,33 @@ def test_fuzzed_bytes_never_raise(tmp_path, data, keep):
     (folder / "b.png").write_bytes(buf.getvalue()[:keep])
     for item in ImageSource(folder, [], workers=0):
         assert isinstance(item, Skipped) or tuple(item.sample.shape)[0] == 3
+
+
+def test_deferred_jpeg_decoding_matches_pillow_keeps_order_and_skips_bad_files(tmp_path):
+    """The GPU JPEG path (torchvision's batch decoder, run here on the CPU where it uses
+    the same libjpeg-turbo as Pillow): same pixels, same order; a JPEG whose header reads
+    but whose data is cut is decoded alone and skipped; CMYK and PNG go to Pillow."""
+    tiles_ = list(TILES.values())
+    _save(tiles_[0], tmp_path / "s" / "a.jpg", quality=85)
+    _save(tiles_[1], tmp_path / "s" / "b.png")
+    _save(Image.fromarray(tiles_[2]).convert("CMYK"), tmp_path / "s" / "c.jpg")
+    _save(tiles_[3], tmp_path / "s" / "d.jpg", quality=60)
+    good = (tmp_path / "s" / "d.jpg").read_bytes()
+    (tmp_path / "s" / "e.jpg").write_bytes(good[: len(good) // 3])
+    _save(tiles_[4][:, :, 0], tmp_path / "s" / "f.jpg")  # grayscale
+    source = ImageSource(tmp_path / "s", [], workers=0)
+    expected = _items(source)
+    source.jpeg_device = TEST_DEVICE  # cuda under scripts/gpu_check.sh: nvJPEG
+    deferred = _items(source)
+    assert [getattr(i, "id", None) or i.path for i in deferred] == ["a", "b", "c", "d",
+                                                                      "e.jpg", "f"]
+    assert isinstance(deferred[4], Skipped) and "cannot decode" in deferred[4].reason
+    for ours, pillow in zip(deferred, expected, strict=True):
+        if not isinstance(ours, Skipped):
+            assert ours.sample.dtype == pillow.sample.dtype
+            assert ours.sample.shape == pillow.sample.shape, ours.id
+            diff = (ours.sample.cpu().int() - pillow.sample.int()).abs()
+            if TEST_DEVICE == "cpu":  # the same libjpeg-turbo: identical pixels
+                assert int(diff.max()) == 0, ours.id
+            else:  # nvJPEG's IDCT and chroma upsampling differ by rounding-level steps
+                assert float(diff.float().mean()) < 1.0 and int(diff.max()) <= 16, ours.id

@@ -73,15 +73,20 @@ def _namespace(provenance: dict[str, Any]) -> str:
 class FeatureCache:
     """Features of images by content key, in the namespace of one extractor.
 
-    ``provenance``: everything that changes the features' values (it names the
-    namespace); ``layout``: output name -> width, the order of the stored vector.
+    ``provenance``: everything about the extractor that changes the features' values;
+    ``layout``: output name -> width, the order of the stored vector; ``decoder``: what
+    turned files into pixels (``"pillow"``, or ``"torchvision-cuda"`` for JPEGs decoded
+    on the GPU, whose pixels can differ slightly). All three name the namespace.
     """
 
-    def __init__(self, root: Path, provenance: dict[str, Any], layout: dict[str, int]) -> None:
+    def __init__(self, root: Path, provenance: dict[str, Any], layout: dict[str, int],
+                 decoder: str = "pillow") -> None:
         self.root = Path(root)
         self.provenance = dict(provenance)
         self.layout = dict(layout)
-        self.folder = self.root / _namespace({**self.provenance, "layout": self.layout})
+        self.decoder = decoder
+        self.folder = self.root / _namespace({**self.provenance, "layout": self.layout,
+                                              "decoder": decoder})
         self.width = sum(self.layout.values())
 
     def _path(self, key: str) -> Path:
@@ -132,7 +137,8 @@ class FeatureCache:
         from genmetrics.io.common import write_text_atomically
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        doc = {"provenance": self.provenance, "layout": self.layout}
+        doc = {"provenance": {**self.provenance, "decoder": self.decoder},
+               "layout": self.layout}
         try:
             write_text_atomically(marker, json.dumps(doc, indent=2, sort_keys=True) + "\n")
         except InputError as exc:

@@ -82,6 +82,49 @@ def decode_image(source: Path | bytes) -> Any:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+@dataclass(frozen=True)
+class PendingJpeg:
+    """A baseline RGB/gray JPEG's bytes, left for :func:`decode_jpegs` in the main process
+    (on the GPU) instead of Pillow in a worker."""
+
+    data: bytes
+
+
+def gpu_decodable_jpeg(raw: bytes | np.ndarray) -> bool:
+    """True for JPEG bytes whose header says RGB or gray and a safe size (the same
+    decompression-bomb bound as Pillow's); anything else goes to Pillow."""
+    if not isinstance(raw, bytes) or raw[:3] != b"\xff\xd8\xff":
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as img:  # reads the header only
+            width, height = img.size
+            return img.mode in ("RGB", "L") and width * height <= (Image.MAX_IMAGE_PIXELS or 0)
+    except Exception:  # noqa: BLE001 - Pillow will then decode it and name the problem
+        return False
+
+
+def decode_jpegs(raws: Sequence[bytes], device: str) -> list[Any]:
+    """JPEG bytes -> ``3 x H x W`` uint8 tensors on ``device`` (torchvision's nvJPEG
+    decoder on CUDA; libjpeg-turbo, the same as Pillow's, on the CPU), as a batch.
+
+        >>> import io, numpy as np
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(buf, "JPEG")
+        >>> [tuple(t.shape) for t in decode_jpegs([buf.getvalue()], "cpu")]
+        [(3, 4, 6)]
+    """
+    import torch
+
+    with warnings.catch_warnings():  # torchvision 0.29 points to torchcodec; same decoder
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        tensors = [torch.frombuffer(bytearray(raw), dtype=torch.uint8) for raw in raws]
+        return list(decode_jpeg(tensors, device=device, mode=ImageReadMode.RGB))
+
+
 def _array_to_tensor(array: np.ndarray) -> Any:
     import torch
 
@@ -217,9 +260,10 @@ class _Decoded:
 
     def __init__(self, samples: _Collection, references: _Collection | None,
                  keys: Sequence[str], paired: bool, cache: FeatureCache | None = None,
-                 pixels_needed: bool = True) -> None:
+                 pixels_needed: bool = True, defer_jpeg: bool = False) -> None:
         self.samples, self.references, self.keys, self.paired = samples, references, keys, paired
         self.cache, self.pixels_needed = cache, pixels_needed
+        self.defer_jpeg = defer_jpeg and not paired  # JPEGs left for the GPU decoder
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -233,6 +277,8 @@ class _Decoded:
             features = self.cache.get(content) if self.cache is not None else None
             if features is not None and not self.pixels_needed:  # no decode at all
                 return ImageItem(key, None, content=content, features=features)
+            if self.defer_jpeg and gpu_decodable_jpeg(raw):
+                return ImageItem(key, PendingJpeg(raw), content=content, features=features)
             sample = self.samples.to_tensor(raw)
         except (ValueError, OSError) as exc:
             return Skipped(name, str(exc))
@@ -280,6 +326,35 @@ def _iterate(dataset: _Decoded, workers: int) -> Iterator[ImageItem | Skipped]:
     yield from loader
 
 
+def _decode_pending(items: Iterator[ImageItem | Skipped], collection: _Collection,
+                    device: str, chunk: int = 64) -> Iterator[ImageItem | Skipped]:
+    """Decode the :class:`PendingJpeg` samples of ``items`` on ``device``, ``chunk`` at a
+    time, keeping the order; a file the batch decoder rejects is decoded alone, and if that
+    fails too it is skipped with the decoder's reason."""
+    while True:
+        block = [item for _, item in zip(range(chunk), items, strict=False)]
+        if not block:
+            return
+        pending = [i for i, item in enumerate(block)
+                   if isinstance(item, ImageItem) and isinstance(item.sample, PendingJpeg)]
+        raws = [block[i].sample.data for i in pending]  # type: ignore[union-attr]
+        try:
+            decoded = decode_jpegs(raws, device) if raws else []
+        except RuntimeError:
+            decoded = []
+            for i, raw in zip(pending, raws, strict=True):
+                try:
+                    decoded.append(decode_jpegs([raw], device)[0])
+                except RuntimeError as exc:
+                    decoded.append(None)
+                    block[i] = Skipped(collection.name(block[i].id),  # type: ignore[union-attr]
+                                       f"cannot decode image: {exc}")
+        for i, tensor in zip(pending, decoded, strict=True):
+            if tensor is not None:
+                block[i].sample = tensor  # type: ignore[union-attr]
+        yield from block
+
+
 def default_workers() -> int:
     """Decode workers: one per core beyond the first, at most 8."""
     return max(1, min(8, (os.cpu_count() or 1) - 1))
@@ -313,6 +388,9 @@ class ImageSource:
         self.feature_cache: FeatureCache | None = None
         self.pixels_needed = True
         self.reference_pixels_needed = True
+        #: set by the runner when only the Inception network reads pixels and it runs on
+        #: CUDA: JPEGs are then decoded there (torchvision / nvJPEG), in batches
+        self.jpeg_device: str | None = None
         self.sample_keys = list(self.samples.keys)
         self.reference_keys = list(self.references.keys) if self.references else []
 
@@ -358,8 +436,16 @@ class ImageSource:
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
         dataset = _Decoded(self.samples, self.references, self.sample_keys,
                            paired=self.has_references and self.pairs_needed,
-                           cache=self.feature_cache, pixels_needed=self.pixels_needed)
-        return _iterate(dataset, self.workers)
+                           cache=self.feature_cache, pixels_needed=self.pixels_needed,
+                           defer_jpeg=self.jpeg_device is not None)
+        return self._finish(dataset, self.samples)
+
+    def _finish(self, dataset: _Decoded, collection: _Collection
+                ) -> Iterator[ImageItem | Skipped]:
+        items = _iterate(dataset, self.workers)
+        if dataset.defer_jpeg and self.jpeg_device is not None:
+            return _decode_pending(items, collection, self.jpeg_device)
+        return items
 
     def reference_items(self) -> Iterator[ImageItem | Skipped]:
         """Every reference image (paired or not), for the reference distribution."""
@@ -367,8 +453,9 @@ class ImageSource:
             return iter(())
         dataset = _Decoded(self.references, None, self.reference_keys, paired=False,
                            cache=self.feature_cache,
-                           pixels_needed=self.reference_pixels_needed)
-        return _iterate(dataset, self.workers)
+                           pixels_needed=self.reference_pixels_needed,
+                           defer_jpeg=self.jpeg_device is not None)
+        return self._finish(dataset, self.references)
 
     def reference_count(self) -> int:
         return len(self.reference_keys)
