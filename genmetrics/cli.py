@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from genmetrics.errors import GenmetricsError, UsageError
 
@@ -77,6 +78,19 @@ def _options_help() -> str:
         for opt in spec.options:
             lines.append(f"{name}.{opt.name}={opt.default}: {opt.describe()}\n\n")
     return "".join(lines)
+
+
+class _MetricOptionsEpilog(TyperCommand):
+    """A command whose epilog (every metric option, from the registry) is generated only
+    when its help is shown: importing every metric module costs start-up time."""
+
+    @property  # type: ignore[override]
+    def epilog(self) -> str:
+        return _options_help()
+
+    @epilog.setter
+    def epilog(self, value: str | None) -> None:  # click's __init__ sets it; generated instead
+        pass
 
 
 def parse_settings(settings: list[str]) -> dict[str, dict[str, Any]]:
@@ -209,7 +223,7 @@ def print_summary(card: Any, out: str | None) -> None:
         console.print(f"scorecard: {out}")
 
 
-@app.command(epilog=_options_help())
+@app.command(cls=_MetricOptionsEpilog)
 def score(
     samples: Annotated[Path, typer.Argument(
         help="Folder of samples (text, audio or images), a .txt / .jsonl file, or a .npy / "

@@ -883,7 +883,8 @@ def print_table(outcomes: Sequence[Outcome], repeat: int) -> None:
 
 
 def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace,
-               memory: Sequence[dict[str, Any]] = ()) -> None:
+               memory: Sequence[dict[str, Any]] = (),
+               extras: dict[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "repeat": args.repeat,
@@ -894,6 +895,7 @@ def write_json(path: Path, outcomes: Sequence[Outcome], args: argparse.Namespace
         "passed": all(o.passed for o in outcomes),
         "rows": [asdict(o) for o in outcomes],
         "fid_memory": list(memory),
+        "extras": extras or {},
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -917,6 +919,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-child", nargs=2, metavar=("N", "FOLDER"),
                         help=argparse.SUPPRESS)
     parser.add_argument(
+        "--extras", default="startup,pipeline,cache", metavar="LIST",
+        help="measurements besides the rows: startup (--help/list wall time), pipeline "
+        "(decode-only / model-only / end-to-end img/s), cache (first run vs rerun); '' = none")
+    parser.add_argument("--pipeline-n", type=int, default=256,
+                        help="images for the pipeline measurement")
+    parser.add_argument("--cache-n", type=int, default=600,
+                        help="sample images (and as many references) for the cache speedup")
+    parser.add_argument(
         "--json",
         type=Path,
         default=None,
@@ -925,6 +935,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.rows = [name.strip() for name in args.rows.split(",") if name.strip()]
+    args.extras = [name.strip() for name in args.extras.split(",") if name.strip()]
+    bad = sorted(set(args.extras) - {"startup", "pipeline", "cache"})
+    if bad:
+        parser.error(f"unknown --extras {bad}; choose from startup,pipeline,cache")
     unknown = [name for name in args.rows if name not in names]
     if unknown or not args.rows:
         parser.error(f"unknown rows {unknown}; choose from {','.join(names)}")
@@ -965,7 +979,7 @@ def _memory_child(n: int, folder: Path) -> None:
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     card = score(folder / f"samples-{n}", folder / "refs", modality="image", metrics=["fid"],
-                 inception_weights=weights)
+                 inception_weights=weights, feature_cache=False)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"n": card.metrics["fid"].n, "peak_rss_mib": peak_kib / 1024,
@@ -1011,6 +1025,151 @@ def print_memory(rows: Sequence[dict[str, Any]]) -> None:
               f"{row['seconds']:.1f} s, Inception forward replaced by a stand-in)")
 
 
+# -- start-up, image pipeline, feature cache ---------------------------------------------
+# Start-up: wall time of `genmetrics --help` and `genmetrics list` in a fresh process
+# (best of 5; target < 0.5 s: neither imports torch).
+# Pipeline: on the same folder of 64x64 PNGs with the same (random, real-architecture)
+# weights: decode-only img/s (the image source with its decode workers, nothing else),
+# model-only img/s (the Inception extractor on already-decoded batches of 64) and end to
+# end img/s (`score(metrics=["inception_score"], feature_cache=False)` with the model
+# already loaded, so discovery + decode + model + metric). Target: end to end >= 0.9x
+# model only, i.e. decoding hides behind the network.
+# Feature cache: `genmetrics score --metrics fid,inception_score` on samples + reference
+# folders in a fresh process, first with an empty cache, then again (best of 2): the
+# rerun reads every feature from the cache and decodes nothing. Target >= 20x; the
+# values must be identical.
+
+STARTUP_TARGET_S = 0.5
+PIPELINE_TARGET = 0.9
+CACHE_TARGET = 20.0
+
+
+def startup_times(repeat: int = 5) -> dict[str, float]:
+    import subprocess
+
+    exe = Path(sys.executable).with_name("genmetrics")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "genmetrics"]
+    out = {}
+    for args in (["--help"], ["list"]):
+        best = math.inf
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run(command + args, capture_output=True, check=True)
+            best = min(best, time.perf_counter() - started)
+        out["genmetrics " + " ".join(args)] = best
+    return out
+
+
+def _photo_folders(n: int, root: Path, sides: Sequence[str] = ("samples",)) -> dict[str, Path]:
+    from tests.photos import resize_longer_side, save_png, tiles
+
+    small = [resize_longer_side(t, 64) for _, t in tiles()]
+    folders = {}
+    for k, side in enumerate(sides):
+        folder = folders[side] = root / side
+        folder.mkdir(parents=True)
+        for i in range(n):
+            save_png(small[(i * (k + 1) + 5 * k) % len(small)], folder / f"{i:05d}.png")
+    return folders
+
+
+def pipeline_rates(n: int, repeat: int) -> dict[str, float]:
+    import tempfile
+
+    from genmetrics.features.inception import get_extractor, random_weights_file
+    from genmetrics.io.image import ImageSource
+    from genmetrics.runner import score
+
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        folder = _photo_folders(n, Path(tmp))["samples"]
+        weights = random_weights_file(Path(tmp) / "w.pth")
+        extractor = get_extractor(str(weights), "cpu")
+        best = {"decode": math.inf, "model": math.inf, "end_to_end": math.inf}
+        decoded = [item.sample for item in ImageSource(folder, [])]
+        extractor.extract(decoded[:8])
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for _item in ImageSource(folder, []):
+                pass
+            best["decode"] = min(best["decode"], time.perf_counter() - started)
+            started = time.perf_counter()
+            for i in range(0, n, 64):
+                extractor.extract(decoded[i:i + 64])
+            best["model"] = min(best["model"], time.perf_counter() - started)
+            started = time.perf_counter()
+            score(folder, modality="image", metrics=["inception_score"],
+                  inception_weights=weights, feature_cache=False)
+            best["end_to_end"] = min(best["end_to_end"], time.perf_counter() - started)
+    return {k: n / v for k, v in best.items()}
+
+
+def cache_speedup(n: int) -> dict[str, Any]:
+    import subprocess
+    import tempfile
+
+    from genmetrics.features.inception import random_weights_file
+
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        root = Path(tmp)
+        folders = _photo_folders(n, root, ("samples", "refs"))
+        weights = random_weights_file(root / "w.pth")
+        env = {**os.environ, "GENMETRICS_CACHE_DIR": str(root / "cache")}
+
+        def run(out: str) -> tuple[float, dict[str, Any]]:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "genmetrics", "score", str(folders["samples"]),
+                            "-r", str(folders["refs"]), "--metrics", "fid,inception_score",
+                            "--inception-weights", str(weights), "--device", "cpu", "-q",
+                            "--out", str(root / out)], env=env, check=True, cwd=REPO)
+            seconds = time.perf_counter() - started
+            return seconds, json.loads((root / out).read_text())
+
+        first_s, first = run("first.json")
+        again = [run(f"again{i}.json") for i in range(2)]
+        again_s, card = min(again, key=lambda pair: pair[0])
+        same = all(card["metrics"][k]["value"] == first["metrics"][k]["value"]
+                   for k in first["metrics"])
+        return {"images": 2 * n, "first_s": first_s, "rerun_s": again_s,
+                "speedup": first_s / again_s, "identical_values": same,
+                "first_extracted": first["inputs"]["feature_cache"]["extracted"],
+                "rerun_extracted": card["inputs"]["feature_cache"]["extracted"],
+                "rerun_hits": card["inputs"]["feature_cache"]["hits"],
+                "rerun_timing": card["timing"]}
+
+
+def print_extras(extras: dict[str, Any]) -> None:
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    for command, seconds in extras.get("startup", {}).items():
+        print(f"start-up  {command:<20} {seconds:6.3f} s  (target < {STARTUP_TARGET_S} s: "
+              f"{verdict(seconds < STARTUP_TARGET_S)})")
+    rates = extras.get("pipeline")
+    if rates:
+        ratio = rates["end_to_end"] / rates["model"]
+        print(f"pipeline  decode only {rates['decode']:8.1f} img/s | model only "
+              f"{rates['model']:6.1f} img/s | end to end {rates['end_to_end']:6.1f} img/s = "
+              f"{ratio:.2f}x model only (target >= {PIPELINE_TARGET}x: "
+              f"{verdict(ratio >= PIPELINE_TARGET)})")
+    cache = extras.get("cache")
+    if cache:
+        print(f"cache     {cache['images']} images: first run {cache['first_s']:.1f} s "
+              f"({cache['first_extracted']} extracted), rerun {cache['rerun_s']:.2f} s "
+              f"({cache['rerun_hits']} hits, {cache['rerun_extracted']} extracted) = "
+              f"{cache['speedup']:.1f}x (target >= {CACHE_TARGET}x: "
+              f"{verdict(cache['speedup'] >= CACHE_TARGET)}); identical values: "
+              f"{cache['identical_values']}")
+
+
+def extras_pass(extras: dict[str, Any]) -> bool:
+    ok = all(s < STARTUP_TARGET_S for s in extras.get("startup", {}).values())
+    if "pipeline" in extras:
+        ok &= extras["pipeline"]["end_to_end"] / extras["pipeline"]["model"] >= PIPELINE_TARGET
+    if "cache" in extras:
+        ok &= extras["cache"]["speedup"] >= CACHE_TARGET and extras["cache"]["identical_values"]
+    return bool(ok)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.memory_child:
@@ -1019,12 +1178,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [r for r in ROWS if r.name in args.rows]
     outcomes = [run_row(r, args.n or r.default_n, args.repeat, args.seed) for r in rows]
     print_table(outcomes, args.repeat)
+    extras: dict[str, Any] = {}
+    if "startup" in args.extras:
+        extras["startup"] = startup_times()
+    if "pipeline" in args.extras:
+        extras["pipeline"] = pipeline_rates(args.pipeline_n, args.repeat)
+    if "cache" in args.extras:
+        extras["cache"] = cache_speedup(args.cache_n)
+    print_extras(extras)
     counts = [int(c) for c in args.memory.split(",") if c.strip()]
     memory = fid_memory(counts) if counts and "fid" in args.rows else []
     print_memory(memory)
     if args.json is not None:
-        write_json(args.json, outcomes, args, memory)
-    return 0 if all(o.passed for o in outcomes) else 1
+        write_json(args.json, outcomes, args, memory, extras)
+    return 0 if all(o.passed for o in outcomes) and extras_pass(extras) else 1
 
 
 if __name__ == "__main__":

@@ -85,3 +85,29 @@ def test_validate(run_cli, tmp_path, text_pair_dirs):
 def test_usage_errors_from_click_exit_2(run_cli):
     done = run_cli("score")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+HEAVY_MODULES = ("torch", "torchvision", "transformers", "scipy", "sklearn", "librosa",
+                 "torch_fidelity", "nltk", "sacrebleu", "PIL", "soundfile")
+
+
+def test_help_and_list_import_no_heavy_library():
+    """`genmetrics --help` and `list` answer fast because they load no ML library (the
+    bench times them); a stray top-level `import torch` anywhere they reach fails here."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from genmetrics.cli import app\n"
+        "for args in (['--help'], ['list'], ['list', '--options'], ['score', '--help'],\n"
+        "             ['cache', '--help'], ['stats', '--help']):\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"imported at start-up: {done.stdout.strip()}"
