@@ -250,6 +250,15 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
                                 message=f"failed in the new scorecard: {reason}" if reason
                                 else "missing from the new scorecard"))
             continue
+        if not math.isfinite(b.value):  # nothing to hold the new value to
+            checks.append(Check(name, PASS, b.value, n.value, message="not gated: no finite "
+                                f"value in the baseline ({b.reason or b.value})"))
+            continue
+        if not math.isfinite(n.value):
+            checks.append(Check(name, MISSING, b.value, None, higher_is_better=b.higher_is_better,
+                                message=f"no finite value in the new scorecard: "
+                                f"{n.reason or n.value}"))
+            continue
         allowed, allowance = _allowance(rule, b)
         check = Check(name, PASS, b.value, n.value, allowed, allowance,
                       higher_is_better=b.higher_is_better)

@@ -137,6 +137,21 @@ class MetricSpec:
         raise UsageError(f"metric {self.name!r} has no option {name!r} (options: {known})")
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON).
+
+    >>> json_safe({"a": [1.0, float("inf")], "b": float("nan")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 @dataclass
 class MetricResult:
     """One number of a scorecard, with its provenance."""
@@ -150,22 +165,31 @@ class MetricResult:
     components: dict[str, Any] = field(default_factory=dict)
     per_sample: list[float | None] | None = None
     ci95: tuple[float, float] | None = None
+    #: why ``value`` is not a finite number (NaN or infinite), when it is not
+    reason: str | None = None
 
     @property
     def signature_str(self) -> str:
         return render(self.signature)
 
     def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: a NaN or infinite value becomes ``null`` with a ``reason``.
+
+            >>> MetricResult("x", float("nan"), 0, True, "", {"metric": "x"}).to_dict()["reason"]
+            'the value is nan (no finite result)'
+        """
         out: dict[str, Any] = {
-            "value": self.value,
+            "value": self.value if math.isfinite(self.value) else None,
             "n": self.n,
             "higher_is_better": self.higher_is_better,
             "unit": self.unit,
         }
+        if not math.isfinite(self.value):
+            out["reason"] = self.reason or f"the value is {self.value!r} (no finite result)"
         if self.ci95 is not None:
-            out["ci95"] = list(self.ci95)
+            out["ci95"] = json_safe(list(self.ci95))
         if self.components:
-            out["components"] = self.components
+            out["components"] = json_safe(self.components)
         out["signature"] = self.signature
         out["signature_str"] = self.signature_str
         return out

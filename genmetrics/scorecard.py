@@ -15,6 +15,7 @@ file in the same folder, then ``os.replace``), so a reader never sees half a fil
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from typing import Any
 
 from genmetrics.errors import InputError
 from genmetrics.io.common import write_text_atomically
-from genmetrics.metric import MetricResult
+from genmetrics.metric import MetricResult, json_safe
 
 SCHEMA_ID = "genmetrics.scorecard/1"
 SCHEMA_FILE = "scorecard-v1.json"
@@ -93,7 +94,7 @@ class Scorecard:
         if self.warnings:
             doc["warnings"] = list(self.warnings)
         if self.per_sample is not None:
-            doc["per_sample"] = self.per_sample
+            doc["per_sample"] = json_safe(self.per_sample)
         doc["environment"] = dict(self.environment)
         doc["timing"] = dict(self.timing)
         return doc
@@ -122,7 +123,8 @@ class Scorecard:
         metrics = {
             name: MetricResult(
                 name=name,
-                value=m["value"],
+                value=math.nan if m["value"] is None else m["value"],
+                reason=m.get("reason"),
                 n=m["n"],
                 higher_is_better=m["higher_is_better"],
                 unit=m.get("unit", ""),

@@ -138,8 +138,9 @@ def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
     product and tridiagonalises it. If neither matrix is positive definite (both from
     no more samples than dimensions), ``sqrtm(S1) = V W^1/2 V^T`` from only the ``r``
     eigenpairs of ``S1`` above rounding level (``r`` <= samples - 1), and the eigenvalues
-    are those of the ``r x r`` matrix ``W^1/2 V^T S2 V W^1/2``. Rounding-level negative eigenvalues of the product are set to
-    0 before the square roots, so the result is always real.
+    are those of the ``r x r`` matrix ``W^1/2 V^T S2 V W^1/2``. Rounding-level negative
+    eigenvalues of the product are set to 0 before the square roots, so the result is
+    always real.
 
     >>> round(trace_sqrt_product(np.diag([4.0, 9.0]), np.diag([1.0, 4.0])), 12)
     8.0
