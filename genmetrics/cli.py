@@ -5,7 +5,7 @@ against each metric's spec, and the list shown in ``--help`` is generated from t
 registry.
 
 Exit codes: 0 ok; 1 a metric failed (the scorecard is still written, listing the
-error); 2 a usage or input error, reported in one line.
+error); 2 a usage or input error, reported in one line; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typer.core import TyperCommand
 from genmetrics.errors import GenmetricsError, UsageError
 
 EXIT_OK, EXIT_METRIC_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 app = typer.Typer(
     name="genmetrics",
@@ -277,6 +278,11 @@ def score(
         "--feature-cache/--no-feature-cache",
         help="Images: reuse Inception features stored by file content (a rerun on unchanged "
         "images skips decoding and the network; see `genmetrics cache info`).")] = True,
+    on_error: Annotated[str, typer.Option(
+        "--on-error", metavar="skip|fail",
+        help="An unreadable input (empty, truncated, undecodable, NaN audio...): skip it, "
+        "score the rest and list it under the scorecard's skipped (default), or fail the run "
+        "naming it.")] = "skip",
     profile: Annotated[bool, typer.Option(
         "--profile", help="Print the time spent per stage (discover, decode, model, metric, "
         "write); the scorecard's timing records the same.")] = False,
@@ -302,7 +308,13 @@ def score(
                          bootstrap=bootstrap, seed=seed, batch_size=batch_size,
                          progress=progress, reference_stats=reference_stats,
                          inception_weights=inception_weights, device=device,
-                         workers=workers, feature_cache=feature_cache)
+                         workers=workers, feature_cache=feature_cache, on_error=on_error)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.stop()
+        _err("interrupted: no scorecard written. Features extracted so far are in the feature "
+             "cache: the same command resumes from there")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         if bar is not None:
             bar.stop()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import GenmetricsError, UsageError
+from genmetrics.errors import GenmetricsError, InputError, UsageError
 from genmetrics.io.common import Digest, Skipped
 from genmetrics.metric import MODALITIES, Metric
 from genmetrics.registry import get_metric, targets
@@ -36,6 +36,7 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_IMAGE_BATCH_SIZE = 64
 
 TEXT_SUFFIXES = {".txt", ".jsonl"}
+ON_ERROR = ("skip", "fail")
 
 
 def detect_modality(samples: Path) -> str:
@@ -226,6 +227,7 @@ class _Pass:
     #: the reference distribution (FID/KID's reference folder), fed in its own pass
     reference_set_digest: Digest = field(default_factory=Digest)
     used_reference_set: bool = False
+    on_error: str = "skip"  # "fail": the first unusable input stops the run
     feature_cache: Any = None  # a FeatureCache for image runs, None otherwise
     cache_hits: int = 0  # images whose Inception features came from the cache
     extracted: int = 0  # images that went through the network
@@ -272,8 +274,13 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         pairs = [b for b in batch if not isinstance(b, Skipped)]
         for item in batch:
             if isinstance(item, Skipped):
-                run.skipped.append(Skipped(item.path, f"reference image: {item.reason}")
-                                   if reference_pass else item)
+                skipped = (Skipped(item.path, f"reference image: {item.reason}")
+                           if reference_pass else item)
+                if run.on_error == "fail":
+                    raise InputError(f"{skipped.path}: {skipped.reason} (stopped by --on-error "
+                                     "fail; the default, skip, scores the rest and lists this "
+                                     "file under skipped)")
+                run.skipped.append(skipped)
         for pair in pairs:
             sample_parts, reference_parts = pair.digest_parts()
             if reference_pass:
@@ -394,6 +401,7 @@ def score(
     device: str | None = None,
     workers: int | None = None,
     feature_cache: bool = True,
+    on_error: str = "skip",
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
 
@@ -411,7 +419,9 @@ def score(
     is given, the reference distribution of FID and KID. ``inception_weights`` sets the
     ``weights`` option of every Inception-based metric, ``device`` the ``device`` option
     of every metric that has one; ``workers`` decode processes. ``batch_size`` defaults
-    to 256 (text, audio) or 64 (images). ``feature_cache``: read and store Inception
+    to 256 (text, audio) or 64 (images). ``on_error``: ``"skip"`` lists an unreadable
+    input under ``skipped`` and scores the rest; ``"fail"`` stops at the first one with an
+    :class:`InputError` naming it. ``feature_cache``: read and store Inception
     features by file content (see :mod:`genmetrics.features.cache`); a rerun on unchanged
     images then neither decodes them nor runs the network.
 
@@ -436,6 +446,8 @@ def score(
     if batch_size is None:
         batch_size = DEFAULT_IMAGE_BATCH_SIZE if modality == "image" else DEFAULT_BATCH_SIZE
     _check_arguments(batch_size, bootstrap, seed)
+    if on_error not in ON_ERROR:
+        raise UsageError(f"--on-error {on_error!r}: choose skip or fail")
     stats = _load_reference_stats(reference_stats, modality)
     discover_started = time.perf_counter()
     source = _open_source(modality, samples_path, ref_paths, workers)
@@ -466,7 +478,7 @@ def score(
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
-    run = _Pass(discover_s=discover_s)
+    run = _Pass(discover_s=discover_s, on_error=on_error)
     if hasattr(source, "feature_cache"):
         _plan_image_reads(source, active, run, feature_cache)
     if hasattr(source, "warnings"):
