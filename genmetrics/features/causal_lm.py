@@ -279,31 +279,37 @@ class CausalLM:
         device = torch.device(self.device)
         if all(len(row) <= s for row, s in zip(rows, starts, strict=True)):
             return [0.0] * len(rows)
-        width = max(len(r) for r in rows)
+        # A row's last token is only ever a target: no scored token is predicted from
+        # it, so the model runs on each row without it (causal attention: the outputs
+        # of the earlier positions do not depend on it).
+        inputs = [row[: max(len(row) - 1, 1)] for row in rows]
+        lengths = [len(row) for row in inputs]
+        width = max(lengths)
         # Right padding, built here whatever the tokenizer's padding_side says: real
         # tokens keep positions 0..len-1 and attend only to real tokens on their left,
-        # exactly as when the row runs alone.
+        # exactly as when the row runs alone. Without padding no mask is needed.
         ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):
+        for r, row in enumerate(inputs):
             ids[r, : len(row)] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[r, : len(row)] = 1
+        mask = None
+        if min(lengths) < width:
+            mask = (torch.arange(width) < torch.tensor(lengths)[:, None]).long().to(device)
         # targets: (row, position) for every scored token; predicted from position - 1
-        tgt_rows = torch.cat([torch.full((max(0, len(row) - s),), r, dtype=torch.long)
-                              for r, (row, s) in enumerate(zip(rows, starts, strict=True))])
-        tgt_pos = torch.cat([torch.arange(s, len(row), dtype=torch.long)
-                             for row, s in zip(rows, starts, strict=True)])
-        ids, mask = ids.to(device), mask.to(device)
-        tgt_rows, tgt_pos = tgt_rows.to(device), tgt_pos.to(device)
-        targets = ids[tgt_rows, tgt_pos]
+        pairs = [(r, s, len(row)) for r, (row, s) in enumerate(zip(rows, starts, strict=True))
+                 if len(row) > s]
+        tgt_rows = torch.cat([torch.full((end - s,), r, dtype=torch.long) for r, s, end in pairs])
+        src_pos = torch.cat([torch.arange(s - 1, end - 1, dtype=torch.long)
+                             for _, s, end in pairs])
+        targets = torch.tensor([t for r, s, _ in pairs for t in rows[r][s:]], dtype=torch.long)
+        ids, tgt_rows, src_pos, targets = (t.to(device) for t in (ids, tgt_rows, src_pos, targets))
         if self._split_head:
             # the trunk once, then the output layer only where a token is scored
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)[0]
-            source = hidden[tgt_rows, tgt_pos - 1]
+            source = hidden[tgt_rows, src_pos]
             head = self.model.get_output_embeddings()
         else:
             logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            source = logits[tgt_rows, tgt_pos - 1]
+            source = logits[tgt_rows, src_pos]
             head = None
         vocab = int(head.weight.shape[0]) if head is not None else int(source.shape[-1])
         chunk = max(1, LOGIT_BUDGET // vocab)
