@@ -580,6 +580,8 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
     run.errors = errors
     for name in errors:
         active.pop(name, None)
+    counts = distributed.all_gather((run.cache_hits, run.extracted))
+    run.cache_hits, run.extracted = (sum(c[0] for c in counts), sum(c[1] for c in counts))
     parts = distributed.all_gather((run.ids, run.skipped, run.warnings))
     run.ids = [i for ids, _, _ in parts for i in ids]
     run.skipped = [s for _, skipped, _ in parts for s in skipped]

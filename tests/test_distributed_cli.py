@@ -40,7 +40,9 @@ def _same(two: dict, one: dict, rel: float) -> None:
         assert two["metrics"][name]["n"] == result["n"]
     assert two["per_sample"]["ids"] == one["per_sample"]["ids"]
     # input digests do not depend on the number of processes (gate compares them)
-    assert two["inputs"] == one["inputs"]
+    cache = ("feature_cache",)
+    assert ({k: v for k, v in two["inputs"].items() if k not in cache}
+            == {k: v for k, v in one["inputs"].items() if k not in cache})
     for name, result in one["metrics"].items():
         assert two["metrics"][name]["signature"].get("refs") == result["signature"].get("refs")
     assert two["environment"]["processes"].startswith("2")
@@ -104,4 +106,8 @@ def test_image_two_processes_with_random_weights(tmp_path):
     # float32 convolutions on 5-image and 10-image batches; FID of 10 images (singular
     # covariances) amplifies that: 1e-5 relative, inside the 1e-4 parity bound
     _same(_card(tmp_path / "two.json"), _card(tmp_path / "one.json"), rel=1e-5)
+    # both ranks wrote their features to the cache; the one-process run read them all
+    assert _card(tmp_path / "two.json")["inputs"]["feature_cache"]["extracted"] == 20
+    assert _card(tmp_path / "one.json")["inputs"]["feature_cache"] == {
+        **_card(tmp_path / "two.json")["inputs"]["feature_cache"], "hits": 20, "extracted": 0}
     assert not (REPO / "two.json").exists() and os.path.exists(tmp_path / "two.json")
