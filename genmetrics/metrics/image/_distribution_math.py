@@ -136,11 +136,9 @@ def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
     The eigenvalues of ``S1 S2`` are those of the symmetric ``L^T S2 L`` where
     ``S1 = L L^T``: LAPACK's ``dsygv`` (itype 2) factors ``S1`` by Cholesky, forms that
     product and tridiagonalises it. If neither matrix is positive definite (both from
-    no more samples than dimensions), ``sqrtm(S1) = V W^1/2 V^T`` from only the ``r``
-    eigenpairs of ``S1`` above rounding level (``r`` <= samples - 1), and the eigenvalues
-    are those of the ``r x r`` matrix ``W^1/2 V^T S2 V W^1/2``. Rounding-level negative
-    eigenvalues of the product are set to 0 before the square roots, so the result is
-    always real.
+    no more samples than dimensions), ``L = sqrtm(S1)`` from ``eigh`` with negative
+    eigenvalues set to 0. Rounding-level negative eigenvalues of the product are set to
+    0 before the square roots, so the result is always real.
 
     >>> round(trace_sqrt_product(np.diag([4.0, 9.0]), np.diag([1.0, 4.0])), 12)
     8.0
@@ -157,12 +155,10 @@ def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
             break
         except np.linalg.LinAlgError:
             continue
-    if eig is None:  # both singular: only S1's r nonzero eigenpairs matter
-        tol = np.finfo(np.float64).eps * s1.shape[0] * max(float(np.trace(s1)), 0.0)
-        w, v = sla.eigh(s1, subset_by_value=(tol, np.inf), driver="evx", check_finite=False)
-        scaled = v * np.sqrt(w)  # sqrtm(S1) = scaled @ scaled.T
-        # the nonzero eigenvalues of sqrtm(S1) S2 sqrtm(S1) are those of this r x r matrix
-        eig = np.linalg.eigvalsh(scaled.T @ s2 @ scaled) if w.size else np.zeros(0)
+    if eig is None:
+        w, v = np.linalg.eigh(s1)
+        root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+        eig = np.linalg.eigvalsh(root @ s2 @ root)
     return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
 
 
