@@ -562,7 +562,11 @@ def _fid_theirs(data: FIDStats) -> Values:
 # file. The weights are randomly initialised (same architecture, same cost): the
 # offline FID weights are pool3-only and torch-fidelity loads weights strictly, so it
 # cannot read them. Ours: genmetrics' runner (decode workers, BN folded into the
-# convolutions, channels-last), model loaded afresh each call like torch-fidelity's.
+# convolutions, convolution + ReLU fused with prepacked oneDNN weights, channels-last,
+# a bit-identical TF1 resize with less memory traffic), feature cache off, model loaded
+# afresh each call like torch-fidelity's. The network is ~2x theirs in CPU time and its
+# convolutions run near the CPU's peak; with 64 images a side both sides also spend
+# seconds on 2048 x 2048 eigenproblems (FID of singular covariances).
 # Theirs: torch_fidelity.calculate_metrics(fid=True, cuda=False, cache=False).
 
 

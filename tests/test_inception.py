@@ -163,6 +163,39 @@ def test_bad_images_and_empty_input(weights_dir, env):
         extractor.extract([np.zeros((8, 8, 3), np.uint8)])
 
 
+def test_our_resize_is_torch_fidelitys_bit_for_bit():
+    from torch_fidelity.interpolate_compat_tensorflow import (
+        interpolate_bilinear_2d_like_tensorflow1x as tf1_resize,
+    )
+
+    sizes = [(64, 64), (40, 56), (299, 299), (300, 451), (1, 1), (17, 640)]
+    for image in _random_images(sizes, seed=3):
+        theirs = tf1_resize(image[None].float(), size=(299, 299), align_corners=False)
+        ours = inception._tf1_resize_nhwc(image[None], 299)
+        assert ours.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(ours, theirs), tuple(image.shape)
+
+
+def test_the_fast_network_fuses_each_convolution_and_relu(weights_dir, env):
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    extractor = InceptionExtractor(weights_dir / "pool3.pth", device="cpu")
+    before = torch.get_num_threads()
+    net = extractor._network()
+    assert torch.get_num_threads() == before  # the one-thread build restored the count
+    fused = [m for m in net.modules() if isinstance(m, inception._ConvReLU)]
+    assert len(fused) == 94 and not any(isinstance(m, BasicConv2d) for m in net.modules())
+    if inception._onednn_fused_conv():  # prepacked oneDNN weights, one call per conv + ReLU
+        assert all(m.packed is not None and m.packed.is_mkldnn for m in fused)
+    # each fused call equals conv2d + ReLU on the same folded weights, bit for bit
+    layer = net.Mixed_5b.branch5x5_2  # 5 x 5, padding 2
+    x = torch.randn(2, layer.weight.shape[1], 9, 9).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        plain = torch.nn.functional.conv2d(x, layer.weight, layer.bias, layer.stride,
+                                           layer.padding).relu_()
+        assert torch.equal(layer(x), plain)
+
+
 def test_tf32_is_switched_off_and_restored():
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     before = (matmul.allow_tf32, cudnn.allow_tf32)
