@@ -37,6 +37,9 @@ DEFAULT_IMAGE_BATCH_SIZE = 64
 
 TEXT_SUFFIXES = {".txt", ".jsonl"}
 ON_ERROR = ("skip", "fail")
+#: the CPU decoding policy, in the feature cache's namespace; bump it when decoded pixels
+#: change (v2: 16-bit PNGs scaled to 8 bits instead of Pillow's clipping)
+PILLOW_DECODER = "pillow-v2"
 
 
 def detect_modality(samples: Path) -> str:
@@ -50,13 +53,19 @@ def detect_modality(samples: Path) -> str:
     if samples.is_dir():
         from genmetrics.io.audio import AUDIO_SUFFIXES
 
-        suffixes = {p.suffix.lower() for p in samples.rglob("*")}
-        if suffixes & TEXT_SUFFIXES:
-            return "text"
-        if suffixes & set(AUDIO_SUFFIXES):
-            return "audio"
-        if suffixes & set(IMAGE_SUFFIXES):
-            return "image"
+        counts = {"text": 0, "audio": 0, "image": 0}
+        for path in samples.rglob("*"):
+            suffix = path.suffix.lower()
+            if suffix in TEXT_SUFFIXES:
+                counts["text"] += 1
+            elif suffix in AUDIO_SUFFIXES:
+                counts["audio"] += 1
+            elif suffix in IMAGE_SUFFIXES:
+                counts["image"] += 1
+        # the most files wins: transcripts beside audio, notes beside images
+        best = max(counts.values())
+        if best:
+            return next(m for m, c in counts.items() if c == best)
     raise UsageError(f"cannot tell the modality of {samples}; pass --modality text|image|audio")
 
 
@@ -283,6 +292,9 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
                 run.skipped.append(skipped)
         for pair in pairs:
             sample_parts, reference_parts = pair.digest_parts()
+            if pair.warning:
+                run.warnings.append({"path": f"reference {pair.id}" if reference_pass
+                                     else pair.id, "message": pair.warning})
             if reference_pass:
                 run.reference_set_digest.add(*sample_parts)
                 run.used_reference_set = True
@@ -290,8 +302,6 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
             run.reference_digest.add(*reference_parts)
-            if pair.warning:
-                run.warnings.append({"path": pair.id, "message": pair.warning})
         t0 = time.perf_counter()
         metric_inputs = [p.metric_inputs() for p in pairs]
         batch_samples = batch_type([sample for sample, _ in metric_inputs])
@@ -475,6 +485,8 @@ def score(
                            unavailable=unavailable)
     if stats is not None:
         _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
+    if hasattr(source, "strict_pairs"):  # a pair that cannot be compared stops the run
+        source.strict_pairs = on_error == "fail"
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
@@ -529,7 +541,7 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
 
     run.feature_cache = source.feature_cache = FeatureCache(
         cache_root(), provenances[0], feature_layout(cached[0].extractor),  # type: ignore[attr-defined]
-        decoder="torchvision-cuda" if source.jpeg_device else "pillow")
+        decoder="torchvision-cuda" if source.jpeg_device else PILLOW_DECODER)
     source.pixels_needed = any(not m.uses_feature_cache for m in active.values())
     source.reference_pixels_needed = any(
         not m.uses_feature_cache for m in active.values() if m.spec.reference_set)

@@ -30,10 +30,20 @@ def test_score_to_stdout(run_cli, text_pair_dirs):
     assert set(doc["metrics"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
 
 
-def test_unpaired_input_is_a_one_line_error(run_cli, text_pair_dirs):
+def test_a_missing_reference_is_skipped_or_with_on_error_fail_a_one_line_error(
+        run_cli, text_pair_dirs, tmp_path):
     samples, refs = text_pair_dirs
     (refs / "a.txt").unlink()
-    assert_one_line_error(run_cli("score", samples, "-r", refs), "have no reference: a.txt")
+    out = tmp_path / "card.json"
+    done = run_cli("score", samples, "-r", refs, "--out", out, "-q")
+    assert done.returncode == 0, done.stderr
+    card = json.loads(out.read_text())
+    assert card["inputs"]["samples"]["count"] == 2
+    assert [s["path"] for s in card["skipped"]] == ["a.txt"]
+    assert "no reference" in card["skipped"][0]["reason"]
+    assert_one_line_error(run_cli("score", samples, "-r", refs, "--on-error", "fail", "--out",
+                                  tmp_path / "never.json"), "a.txt: no reference")
+    assert not (tmp_path / "never.json").exists()
 
 
 def test_bad_option_is_a_one_line_error(run_cli, text_pair_dirs):

@@ -60,19 +60,29 @@ def test_pairs_match_by_path_without_extension(tmp_path):
     assert isinstance(pair, AudioPair) and pair.id == "x/1" and pair.warning is None
 
 
-def test_unpaired_and_duplicate_names_are_errors(tmp_path):
+def test_unpaired_and_duplicate_names(tmp_path):
     write(tmp_path / "s" / "1.wav", tone())
     write(tmp_path / "s" / "2.wav", tone())
     write(tmp_path / "r" / "1.wav", tone())
-    with pytest.raises(InputError, match=r"1 sample\(s\) have no reference .*: 2"):
-        open_audio(tmp_path / "s", [tmp_path / "r"])
+    got = items(open_audio(tmp_path / "s", [tmp_path / "r"]))
+    assert isinstance(got[0], AudioPair) and got[1].path == "2.wav"
+    assert got[1].reason.startswith("no reference: no file named 2 (any of .wav, .flac")
+    write(tmp_path / "other" / "9.wav", tone())
+    with pytest.raises(InputError, match="no file in .*other has the name of a sample"):
+        open_audio(tmp_path / "s", [tmp_path / "other"])
     write(tmp_path / "r" / "2.wav", tone())
     write(tmp_path / "r" / "3.wav", tone())
     with pytest.raises(InputError, match=r"1 reference\(s\) have no sample .*: 3"):
         open_audio(tmp_path / "s", [tmp_path / "r"])
+    (tmp_path / "r" / "3.wav").unlink()
     write(tmp_path / "s" / "1.flac", tone())
-    with pytest.raises(InputError, match="1.flac and 1.wav have the same name"):
-        open_audio(tmp_path / "s")
+    got = items(open_audio(tmp_path / "s", [tmp_path / "r"]))
+    assert [(g.path, g.reason) for g in got[:2]] == [
+        (f, "two files named 1 (1.flac, 1.wav): keep one") for f in ("1.flac", "1.wav")]
+    assert isinstance(got[2], AudioPair) and got[2].id == "2"
+    write(tmp_path / "r" / "2.flac", tone())
+    got = items(open_audio(tmp_path / "s", [tmp_path / "r"]))
+    assert got[2] == Skipped("2.wav", "reference: two files named 2 (2.flac, 2.wav): keep one")
 
 
 def test_different_rates_resample_the_reference_and_warn(tmp_path):
@@ -108,7 +118,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     (r / "badref.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     got = {(g.path if isinstance(g, Skipped) else g.id): g for g in open_audio(s, [r])}
     assert isinstance(got["good"], AudioPair)
-    assert got["zero.wav"].reason.startswith("cannot decode audio")
+    assert got["zero.wav"].reason == "empty file (0 bytes)"
     assert got["nan.wav"].reason == "1 sample(s) are NaN or Inf"
     assert got["empty.wav"].reason == "no audio frames"
     assert got["badref.wav"].reason.startswith("reference badref.wav: cannot decode audio")

@@ -114,12 +114,16 @@ def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
         decode_image(tmp_path / "big.png")
 
 
-def test_duplicate_stems_and_empty_folder_are_refused(tmp_path):
+def test_duplicate_stems_are_skipped_and_empty_folder_is_refused(tmp_path):
     tile = next(iter(TILES.values()))
     _save(tile, tmp_path / "d" / "a.png")
     _save(tile, tmp_path / "d" / "a.bmp")
-    with pytest.raises(InputError, match="same name"):
-        ImageSource(tmp_path / "d", [])
+    _save(tile, tmp_path / "d" / "b.png")
+    items = _items(ImageSource(tmp_path / "d", [], workers=0))
+    assert [(i.path, i.reason) for i in items if isinstance(i, Skipped)] == [
+        ("a.bmp", "two files named a (a.bmp, a.png): keep one"),
+        ("a.png", "two files named a (a.bmp, a.png): keep one")]
+    assert [i.id for i in items if not isinstance(i, Skipped)] == ["b"]
     (tmp_path / "e").mkdir()
     with pytest.raises(InputError, match="no images"):
         ImageSource(tmp_path / "e", [])

@@ -44,12 +44,13 @@ def test_repeated_reference_folders_are_reference_sets(tmp_path):
     assert items(open_text(samples, [r1, r2]))[0].references == ["x", "y"]
 
 
-def test_unpaired_samples_are_an_error_listing_the_first_few(tmp_path):
-    samples = write_files(tmp_path / "s", {f"{i}.txt": "h" for i in range(9)})
+def test_samples_without_a_reference_are_skipped_naming_it(tmp_path):
+    samples = write_files(tmp_path / "s", {f"{i}.txt": "h" for i in range(3)})
     refs = write_files(tmp_path / "r", {"0.txt": "r"})
-    with pytest.raises(InputError, match=r"8 sample\(s\) have no reference: 1.txt, 2.txt, "
-                                         r"3.txt, 4.txt, 5.txt \(and 3 more\)"):
-        open_text(samples, [refs])
+    got = items(open_text(samples, [refs]))
+    assert got[0] == TextPair("0.txt", "h", ["r"])
+    assert got[1:] == [Skipped(f"{i}.txt", f"no reference: {refs / f'{i}.txt'} does not exist")
+                       for i in (1, 2)]
 
 
 def test_references_without_samples_are_an_error(tmp_path):
@@ -123,8 +124,21 @@ def test_jsonl_id_problems_are_errors(tmp_path):
     })
     with pytest.raises(InputError, match="duplicate ids 1"):
         open_text(tmp_path / "dup.jsonl", [tmp_path / "r.jsonl"])
-    with pytest.raises(InputError, match=r"1 id\(s\) have no reference in .*r.jsonl: 2"):
+    with pytest.raises(InputError, match=r"1 id\(s\) in .*r.jsonl have no sample: 3"):
         open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"])
+
+
+def test_a_sample_id_missing_from_the_references_is_skipped(tmp_path):
+    write_files(tmp_path, {
+        "s.jsonl": '{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n',
+        "r.jsonl": '{"id": 1, "text": "A"}\n',
+        "none.jsonl": '{"id": 7, "text": "A"}\n',
+    })
+    got = items(open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"]))
+    missing = f"no reference: id 2 is not in {tmp_path / 'r.jsonl'}"
+    assert got == [TextPair("1", "a", ["A"]), Skipped("s.jsonl:2 (id 2)", missing)]
+    with pytest.raises(InputError, match="no id in .*none.jsonl matches a sample id"):
+        open_text(tmp_path / "s.jsonl", [tmp_path / "none.jsonl"])
 
 
 def test_bad_jsonl_lines_are_skipped_with_line_numbers(tmp_path):

@@ -133,3 +133,36 @@ def test_a_missing_lm_folder_stops_before_reading(text_pair_dirs, tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         score(samples, metrics=["perplexity"],
               options={"perplexity": {"lm": str(tmp_path / "nope")}})
+
+
+def test_modality_is_the_kind_with_the_most_files(tmp_path):
+    import numpy as np
+
+    from genmetrics.runner import detect_modality
+    from tests.photos import save_png
+
+    for i in range(3):
+        save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("how these were made")
+    assert detect_modality(tmp_path) == "image"
+
+
+def test_on_error_fail_stops_at_a_pair_that_cannot_be_compared(tmp_path):
+    import numpy as np
+
+    from genmetrics.errors import InputError
+    from tests.photos import save_png
+
+    rng = np.random.default_rng(0)
+    for side in ("s", "r"):
+        (tmp_path / side).mkdir()
+    for i in range(3):
+        save_png(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), tmp_path / "s" / f"{i}.png")
+        size = (8, 8, 3) if i else (6, 8, 3)  # 0.png's reference has another size
+        save_png(rng.integers(0, 256, size, dtype=np.uint8), tmp_path / "r" / f"{i}.png")
+    lenient = score(tmp_path / "s", tmp_path / "r", modality="image", metrics=["psnr"],
+                    workers=0)
+    assert lenient.metrics["psnr"].n == 2
+    with pytest.raises(InputError, match="0.png"):
+        score(tmp_path / "s", tmp_path / "r", modality="image", metrics=["psnr"], workers=0,
+              on_error="fail")

@@ -5,15 +5,21 @@
 * **Mono mix-down**: the mean of the channels (so a stereo file whose channels are
   identical gives exactly that channel).
 * **Pairs** are matched by relative path without the extension (``clean/a/1.wav`` <->
-  ``degraded/a/1.flac``); an unpaired name is an error listing the first few.
+  ``degraded/a/1.flac``). A sample without a reference is skipped, naming the reference
+  it looked for; when no sample has one, or a reference has no sample, that is an error
+  listing the first few. Two files of one name (``a.wav``, ``a.flac``) are both skipped
+  (as samples), or skip their sample (as references).
 * **Lengths**: a pair whose lengths differ (after bringing both to one rate) gets a
   warning; metrics that compare sample by sample (SNR, SI-SNR, PESQ, STOI) use the
   first ``min(n, m)`` samples of both, MCD aligns the full clips with DTW.
 * **Sample rates**: the two sides of a pair may differ: the reference is resampled to
   the sample's rate (soxr, very-high quality). Each metric then resamples the pair to
   the rate it needs (PESQ: 8 or 16 kHz) with :func:`resample`.
-* **Bad files** (unreadable, empty, NaN or Inf samples) are skipped and named with the
-  reason in the scorecard; the rest is scored.
+* **Bad files** (unreadable, 0 bytes, not decodable, no frames, NaN or Inf samples, a
+  sample rate outside 1000-768000 Hz, which only a damaged header gives) are skipped and
+  named with the reason in the scorecard; the rest is scored. ``--on-error fail`` makes
+  each of them an error instead. Other files in the folders (not audio) are listed in
+  one warning per folder.
 * **A header that lies** about the length: libsndfile reads the frames actually present
   (when the header claims more) or the frames the header declares (when it claims
   fewer); either way the pair is scored and a warning names the file.
@@ -27,6 +33,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +41,20 @@ from pathlib import Path
 import numpy as np
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, files_by_stem, first_few
+from genmetrics.io.common import (
+    Discovery,
+    Skipped,
+    discover,
+    display_path,
+    first_few,
+    os_reason,
+    printable,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+#: sample rates a real recording can have; others come from a damaged header (a rate of
+#: 1 Hz would make resampling a 3 s reference to 16 kHz allocate gigabytes)
+RATE_RANGE = (1000, 768000)
 
 
 @dataclass
@@ -70,21 +88,43 @@ def header_problem(path: Path) -> str | None:
     """libsndfile's note when a file's header disagrees with its size, else None."""
     import soundfile as sf
 
-    info = sf.info(str(path)).extra_info
+    try:
+        info = sf.info(os.fsencode(path)).extra_info
+    except (RuntimeError, TypeError):  # it was just decoded, so this is not expected
+        return None
     if "should be" in info or "Exiting parser" in info:
         return "the header disagrees with the file size (truncated or damaged file)"
     return None
 
 
 def read_clip(path: Path, clip_id: str) -> AudioClip:
-    """Decode one file; raises ``ValueError`` with a short reason when it cannot be used."""
+    """Decode one file; raises ``ValueError`` with a short reason when it cannot be used.
+
+    >>> import tempfile
+    >>> empty = Path(tempfile.mkdtemp()) / "a.wav"; _ = empty.write_bytes(b"")
+    >>> read_clip(empty, "a")
+    Traceback (most recent call last):
+    ValueError: empty file (0 bytes)
+    """
     import soundfile as sf
 
     try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        with path.open("rb") as fh:
+            if not fh.read(1):
+                raise ValueError("empty file (0 bytes)")
+    except OSError as exc:
+        raise ValueError(f"cannot read: {os_reason(exc)}") from None
+    try:
+        # bytes: soundfile cannot encode a str path whose name is not valid UTF-8
+        data, rate = sf.read(os.fsencode(path), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        reason = str(exc).replace(f"'{path}'", "file").replace(str(path), "file")
+        reason = getattr(exc, "error_string", None) or str(exc)
+        for shown in (repr(os.fsencode(path)), f"'{path}'", str(path)):
+            reason = reason.replace(shown, "file")
         raise ValueError(f"cannot decode audio: {reason}") from None
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise ValueError(f"sample rate {rate} Hz is outside {RATE_RANGE[0]}-{RATE_RANGE[1]} "
+                         "Hz (a damaged header?)")
     if data.shape[0] == 0:
         raise ValueError("no audio frames")
     wave = mix_down(data)
@@ -92,10 +132,6 @@ def read_clip(path: Path, clip_id: str) -> AudioClip:
         bad = int(np.count_nonzero(~np.isfinite(wave)))
         raise ValueError(f"{bad} sample(s) are NaN or Inf")
     return AudioClip(clip_id, wave, int(rate))
-
-
-def _audio_files(folder: Path) -> dict[str, Path]:
-    return files_by_stem(folder, AUDIO_SUFFIXES)
 
 
 @dataclass
@@ -130,23 +166,49 @@ class AudioSource:
         if len(references) > 1:
             raise InputError("audio metrics take one reference folder")
         self.root = samples
-        self.samples = _audio_files(samples)
+        self.found = discover(samples, AUDIO_SUFFIXES)
+        #: the sample files by key, and the problems (e.g. two files of one name) as
+        #: Skipped under keys that start with PROBLEM_KEY, in order
+        self.samples: dict[str, Path | Skipped] = dict(self.found.entries)
         if not self.samples:
-            raise InputError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found in {samples}")
+            others = self.found.others
+            held = f" (it holds {len(others)} other file(s): {first_few(others)})" if others else ""
+            raise InputError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found in "
+                             f"{samples}{held}")
         self.reference_root = references[0] if references else None
+        self.reference_found: Discovery | None = None
         self.references: dict[str, Path] = {}
+        #: why a reference name cannot be used (two files of one name, a broken link)
+        self.reference_problems: dict[str, str] = {}
         if self.reference_root is not None:
             if not self.reference_root.is_dir():
                 raise InputError(f"{self.reference_root}: the reference must be a folder")
-            self.references = _audio_files(self.reference_root)
-            missing = sorted(set(self.samples) - set(self.references))
-            if missing:
-                raise InputError(f"{len(missing)} sample(s) have no reference in "
-                                 f"{self.reference_root}: {first_few(missing)}")
-            extra = sorted(set(self.references) - set(self.samples))
-            if extra:
-                raise InputError(f"{len(extra)} reference(s) have no sample in {samples}: "
-                                 f"{first_few(extra)}")
+            self.reference_found = discover(self.reference_root, AUDIO_SUFFIXES)
+            self.references = self.reference_found.files
+            ambiguous = self.reference_found.ambiguous
+            self.reference_problems = {
+                _stem(p.path): printable(f"reference: {ambiguous[_stem(p.path)]}"
+                                         if _stem(p.path) in ambiguous
+                                         else f"reference {p.path}: {p.reason}")
+                for p in self.reference_found.problems}
+            self._check_pairing()
+
+    def _check_pairing(self) -> None:
+        """No sample with a reference, or a reference without a sample: an error."""
+        names = self._sample_names()
+        refs = set(self.references) | set(self.reference_problems)
+        if names and not names & refs:
+            raise InputError(f"no file in {self.reference_root} has the name of a sample "
+                             f"(e.g. {sorted(names)[0]}); references pair with samples by "
+                             "relative path without the extension")
+        extra = sorted(set(self.references) - names)
+        if extra:
+            raise InputError(f"{len(extra)} reference(s) have no sample in {self.root}: "
+                             f"{first_few(extra)}")
+
+    def _sample_names(self) -> set[str]:
+        """The names of the samples, also of those that cannot be read (a broken link)."""
+        return set(self.found.files) | {_stem(p.path) for p in self.found.problems}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -162,31 +224,56 @@ class AudioSource:
     def has_references(self) -> bool:
         return self.reference_root is not None
 
+    def warnings(self) -> list[dict[str, str]]:
+        """Run-level notes: files in the folders that are not audio, folder links not
+        followed, reference entries that cannot be read and pair with no sample."""
+        notes = self.found.warnings("samples")
+        if self.reference_found is not None:
+            notes += self.reference_found.warnings("reference")
+            names = self._sample_names()
+            for stem, problem in self.reference_problems.items():
+                if stem not in names:
+                    notes.append({"path": str(self.reference_root), "message": problem})
+        return [{k: printable(v) for k, v in note.items()} for note in notes]
+
     def __iter__(self) -> Iterator[AudioPair | Skipped]:
         for key, path in self.samples.items():
-            name = display_path(path, self.root)
+            if isinstance(path, Skipped):
+                yield Skipped(printable(path.path), path.reason)
+                continue
+            name = printable(display_path(path, self.root))
+            clip_id = printable(key)  # the pair's id in the scorecard
             try:
-                sample = read_clip(path, key)
+                sample = read_clip(path, clip_id)
                 notes = [f"sample: {w}" for w in [header_problem(path)] if w]
             except (ValueError, OSError) as exc:
                 yield Skipped(name, str(exc))
                 continue
             if self.reference_root is None:
-                yield AudioPair(key, sample, None, "; ".join(notes) or None)
+                yield AudioPair(clip_id, sample, None, "; ".join(notes) or None)
                 continue
-            ref_path = self.references[key]
+            ref_path = self.references.get(key)
+            if ref_path is None:
+                yield Skipped(name, self.reference_problems.get(key) or printable(
+                    f"no reference: no file named {clip_id} (any of "
+                    f"{', '.join(AUDIO_SUFFIXES)}) in {self.reference_root}"))
+                continue
             try:
-                reference = read_clip(ref_path, key)
+                reference = read_clip(ref_path, clip_id)
                 notes += [f"reference: {w}" for w in [header_problem(ref_path)] if w]
             except (ValueError, OSError) as exc:
-                yield Skipped(name, f"reference {display_path(ref_path, self.reference_root)}: "
-                              f"{exc}")
+                ref_name = printable(display_path(ref_path, self.reference_root))
+                yield Skipped(name, f"reference {ref_name}: {exc}")
                 continue
             pair = align(sample, reference)
             if pair.warning:
                 notes.append(pair.warning)
             pair.warning = "; ".join(notes) or None
             yield pair
+
+
+def _stem(relative: str) -> str:
+    return Path(relative).with_suffix("").as_posix()
 
 
 def align(sample: AudioClip, reference: AudioClip) -> AudioPair:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genmetrics.errors import InputError
@@ -75,18 +75,169 @@ def display_path(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+PROBLEM_KEY = "\x00"  # starts the key of a discovery problem; no file's key can
+
+
+@dataclass
+class Discovery:
+    """What a folder holds for a reader (see :func:`discover`).
+
+    ``entries``: in sorted path order, each input file under its key (relative path
+    without the extension) and each problem (two files of one name, a broken link, a
+    folder that cannot be listed) as a :class:`Skipped` under a key starting with
+    :data:`PROBLEM_KEY`. ``ambiguous``: names held by several files, with the reason.
+    ``others``: relative paths of files with other extensions; ``notes``: folder links
+    that were not followed (loops, folders met twice), with the reason.
+    """
+
+    folder: Path
+    suffixes: tuple[str, ...]
+    entries: dict[str, Path | Skipped] = field(default_factory=dict)
+    ambiguous: dict[str, str] = field(default_factory=dict)
+    others: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """The input files by key, in order."""
+        return {k: v for k, v in self.entries.items() if isinstance(v, Path)}
+
+    @property
+    def problems(self) -> list[Skipped]:
+        return [v for v in self.entries.values() if isinstance(v, Skipped)]
+
+    def warnings(self, label: str) -> list[dict[str, str]]:
+        """Run-level notes: links not followed, and files that are not inputs (named)."""
+        path = printable(str(self.folder))
+        notes = [{"path": path, "message": printable(f"{label}: {note}")} for note in self.notes]
+        if self.others:
+            notes.append({"path": path, "message": printable(
+                f"{label}: {len(self.others)} file(s) without an input extension "
+                f"({', '.join(self.suffixes)}) were not read: {first_few(self.others)}")})
+        return notes
+
+
+_COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
+
+
+def os_reason(exc: OSError) -> str:
+    """A short reason for an OSError without the path, e.g. ``permission denied``.
+
+    >>> os_reason(PermissionError(13, "Permission denied", "/x/a.png"))
+    'permission denied'
+    """
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def discover(folder: Path, suffixes: Sequence[str]) -> Discovery:
+    """The files under ``folder`` with one of ``suffixes`` (any case), found recursively.
+
+    Folder links are followed when they lead outside ``folder``, once per folder: a link
+    to an enclosing folder (a loop), to a folder inside the input (already found under
+    its own path) or to a folder already walked is not followed, and is named in
+    :attr:`Discovery.notes`. Two files of one name (``a.png`` and ``a.jpg``) are both
+    problems, as are broken links and sub-folders that cannot be listed; the input
+    folder itself not listable is an :class:`InputError`.
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("b.png", "a.png", "a.jpg", "notes.txt"):
+        ...     _ = (root / name).write_bytes(b"")
+        >>> found = discover(root, (".png", ".jpg"))
+        >>> list(found.files), [p.path for p in found.problems], found.others
+        (['b'], ['a.jpg', 'a.png'], ['notes.txt'])
+        >>> found.ambiguous["a"]
+        'two files named a (a.jpg, a.png): keep one'
+    """
+    suffixes = tuple(s.lower() for s in suffixes)
+    found = Discovery(folder, suffixes)
+    listing: list[tuple[str, Path | Skipped]] = []  # (key, file or problem), in order
+    root_real = Path(os.path.realpath(folder))
+    walked: dict[Path, str] = {root_real: "."}  # real folder -> where it was walked
+    chain = [root_real]  # real paths of the folders being walked, outermost first
+
+    def rel(path: Path) -> str:
+        return display_path(path, folder)
+
+    def link_problem(path: Path, target: Path) -> str | None:
+        if any(c == target or c.is_relative_to(target) for c in chain):
+            return f"symlink loop: {rel(path)} -> {target} (an enclosing folder); not followed"
+        if target.is_relative_to(root_real):
+            return (f"{rel(path)} -> {target}: a folder inside the input, read under its own "
+                    "path; not followed")
+        if target in walked:
+            return f"{rel(path)} -> {target}: the same folder as {walked[target]}; not followed"
+        return None
+
+    def visit(directory: Path) -> None:
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            if directory == folder:
+                raise InputError(f"{folder}: cannot list the folder ({os_reason(exc)})") from None
+            listing.append((PROBLEM_KEY + rel(directory), Skipped(
+                rel(directory), f"cannot list folder: {os_reason(exc)}; its files are not read")))
+            return
+        for entry in entries:
+            path = directory / entry.name
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+                is_link = entry.is_symlink()
+            except OSError:
+                is_dir = is_file = is_link = False
+            if is_dir:
+                real = Path(os.path.realpath(path)) if is_link else chain[-1] / entry.name
+                problem = link_problem(path, real) if is_link else None
+                if problem is None and real in walked:
+                    problem = f"{rel(path)}: the same folder as {walked[real]}; not followed"
+                if problem is not None:
+                    found.notes.append(problem)
+                    continue
+                walked[real] = rel(path)
+                chain.append(real)
+                visit(path)
+                chain.pop()
+                continue
+            if path.suffix.lower() not in suffixes:
+                found.others.append(rel(path))
+                continue
+            if is_file:
+                listing.append((Path(rel(path)).with_suffix("").as_posix(), path))
+                continue
+            if is_link:
+                reason = f"broken symbolic link (points to {os.readlink(path)})"
+            else:
+                reason = "not a regular file"
+            listing.append((PROBLEM_KEY + rel(path), Skipped(rel(path), reason)))
+
+    visit(folder)
+    by_key: dict[str, list[Path]] = {}
+    for key, item in listing:
+        if isinstance(item, Path):
+            by_key.setdefault(key, []).append(item)
+    for key, paths in by_key.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            count = _COUNT_WORDS.get(len(paths), str(len(paths)))
+            found.ambiguous[key] = f"{count} files named {key} ({names}): keep one"
+    for key, item in listing:
+        if isinstance(item, Path) and key in found.ambiguous:
+            found.entries[PROBLEM_KEY + rel(item)] = Skipped(rel(item), found.ambiguous[key])
+        else:
+            found.entries[key] = item
+    return found
+
+
 def files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     """Files under ``folder`` with one of ``suffixes`` (any case), keyed by relative path
-    without the extension, in sorted order; two files of one name are an InputError."""
-    files: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in suffixes and path.is_file():
-            key = path.relative_to(folder).with_suffix("").as_posix()
-            if key in files:
-                raise InputError(f"{folder}: {files[key].name} and {path.name} have the same "
-                                 "name; keep one file per name")
-            files[key] = path
-    return files
+    without the extension, in sorted order (see :func:`discover`); any problem (two files
+    of one name, a broken link, a sub-folder that cannot be listed) is an InputError."""
+    found = discover(folder, suffixes)
+    for problem in found.problems:
+        raise InputError(f"{folder}: {problem.path}: {problem.reason}")
+    return found.files
 
 
 SHOW_AT_MOST = 5
@@ -100,6 +251,21 @@ def first_few(names: Sequence[str]) -> str:
     """
     more = len(names) - SHOW_AT_MOST
     return ", ".join(names[:SHOW_AT_MOST]) + (f" (and {more} more)" if more > 0 else "")
+
+
+def printable(name: str) -> str:
+    """``name`` as text that can be written as UTF-8: the bytes of a file name that is not
+    valid UTF-8 (kept by Python as surrogates) become ``\\xNN`` escapes.
+
+    >>> import os
+    >>> printable(os.fsdecode(b"caf\\xe9.png"))
+    'caf\\\\xe9.png'
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def unicode_error_reason(exc: UnicodeDecodeError) -> str:

@@ -1,25 +1,35 @@
 """Image input: find sample / reference images, pair them, decode to uint8 RGB tensors.
 
-* **Files**: PNG, JPEG, WebP and BMP, searched recursively, decoded with Pillow (as
+* **Files**: PNG, JPEG, WebP, BMP and GIF, searched recursively (see
+  :func:`~genmetrics.io.common.discover`: folder links leading outside the input are
+  followed once; loops are not, and are named in a warning), decoded with Pillow (as
   torch-fidelity does) in DataLoader worker processes, to ``3 x H x W`` uint8 RGB.
+  Files with other extensions are named in a run-level warning. Animated GIF, PNG and
+  WebP files are skipped (which frame would be meant is unknown).
 * **Arrays**: a ``.npy`` or ``.npz`` file of uint8 images ``N x H x W x 3`` (or
   ``N x H x W`` grayscale), e.g. the ``arr_0`` diffusion samplers write. ``.npy`` files
   are memory-mapped; an ``.npz`` member is read when the file is opened. Arrays are
   loaded with ``allow_pickle=False``. Sample ids are ``name.npz#000042``.
-* **Colour policy**: grayscale (``L``, ``I;16``, ...) and palette images are converted
-  to RGB by Pillow (gray is replicated into 3 channels); **alpha is dropped** (RGBA ->
-  RGB keeps the colour channels, as torch-fidelity and clean-fid do); CMYK is converted
-  by Pillow. The signature records ``alpha:drop``.
+* **Colour policy**: grayscale and palette images are converted to RGB by Pillow (gray
+  is replicated into 3 channels); **alpha is dropped** (RGBA -> RGB keeps the colour
+  channels, as torch-fidelity and clean-fid do); CMYK is converted by Pillow. The
+  signature records ``alpha:drop``. **16-bit PNGs** get a warning naming the file:
+  16-bit grayscale is scaled to 8 bits as ``round(x / 257)`` (Pillow's own conversion,
+  which torch-fidelity uses, clips it to 255: a mostly white picture); 16-bit colour
+  keeps Pillow's high byte (``x // 256``, within one level of ``round(x / 257)``).
 * **Pairs** (SSIM, PSNR) are matched by relative path without the extension
-  (``samples/a/1.png`` <-> ``refs/a/1.jpg``). When every sample has a reference the
-  folders are *paired*; otherwise the reference folder is only a distribution (FID,
-  KID) and paired metrics refuse to run, naming the unpaired files. When a sample's
-  reference differs in size (or cannot be decoded), the sample still counts for FID, KID
-  and IS; its reference becomes :class:`~genmetrics.io.common.Unusable`, which SSIM and
-  PSNR record as a failed pair with the reason (both sizes), and a warning names it.
+  (``samples/a/1.png`` <-> ``refs/a/1.jpg``). When more than half of the samples have a
+  reference the folders are *paired*; otherwise the reference folder is only a
+  distribution (FID, KID) and paired metrics refuse to run, naming the unpaired files.
+  When a sample's reference is missing, differs in size or cannot be read, the sample
+  still counts for FID, KID and IS; its reference becomes
+  :class:`~genmetrics.io.common.Unusable`, which SSIM and PSNR record as a failed pair
+  with the reason (e.g. both sizes, or ``no reference named X``), and a warning names it.
 * **JPEG** input gets a warning: lossy compression alone moves FID.
-* **Bad files** (unreadable, truncated, empty, decompression bombs) are skipped and
-  named with the reason in the scorecard's ``skipped`` list.
+* **Bad files** (unreadable, truncated, empty, not images, decompression bombs,
+  animated, two files of one name such as ``a.png`` and ``a.jpg``, broken links,
+  sub-folders that cannot be listed) are skipped and named with the reason, relative to
+  the input folder, in the scorecard's ``skipped`` list.
 
     >>> import numpy as np, tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -43,15 +53,27 @@ import numpy as np
 
 from genmetrics.errors import InputError
 from genmetrics.features.cache import FeatureCache, content_key
-from genmetrics.io.common import Skipped, Unusable, display_path, files_by_stem, first_few
+from genmetrics.io.common import (
+    PROBLEM_KEY,
+    Discovery,
+    Skipped,
+    Unusable,
+    discover,
+    display_path,
+    first_few,
+    os_reason,
+    printable,
+)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 ARRAY_SUFFIXES = (".npy", ".npz")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 COLOR_POLICY = "rgb"  # what goes into signatures: Pillow's convert("RGB")
 ALPHA_POLICY = "drop"
 # files below this count are decoded in the main process (workers cost more than they save)
 WORKERS_FROM = 64
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # not MPO: a camera JPEG's 2nd frame is a preview
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def decode_image(source: Path | bytes) -> Any:
@@ -67,19 +89,53 @@ def decode_image(source: Path | bytes) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # e.g. palette transparency notes
             with Image.open(source) as img:
+                if img.format in ANIMATED_FORMATS and getattr(img, "is_animated", False):
+                    raise _Animated(img.n_frames)
                 img.load()
-                rgb = img.convert("RGB")
+                if img.mode.startswith("I;16"):  # 16-bit gray: scale, as Pillow would clip
+                    gray = np.asarray(img).astype(np.uint32)
+                    array = np.repeat(((gray + 128) // 257).astype(np.uint8)[:, :, None], 3, 2)
+                else:
+                    array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except _Animated as exc:
+        raise ValueError(f"animated image ({exc.frames} frames): save one frame as PNG") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
         raise ValueError("cannot decode image: not a recognised image file") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated data, bad headers
-        raise ValueError(f"cannot decode image: {exc}") from None
-    array = np.asarray(rgb, dtype=np.uint8)
+    except MemoryError:
+        raise ValueError("cannot decode image: not enough memory") from None
+    except Exception as exc:  # truncated data, bad headers; Pillow raises many types
+        kind = "" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: "
+        raise ValueError(f"cannot decode image: {kind}{exc}") from None
     if array.size == 0:
         raise ValueError("image has no pixels")
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class _Animated(Exception):
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+
+def sixteen_bit_note(raw: bytes | np.ndarray) -> str | None:
+    """What happens to a 16-bit PNG (read from its header, without decoding), else None.
+
+        >>> import io, numpy as np
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.fromarray(np.zeros((2, 2), np.uint16)).save(buf, "PNG")
+        >>> sixteen_bit_note(buf.getvalue())
+        '16-bit grayscale PNG scaled to 8 bits as round(x / 257)'
+    """
+    if not isinstance(raw, bytes) or raw[:8] != PNG_SIGNATURE or raw[12:16] != b"IHDR":
+        return None
+    if len(raw) < 26 or raw[24] != 16:
+        return None
+    if raw[25] == 0:
+        return "16-bit grayscale PNG scaled to 8 bits as round(x / 257)"
+    return "16-bit PNG reduced to 8 bits by Pillow, keeping the high byte (x // 256)"
 
 
 @dataclass(frozen=True)
@@ -166,9 +222,10 @@ def open_array(path: Path) -> np.ndarray:
     return array
 
 
-def image_files(folder: Path) -> dict[str, Path]:
-    """Image files under ``folder`` keyed by relative path without the extension."""
-    return files_by_stem(folder, IMAGE_SUFFIXES)
+def image_files(folder: Path) -> Discovery:
+    """Image files under ``folder`` keyed by relative path without the extension, and
+    the problems found (see :func:`~genmetrics.io.common.discover`)."""
+    return discover(folder, IMAGE_SUFFIXES)
 
 
 @dataclass
@@ -182,6 +239,7 @@ class ImageItem:
     content: str | None = None  # the sample's content key (sha256 of its file's bytes)
     reference_content: str | None = None
     features: dict[str, np.ndarray] | None = None  # cached Inception outputs, if any
+    name: str | None = None  # the file, relative to its folder, for messages
 
     def metric_inputs(self) -> tuple[Any, list[Any]]:
         return self.sample, [] if self.reference is None else [self.reference]
@@ -207,6 +265,10 @@ class _Collection:
         self.path = path
         self.array: np.ndarray | None = None
         self.files: dict[str, Path] = {}
+        self.found: Discovery | None = None
+        self.problems: dict[str, Skipped] = {}  # problem key -> Skipped
+        #: names that files have but that cannot be used (as references), with the reason
+        self.unusable: dict[str, str] = {}
         if path.is_file():
             if path.suffix.lower() not in ARRAY_SUFFIXES:
                 raise InputError(f"{path}: image input must be a folder of images or a "
@@ -216,19 +278,48 @@ class _Collection:
             self.keys = [f"{path.name}#{i:0{width}d}" for i in range(len(self.array))]
             self.index = {key: i for i, key in enumerate(self.keys)}
         elif path.is_dir():
-            self.files = image_files(path)
-            self.keys = list(self.files)
+            self.found = image_files(path)
+            self.files = self.found.files
+            self.problems = {k: Skipped(printable(v.path), printable(v.reason))
+                             for k, v in self.found.entries.items() if isinstance(v, Skipped)}
+            for problem in self.found.problems:  # a file name that cannot be paired with
+                stem = Path(problem.path)
+                if stem.suffix.lower() in IMAGE_SUFFIXES:
+                    self.unusable.setdefault(stem.with_suffix("").as_posix(), printable(
+                        f"reference {problem.path}: {problem.reason}"))
+            self.unusable.update({k: printable(f"reference: {reason}")
+                                  for k, reason in self.found.ambiguous.items()})
+            self.keys = list(self.found.entries)
         else:
             raise InputError(f"{path} does not exist")
         if not self.keys:
+            others = self.found.others if self.found is not None else []
+            held = f" (it holds {len(others)} other file(s): {first_few(others)})" if others else ""
             raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}) "
-                             f"found in {path}")
+                             f"found in {path}{held}")
+
+    @property
+    def stems(self) -> list[str]:
+        """The keys of the input files (not of the problems), in order."""
+        return [k for k in self.keys if not k.startswith(PROBLEM_KEY)]
+
+    def pairing_reason(self, key: str) -> str | None:
+        """Why this collection (as references) has no usable file for ``key``, or None."""
+        if key in self.unusable:
+            return self.unusable[key]
+        if key not in self.files and (self.array is None or key not in self.index):
+            return printable(f"no reference named {key} in {self.path}")
+        return None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def name(self, key: str) -> str:
-        return key if self.array is not None else display_path(self.files[key], self.path)
+        if key in self.problems:
+            return self.problems[key].path
+        if self.array is not None:
+            return printable(key)
+        return printable(display_path(self.files[key], self.path))
 
     def read(self, key: str) -> bytes | np.ndarray:
         """The undecoded image: a file's bytes, or one image of the array."""
@@ -260,9 +351,11 @@ class _Decoded:
 
     def __init__(self, samples: _Collection, references: _Collection | None,
                  keys: Sequence[str], paired: bool, cache: FeatureCache | None = None,
-                 pixels_needed: bool = True, defer_jpeg: bool = False) -> None:
+                 pixels_needed: bool = True, defer_jpeg: bool = False,
+                 strict_pairs: bool = False) -> None:
         self.samples, self.references, self.keys, self.paired = samples, references, keys, paired
         self.cache, self.pixels_needed = cache, pixels_needed
+        self.strict_pairs = strict_pairs  # a pair that cannot be compared: Skipped
         self.defer_jpeg = defer_jpeg and not paired  # JPEGs left for the GPU decoder
 
     def __len__(self) -> int:
@@ -270,39 +363,66 @@ class _Decoded:
 
     def __getitem__(self, index: int) -> ImageItem | Skipped:
         key = self.keys[index]
+        if key in self.samples.problems:
+            return self.samples.problems[key]
         name = self.samples.name(key)
+        ident = printable(key)  # the sample's id in the scorecard
         try:
             raw = self.samples.read(key)
             content = self.samples.content_key(raw)
             features = self.cache.get(content) if self.cache is not None else None
             if features is not None and not self.pixels_needed:  # no decode at all
-                return ImageItem(key, None, content=content, features=features)
+                return ImageItem(ident, None, content=content, features=features,
+                                 warning=_note(name, raw), name=name)
             if self.defer_jpeg and gpu_decodable_jpeg(raw):
-                return ImageItem(key, PendingJpeg(raw), content=content, features=features)
+                return ImageItem(ident, PendingJpeg(raw), content=content, features=features,
+                                 name=name)
             sample = self.samples.to_tensor(raw)
-        except (ValueError, OSError) as exc:
+        except OSError as exc:
+            return Skipped(name, f"cannot read: {os_reason(exc)}")
+        except ValueError as exc:
             return Skipped(name, str(exc))
-        item = ImageItem(key, sample, content=content, features=features)
+        item = ImageItem(ident, sample, content=content, features=features, name=name)
+        item.warning = _note(name, raw)
         if not self.paired or self.references is None:
             return item
+        problem = self.references.pairing_reason(key)
+        if problem is not None:
+            return self._unusable(item, problem, name)
+        ref_name = self.references.name(key)
         try:
             raw = self.references.read(key)
             item.reference_content = self.references.content_key(raw)
             reference = self.references.to_tensor(raw)
-        except (ValueError, OSError) as exc:
-            return self._unusable(item, f"reference {self.references.name(key)}: {exc}")
+        except OSError as exc:
+            return self._unusable(item, f"reference {ref_name}: cannot read: {os_reason(exc)}",
+                                  name)
+        except ValueError as exc:
+            return self._unusable(item, f"reference {ref_name}: {exc}", name)
+        item.warning = _join(item.warning, _note(f"reference {ref_name}", raw))
         if reference.shape != sample.shape:
             return self._unusable(item, f"size {_size(sample)} differs from its "
-                                  f"reference {self.references.name(key)} ({_size(reference)})")
+                                  f"reference {ref_name} ({_size(reference)})", name)
         item.reference = reference
         return item
 
-    @staticmethod
-    def _unusable(item: ImageItem, reason: str) -> ImageItem:
-        """The sample still counts for FID/KID/IS; SSIM/PSNR record the pair as failed."""
+    def _unusable(self, item: ImageItem, reason: str, name: str) -> ImageItem | Skipped:
+        """The sample still counts for FID/KID/IS; SSIM/PSNR record the pair as failed.
+        With ``strict_pairs`` (``--on-error fail``) the sample is a Skipped instead."""
+        if self.strict_pairs:
+            return Skipped(name, reason)
         item.reference = Unusable(reason)
-        item.warning = f"{reason}: not compared by SSIM/PSNR"
+        item.warning = _join(item.warning, f"{reason}: not compared by SSIM/PSNR")
         return item
+
+
+def _note(name: str, raw: bytes | np.ndarray) -> str | None:
+    note = sixteen_bit_note(raw)
+    return None if note is None else f"{name}: {note}"
+
+
+def _join(first: str | None, second: str | None) -> str | None:
+    return "; ".join(n for n in (first, second) if n) or None
 
 
 def _size(image: Any) -> str:
@@ -347,7 +467,7 @@ def _decode_pending(items: Iterator[ImageItem | Skipped], collection: _Collectio
                     decoded.append(decode_jpegs([raw], device)[0])
                 except RuntimeError as exc:
                     decoded.append(None)
-                    block[i] = Skipped(collection.name(block[i].id),  # type: ignore[union-attr]
+                    block[i] = Skipped(block[i].name or block[i].id,  # type: ignore[union-attr]
                                        f"cannot decode image: {exc}")
         for i, tensor in zip(pending, decoded, strict=True):
             if tensor is not None:
@@ -377,9 +497,13 @@ class ImageSource:
         self.references = _Collection(self.reference_root) if self.reference_root else None
         self.workers = default_workers() if workers is None else workers
         self.unpaired: list[str] = []
+        self.paired = False
         if self.references is not None:
-            known = set(self.references.keys)
-            self.unpaired = [k for k in self.samples.keys if k not in known]
+            known = set(self.references.stems) | set(self.references.unusable)
+            stems = self.samples.stems
+            self.unpaired = [k for k in stems if k not in known]
+            # most samples have a reference of their name: the rest fail in SSIM/PSNR alone
+            self.paired = 2 * (len(stems) - len(self.unpaired)) > len(stems)
         #: set False by the runner when no paired metric runs: references are then not
         #: decoded a second time for pairing
         self.pairs_needed = True
@@ -391,6 +515,10 @@ class ImageSource:
         #: set by the runner when only the Inception network reads pixels and it runs on
         #: CUDA: JPEGs are then decoded there (torchvision / nvJPEG), in batches
         self.jpeg_device: str | None = None
+        #: set True by the runner under ``--on-error fail``: a pair that cannot be compared
+        #: (no reference of its name, another size, an unreadable reference) is then a
+        #: Skipped, which stops the run, instead of a failed pair in SSIM/PSNR
+        self.strict_pairs = False
         self.sample_keys = list(self.samples.keys)
         self.reference_keys = list(self.references.keys) if self.references else []
 
@@ -408,8 +536,9 @@ class ImageSource:
 
     @property
     def has_references(self) -> bool:
-        """True when every sample has a reference of the same name (pairs exist)."""
-        return self.references is not None and not self.unpaired
+        """True when more than half of the samples have a reference of the same name
+        (pairs exist; a sample without one is a failed pair for SSIM and PSNR)."""
+        return self.paired
 
     @property
     def has_reference_set(self) -> bool:
@@ -420,13 +549,17 @@ class ImageSource:
         """Why paired metrics cannot run on these inputs."""
         if self.references is None:
             return "pass --reference refs/ (a folder with one image per sample, same names)"
-        return (f"{len(self.unpaired)} sample(s) have no reference of the same name in "
-                f"{self.reference_root}: {first_few(self.unpaired)}")
+        return (f"{len(self.unpaired)} of {len(self.samples.stems)} sample(s) have no "
+                f"reference of the same name in {self.reference_root} (pairs need one for "
+                f"most samples): {first_few(self.unpaired)}")
 
     def warnings(self) -> list[dict[str, str]]:
-        """Run-level notes for the scorecard (e.g. lossy JPEG input)."""
+        """Run-level notes for the scorecard (e.g. lossy JPEG input, files that are not
+        images, folder links not followed)."""
         notes = []
         for label, collection in (("samples", self.samples), ("reference", self.references)):
+            if collection is not None and collection.found is not None:
+                notes.extend(collection.found.warnings(label))
             if collection is not None and collection.jpeg_count:
                 notes.append({"path": str(collection.path), "message":
                               f"{collection.jpeg_count} {label} image(s) are JPEG: lossy "
@@ -437,7 +570,8 @@ class ImageSource:
         dataset = _Decoded(self.samples, self.references, self.sample_keys,
                            paired=self.has_references and self.pairs_needed,
                            cache=self.feature_cache, pixels_needed=self.pixels_needed,
-                           defer_jpeg=self.jpeg_device is not None)
+                           defer_jpeg=self.jpeg_device is not None,
+                           strict_pairs=self.strict_pairs)
         return self._finish(dataset, self.samples)
 
     def _finish(self, dataset: _Decoded, collection: _Collection

@@ -16,15 +16,25 @@ Accepted layouts (``samples`` / ``references``):
   Blank lines in ``.jsonl`` files are ignored; in ``.txt`` files they are empty samples.
 
 Sample text is used exactly as stored (files whole; lines without their line break).
-Every sample needs at least one reference; an unpaired name is an error that lists
-the first few. A file or line that is not valid UTF-8 or not valid JSON is skipped
-and named in the scorecard, never dropped silently.
+Bad input is never dropped silently (``--on-error fail`` turns every skip into an error):
+
+* a file or line that is not valid UTF-8, a ``.jsonl`` line that is not a JSON object
+  or has no ``"text"``, and a sample whose reference cannot be read are skipped and
+  named in the scorecard's ``skipped`` with the reason;
+* a sample without a reference (a missing file in the reference folder, a missing id in
+  a reference ``.jsonl``) is skipped, naming the reference it looked for; when no sample
+  has one, or a reference has no sample, or line files differ in length, the inputs
+  cannot be paired and that is an error;
+* an empty (0-byte) file is an empty sample or reference, scored as such (an empty
+  output is a real output: leaving it out would raise the score), with a warning;
+* files in the folders that are not ``.txt`` are listed in one warning per folder.
 
 Reading is lazy: ``TextSource.batches()`` reads files a batch at a time.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -32,7 +42,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genmetrics.errors import InputError
-from genmetrics.io.common import Skipped, display_path, first_few, unicode_error_reason
+from genmetrics.io.common import (
+    Discovery,
+    Skipped,
+    discover,
+    display_path,
+    first_few,
+    os_reason,
+    printable,
+    unicode_error_reason,
+)
 
 TEXT_SUFFIXES = (".txt",)
 LINE_SUFFIXES = (".txt", ".jsonl")
@@ -45,7 +64,7 @@ class TextPair:
     id: str
     text: str
     references: list[str]
-    warning = None  # text pairs are used as they are
+    warning: str | None = None  # e.g. an empty file, scored as an empty sample
 
     def metric_inputs(self) -> tuple[str, list[str]]:
         """What metrics get: the sample and its list of references."""
@@ -61,50 +80,106 @@ def _read_utf8(path: Path) -> str:
 
 
 # -- folders --------------------------------------------------------------------
-def _text_files(folder: Path) -> list[str]:
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()
-    )
+@dataclass
+class _Scan:
+    """The ``.txt`` files of one folder by relative path with the extension (as text
+    samples are named; :func:`printable`), and the entries that cannot be read (broken
+    links, folders that cannot be listed); found by :func:`~genmetrics.io.common.discover`."""
+
+    folder: Path
+    files: dict[str, Path]
+    problems: dict[str, Skipped]
+    found: Discovery
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.files)
 
 
-def _reference_sets(folder: Path, names: list[str]) -> list[Path]:
-    """The reference sets inside one reference folder (itself, or its sub-folders)."""
-    if any((folder / name).is_file() for name in names):
-        return [folder]
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
-    sets = [d for d in subdirs if any((d / name).is_file() for name in names)]
+def _scan(folder: Path) -> _Scan:
+    found = discover(folder, TEXT_SUFFIXES)
+    files, problems = {}, {}
+    for item in found.entries.values():
+        if isinstance(item, Path):
+            files[printable(display_path(item, folder))] = item
+        elif (Path(item.path).with_suffix("").as_posix() in found.ambiguous
+              and (folder / item.path).is_file()):
+            # a.txt and a.TXT: two names here (the suffix is kept)
+            files[printable(item.path)] = folder / item.path
+        else:
+            name = printable(item.path)
+            problems[name] = Skipped(name, item.reason)
+    return _Scan(folder, files, problems, found)
+
+
+@dataclass
+class _RefSet:
+    """One reference set: a reference folder, or one of its sub-folders."""
+
+    path: Path
+    files: dict[str, Path]
+    problems: dict[str, Skipped]
+
+
+def _reference_sets(scan: _Scan, wanted: set[str]) -> tuple[list[_RefSet], list[str]]:
+    """The reference sets in one reference folder (itself, or those of its sub-folders
+    that hold a sample name), and its ``.txt`` files that are in none of them."""
+    if wanted & (set(scan.files) | set(scan.problems)):
+        return [_RefSet(scan.folder, scan.files, scan.problems)], []
+    groups: dict[str, _RefSet] = {}
+    for name in scan.names + list(scan.problems):
+        if "/" in name:
+            sub, rest = name.split("/", 1)
+            group = groups.setdefault(sub, _RefSet(scan.files.get(name, scan.folder / name)
+                                                   .parents[rest.count("/")], {}, {}))
+            if name in scan.problems:
+                group.problems[rest] = scan.problems[name]
+            else:
+                group.files[rest] = scan.files[name]
+    sets = [g for _, g in sorted(groups.items())
+            if wanted & (set(g.files) | set(g.problems))]
     if not sets:
-        raise InputError(
-            f"no reference in {folder} matches a sample name (e.g. {names[0]}); references "
-            "pair with samples by relative path"
-        )
-    return sets
+        example = sorted(wanted)[0]
+        raise InputError(f"no reference in {scan.folder} matches a sample name (e.g. "
+                         f"{example}); references pair with samples by relative path")
+    chosen = {printable(display_path(g.path, scan.folder)) for g in sets}
+    stray = [n for n in scan.names if n.split("/", 1)[0] not in chosen or "/" not in n]
+    return sets, stray
 
 
 class FolderSource:
+    """Samples from a folder of ``.txt`` files, references from folders of the same names."""
+
     def __init__(self, samples: Path, references: Sequence[Path]) -> None:
         self.root = samples
-        self.names = _text_files(samples)
-        if not self.names:
-            raise InputError(f"no .txt files found in {samples}")
-        self.reference_sets = [s for r in references for s in _reference_sets(r, self.names)]
+        self.scan = _scan(samples)
+        self.names = self.scan.names
+        if not self.names and not self.scan.problems:
+            others = self.scan.found.others
+            held = f" (it holds {len(others)} other file(s): {first_few(others)})" if others else ""
+            raise InputError(f"no .txt files found in {samples}{held}; put one sample per "
+                             ".txt file there, or give a .txt or .jsonl file with one sample "
+                             "per line")
+        self.order = sorted([*self.names, *self.scan.problems])
+        wanted = set(self.order)
+        self.reference_scans = [_scan(r) for r in references]
+        self.reference_sets: list[_RefSet] = []
+        self.stray: list[tuple[Path, list[str]]] = []  # reference files in no set
+        for scan in self.reference_scans:
+            sets, stray = _reference_sets(scan, wanted)
+            self.reference_sets += sets
+            if stray:
+                self.stray.append((scan.folder, stray))
         if self.reference_sets:
             self._check_pairing()
 
     def _check_pairing(self) -> None:
-        wanted = set(self.names)
-        missing = [n for n in self.names if not any((s / n).is_file() for s in self.reference_sets)]
-        if missing:
-            raise InputError(
-                f"{len(missing)} sample(s) have no reference: {first_few(missing)}. "
-                f"Looked in: {', '.join(str(s) for s in self.reference_sets)}"
-            )
+        """References without a sample are an error (samples without one are skipped)."""
+        wanted = set(self.order)  # a sample that cannot be read still has its reference
         extra = [
-            f"{display_path(s / n, s.parent)}"
+            f"{printable(s.path.name)}/{n}"
             for s in self.reference_sets
-            for n in _text_files(s)
+            for n in sorted(s.files)
             if n not in wanted
         ]
         if extra:
@@ -113,38 +188,71 @@ class FolderSource:
             )
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.order)
 
     @property
     def has_references(self) -> bool:
         return bool(self.reference_sets)
 
+    def warnings(self) -> list[dict[str, str]]:
+        """Run-level notes: files in the sample or reference folders that were not read
+        (other extensions; ``.txt`` files outside the reference sets; entries of the
+        reference folders that cannot be read and pair with no sample)."""
+        notes = self.scan.found.warnings("samples")
+        for scan in self.reference_scans:
+            notes += scan.found.warnings("reference")
+        for folder, stray in self.stray:
+            notes.append({"path": str(folder), "message": (
+                f"reference: {len(stray)} .txt file(s) are in no reference set (the "
+                f"sub-folders that hold sample names) and were not read: {first_few(stray)}")})
+        wanted = set(self.order)
+        for ref_set in self.reference_sets:
+            for name, problem in ref_set.problems.items():
+                if name not in wanted:
+                    notes.append({"path": str(ref_set.path / name),
+                                  "message": f"reference: {problem.reason}"})
+        return [{k: printable(v) for k, v in note.items()} for note in notes]
+
     def __iter__(self) -> Iterator[TextPair | Skipped]:
-        for name in self.names:
+        for name in self.order:
+            if name in self.scan.problems:
+                yield self.scan.problems[name]
+                continue
             try:
-                text = _read_utf8(self.root / name)
+                text = _read_utf8(self.scan.files[name])
             except UnicodeDecodeError as exc:
                 yield Skipped(name, unicode_error_reason(exc))
                 continue
             except OSError as exc:
-                yield Skipped(name, f"cannot read: {exc.strerror or exc}")
+                yield Skipped(name, f"cannot read: {os_reason(exc)}")
                 continue
+            notes = ["empty file, scored as an empty sample"] if not text else []
             refs: list[str] = []
             problem = None
             for ref_set in self.reference_sets:
-                ref_path = ref_set / name
-                if not ref_path.is_file():
+                ref_path = printable(str(ref_set.files.get(name, ref_set.path / name)))
+                if name in ref_set.problems:
+                    problem = f"reference {ref_path}: {ref_set.problems[name].reason}"
+                    continue
+                if name not in ref_set.files:
                     continue
                 try:
-                    refs.append(_read_utf8(ref_path))
+                    refs.append(_read_utf8(ref_set.files[name]))
                 except UnicodeDecodeError as exc:
                     problem = f"reference {ref_path}: {unicode_error_reason(exc)}"
                 except OSError as exc:
-                    problem = f"reference {ref_path}: cannot read: {exc.strerror or exc}"
+                    problem = f"reference {ref_path}: cannot read: {os_reason(exc)}"
+                else:
+                    if not refs[-1]:
+                        notes.append(f"reference {ref_path} is an empty file, scored as an "
+                                     "empty reference")
             if problem:
                 yield Skipped(name, problem)
+            elif self.reference_sets and not refs:
+                looked = " or ".join(printable(str(s.path / name)) for s in self.reference_sets)
+                yield Skipped(name, f"no reference: {looked} does not exist")
             else:
-                yield TextPair(name, text, refs)
+                yield TextPair(name, text, refs, "; ".join(notes) or None)
 
 
 # -- line files -------------------------------------------------------------------
@@ -187,6 +295,8 @@ def _read_lines(path: Path) -> Iterator[tuple[int, _Line]]:
     jsonl = path.suffix.lower() == ".jsonl"
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
+            if jsonl and number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]  # JSON parsers may ignore a byte order mark
             if jsonl and not raw.strip():
                 continue
             yield number, _parse_line(path, raw, jsonl)
@@ -250,10 +360,9 @@ class LineFileSource:
             raise InputError(f"{ref}: line(s) {first_few([str(b) for b in bad])} cannot be "
                              "read, so their ids are unknown; fix them to pair by id")
         index = {ln.id: ln for ln in with_ids}  # type: ignore[misc]
-        missing = [i for i in sample_ids if i not in index]
-        if missing:
-            raise InputError(f"{len(missing)} id(s) have no reference in {ref}: "
-                             f"{first_few(missing)}")
+        if not set(sample_ids) & set(index):
+            raise InputError(f"no id in {ref} matches a sample id (e.g. {sample_ids[0]}); "
+                             "lines pair by \"id\" when both files have ids")
         extra = sorted(set(index) - set(sample_ids))
         if extra:
             raise InputError(f"{len(extra)} id(s) in {ref} have no sample: {first_few(extra)}")
@@ -267,7 +376,7 @@ class LineFileSource:
         return bool(self.reference_files) or self.inline_references
 
     def __iter__(self) -> Iterator[TextPair | Skipped]:
-        name = self.path.name
+        name = printable(self.path.name)
         ref_iters = [_read_lines(r) if idx is None else None
                      for r, idx in zip(self.reference_files, self._by_id, strict=True)]
         for number, line in _read_lines(self.path):
@@ -285,7 +394,10 @@ class LineFileSource:
                 self.reference_files, self._by_id, ref_lines, strict=True
             ):
                 if idx is not None:
-                    ref_line = idx[line.id]  # type: ignore[index]
+                    ref_line = idx.get(line.id)  # type: ignore[arg-type]
+                    if ref_line is None:
+                        problem = f"no reference: id {line.id} is not in {ref_path}"
+                        break
                 assert ref_line is not None
                 if ref_line.error:
                     problem = f"reference {ref_path.name}: {ref_line.error}"
