@@ -161,7 +161,7 @@ def write_scorecard(card: Any, out: Path) -> None:
     card.save(out)
 
 
-STAGES = ("discover", "decode", "model", "metric", "write")
+STAGES = ("discover", "decode", "model", "metric", "diagnostics", "write")
 
 
 def print_profile(card: Any) -> None:
@@ -220,6 +220,11 @@ def print_summary(card: Any, out: str | None) -> None:
         first = "; ".join(f"{w['path']}: {w['message']}" for w in card.warnings[:2])
         console.print(f"[yellow]{len(card.warnings)} input(s) adjusted[/] ({first}"
                       f"{'; ...' if len(card.warnings) > 2 else ''})")
+    from genmetrics.diagnostics import summary
+
+    flagged = summary(card.diagnostics)
+    if flagged:
+        console.print(f"[yellow]{flagged}[/]")
     if out:
         console.print(f"scorecard: {out}")
 
@@ -277,15 +282,22 @@ def score(
     feature_cache: Annotated[bool, typer.Option(
         "--feature-cache/--no-feature-cache",
         help="Images: reuse Inception features stored by file content (a rerun on unchanged "
-        "images skips decoding and the network; see `genmetrics cache info`).")] = True,
+        "images skips the network, and with --no-diagnostics decoding too; see `genmetrics "
+        "cache info`).")] = True,
     on_error: Annotated[str, typer.Option(
         "--on-error", metavar="skip|fail",
         help="An unreadable input (empty, truncated, undecodable, NaN audio...): skip it, "
         "score the rest and list it under the scorecard's skipped (default), or fail the run "
         "naming it.")] = "skip",
+    diagnostics: Annotated[bool, typer.Option(
+        "--diagnostics/--no-diagnostics",
+        help="Cheap failure-mode checks of the samples, stored under the scorecard's "
+        "diagnostics with each threshold and the flagged sample ids: text repetition, empty "
+        "or short and identical outputs, distinct-1/2; image blur, near-duplicates, low "
+        "diversity; audio clipping, silence, DC offset.")] = True,
     profile: Annotated[bool, typer.Option(
         "--profile", help="Print the time spent per stage (discover, decode, model, metric, "
-        "write); the scorecard's timing records the same.")] = False,
+        "diagnostics, write); the scorecard's timing records the same.")] = False,
 ) -> None:
     """Score SAMPLES (against --reference) and write a JSON scorecard.
 
@@ -308,7 +320,8 @@ def score(
                          bootstrap=bootstrap, seed=seed, batch_size=batch_size,
                          progress=progress, reference_stats=reference_stats,
                          inception_weights=inception_weights, device=device,
-                         workers=workers, feature_cache=feature_cache, on_error=on_error)
+                         workers=workers, feature_cache=feature_cache, on_error=on_error,
+                         diagnostics=diagnostics)
     except KeyboardInterrupt:
         if bar is not None:
             bar.stop()
@@ -640,3 +653,67 @@ def _size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+@app.command("logs")
+def logs_command(
+    path: Annotated[Path, typer.Argument(help="TensorBoard event file or runs folder, a .csv "
+                                         "(step column + one per metric) or a .jsonl log.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the PNGs and summary.json "
+                                          "go.")] = Path("logs_report"),
+    window: Annotated[int | None, typer.Option(
+        "--window", metavar="N", help="Points in the last window of each test (default: 20% "
+        "of the series, at least 10).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", metavar="FILE", help="Also write the summary here ('-': standard output, "
+        "no table).")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="Train-loss series name.")] = None,
+    val_loss: Annotated[str | None, typer.Option("--val-loss", help="Validation-loss series.")
+                        ] = None,
+    lr: Annotated[str | None, typer.Option("--lr", help="Learning-rate series.")] = None,
+    grad_norm: Annotated[str | None, typer.Option("--grad-norm", help="Gradient-norm series.")
+                         ] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", metavar="V1,V2", help="Exit 1 when a finding has one of these verdicts: "
+        "any (every flagged one), diverged, rising, plateau, overfitting, widening, spikes, "
+        "exploding, vanishing.")] = None,
+) -> None:
+    """Read training logs and report: loss still falling or plateaued, train/validation gap
+    (overfitting), learning-rate schedule, gradient-norm spikes, explosion or collapse.
+
+    Exit codes: 0 done; 1 a --fail-on verdict was found; 2 usage or unreadable logs.
+    """
+    from genmetrics.logs import cli_run
+
+    code = cli_run(path, out_dir=out_dir, window=window, json_out=json_out, fail_on=fail_on,
+                   roles={"train_loss": loss, "val_loss": val_loss, "lr": lr,
+                          "grad_norm": grad_norm})
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("report")
+def report_command(
+    cards: Annotated[list[Path] | None, typer.Argument(
+        help="A scorecard JSON file, or two or more to compare (the first is the baseline).",
+        show_default=False)] = None,
+    html: Annotated[Path, typer.Option(
+        "--html", "-o", help="Where to write the HTML report.")] = Path("report.html"),
+    k: Annotated[int, typer.Option(
+        "--k", "-k", help="Worst and best samples shown per metric.")] = 5,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Folder the scorecards' relative input paths are tried against "
+        "first (default: the current folder; then each scorecard's folder and its parent).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page: metric table with CIs and signatures, per-sample
+    histograms, worst and best samples beside their references, diagnostics, and a
+    comparison when several scorecards are given (needs scores made with --per-sample
+    for the samples).
+
+    Example: genmetrics report out/demo-image.json --html report.html
+    """
+    from genmetrics.report import write_report
+
+    path = write_report(cards or [], html, k=k, root=root)
+    print(f"report: {path}")

@@ -250,6 +250,9 @@ class _Pass:
     read_s: float = 0.0  # waiting for decoded inputs (decode runs in workers)
     model_s: float = 0.0  # feature networks shared between metrics (Inception)
     metric_s: float = 0.0  # the metrics' own work (their update and compute)
+    #: a genmetrics.diagnostics collector, given every batch of scored samples; None: off
+    diagnostics: Any = None
+    diagnostics_s: float = 0.0
 
 
 def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
@@ -302,6 +305,10 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
             run.reference_digest.add(*reference_parts)
+        if run.diagnostics is not None and not reference_pass:
+            t0 = time.perf_counter()
+            run.diagnostics.feed(pairs)  # an error there stops them, not the run
+            run.diagnostics_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         metric_inputs = [p.metric_inputs() for p in pairs]
         batch_samples = batch_type([sample for sample, _ in metric_inputs])
@@ -412,6 +419,7 @@ def score(
     workers: int | None = None,
     feature_cache: bool = True,
     on_error: str = "skip",
+    diagnostics: bool = True,
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
 
@@ -433,7 +441,12 @@ def score(
     input under ``skipped`` and scores the rest; ``"fail"`` stops at the first one with an
     :class:`InputError` naming it. ``feature_cache``: read and store Inception
     features by file content (see :mod:`genmetrics.features.cache`); a rerun on unchanged
-    images then neither decodes them nor runs the network.
+    images then neither decodes them nor runs the network (it still decodes them when
+    ``diagnostics`` is on, which needs their pixels).
+
+    ``diagnostics``: run the cheap failure-mode checks of :mod:`genmetrics.diagnostics`
+    on the samples (repetition, blur, near-duplicates, clipping...); stored in
+    ``Scorecard.diagnostics`` with their thresholds and the flagged samples' ids.
 
     ``Scorecard.timing`` records seconds per stage: ``discover_s`` (finding and pairing
     files), ``decode_s`` (waiting for decoded inputs), ``model_s`` (the shared Inception
@@ -491,6 +504,10 @@ def score(
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
     run = _Pass(discover_s=discover_s, on_error=on_error)
+    if diagnostics:
+        from genmetrics.diagnostics import collector
+
+        run.diagnostics = collector(modality)
     if hasattr(source, "feature_cache"):
         _plan_image_reads(source, active, run, feature_cache)
     if hasattr(source, "warnings"):
@@ -542,7 +559,8 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
     run.feature_cache = source.feature_cache = FeatureCache(
         cache_root(), provenances[0], feature_layout(cached[0].extractor),  # type: ignore[attr-defined]
         decoder="torchvision-cuda" if source.jpeg_device else PILLOW_DECODER)
-    source.pixels_needed = any(not m.uses_feature_cache for m in active.values())
+    source.pixels_needed = run.diagnostics is not None or any(
+        not m.uses_feature_cache for m in active.values())
     source.reference_pixels_needed = any(
         not m.uses_feature_cache for m in active.values() if m.spec.reference_set)
 
@@ -609,6 +627,10 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
     run.reference_digest = _Fixed(distributed.combine_digests(run.reference_digest))
     run.reference_set_digest = _Fixed(distributed.combine_digests(run.reference_set_digest))
     distributed.reduce_metric_states(active)
+    if run.diagnostics is not None:
+        from genmetrics.diagnostics import combine
+
+        run.diagnostics = combine(distributed.all_gather(run.diagnostics))
 
 
 class _Fixed:
@@ -661,6 +683,13 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
             "values": {k: r.per_sample for k, r in results.items() if r.per_sample is not None},
             "stats": sample_stats,
         }
+    diagnostics_doc = None
+    if run.diagnostics is not None:
+        t0 = time.perf_counter()
+        diagnostics_doc = run.diagnostics.report()
+        run.diagnostics_s += time.perf_counter() - t0
+        run.warnings.extend({"path": "diagnostics", "message": note}
+                            for note in run.diagnostics.notes)
     return Scorecard(
         modality=modality,
         inputs=inputs,
@@ -670,6 +699,7 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
         skipped=[s.to_dict() for s in run.skipped],
         warnings=run.warnings,
         per_sample=per_sample_doc,
+        diagnostics=diagnostics_doc,
         environment=environment(),
         timing={
             "total_s": round(time.perf_counter() - started, 4),
@@ -677,6 +707,8 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
             "decode_s": round(run.read_s, 4),
             "model_s": round(run.model_s, 4),
             "metric_s": round(run.metric_s, 4),
+            **({"diagnostics_s": round(run.diagnostics_s, 4)} if diagnostics_doc is not None
+               else {}),
             "write_s": 0.0,
         },
     )

@@ -72,6 +72,8 @@ class Scorecard:
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     per_sample: dict[str, Any] | None = None
+    #: failure-mode checks of the samples (see :mod:`genmetrics.diagnostics`)
+    diagnostics: dict[str, Any] | None = None
     environment: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=_now)
@@ -93,6 +95,8 @@ class Scorecard:
         doc["skipped"] = list(self.skipped)
         if self.warnings:
             doc["warnings"] = list(self.warnings)
+        if self.diagnostics is not None:
+            doc["diagnostics"] = json_safe(self.diagnostics)
         if self.per_sample is not None:
             doc["per_sample"] = json_safe(self.per_sample)
         doc["environment"] = dict(self.environment)
@@ -148,6 +152,7 @@ class Scorecard:
             skipped=doc["skipped"],
             warnings=doc.get("warnings", []),
             per_sample=per_sample,
+            diagnostics=doc.get("diagnostics"),
             environment=doc["environment"],
             timing=doc["timing"],
             created=doc["created"],

@@ -32,6 +32,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 
 def _score(folders, cache_dir: Path, monkeypatch, samples: Path | None = None, **kwargs):
     monkeypatch.setenv("GENMETRICS_CACHE_DIR", str(cache_dir))
+    kwargs.setdefault("diagnostics", False)  # image diagnostics read pixels: decode again
     kwargs.setdefault("metrics", ["inception_score", "kid"])
     if "kid" in kwargs["metrics"]:
         kwargs.setdefault("options", {"kid": {"subset_size": 5}})
