@@ -68,7 +68,11 @@ demo: assets
 	$(VENV)/bin/genmetrics score --modality image demo/image/samples \
 	  --reference demo/image/references --reference-stats skimage-photos \
 	  --set kid.subset_size=10 --out out/demo-image.json --per-sample
-	@echo "demo scorecards: out/demo-text.json out/demo-audio.json out/demo-image.json"
+	# one HTML report per scorecard: metrics, diagnostics, worst and best samples
+	for m in text audio image; do \
+	  $(VENV)/bin/genmetrics report out/demo-$$m.json --html out/demo-$$m.html || exit 1; \
+	done
+	@echo "demo scorecards: out/demo-{text,audio,image}.json, reports: out/demo-{text,audio,image}.html"
 
 bench: install
 	$(PY) scripts/bench.py
