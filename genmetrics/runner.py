@@ -240,12 +240,6 @@ class _Pass:
     feature_cache: Any = None  # a FeatureCache for image runs, None otherwise
     cache_hits: int = 0  # images whose Inception features came from the cache
     extracted: int = 0  # images that went through the network
-
-    def refs_digest(self) -> str:
-        """What the results' ``refs`` and the scorecard's reference digest record: the
-        reference distribution when one was read (it holds the paired files too)."""
-        chosen = self.reference_set_digest if self.used_reference_set else self.reference_digest
-        return chosen.hexdigest()
     discover_s: float = 0.0  # finding and pairing the input files
     read_s: float = 0.0  # waiting for decoded inputs (decode runs in workers)
     model_s: float = 0.0  # feature networks shared between metrics (Inception)
@@ -253,6 +247,12 @@ class _Pass:
     #: a genmetrics.diagnostics collector, given every batch of scored samples; None: off
     diagnostics: Any = None
     diagnostics_s: float = 0.0
+
+    def refs_digest(self) -> str:
+        """What the results' ``refs`` and the scorecard's reference digest record: the
+        reference distribution when one was read (it holds the paired files too)."""
+        chosen = self.reference_set_digest if self.used_reference_set else self.reference_digest
+        return chosen.hexdigest()
 
 
 def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
@@ -610,14 +610,15 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
     run.errors = errors
     for name in errors:
         active.pop(name, None)
-    counts = distributed.all_gather((run.cache_hits, run.extracted))
-    run.cache_hits, run.extracted = (sum(c[0] for c in counts), sum(c[1] for c in counts))
-    parts = distributed.all_gather((run.ids, run.skipped, run.warnings))
-    run.ids = [i for ids, _, _ in parts for i in ids]
-    run.skipped = [s for _, skipped, _ in parts for s in skipped]
+    parts = distributed.all_gather((run.ids, run.skipped, run.warnings, run.cache_hits,
+                                    run.extracted))
+    run.ids = [i for ids, *_ in parts for i in ids]
+    run.skipped = [s for _, skipped, *_ in parts for s in skipped]
+    run.cache_hits = sum(part[3] for part in parts)
+    run.extracted = sum(part[4] for part in parts)
     seen: set[tuple[str, str]] = set()
     warnings = []
-    for _, _, ws in parts:  # run-level notes (e.g. JPEG input) appear on every rank once
+    for _, _, ws, *_ in parts:  # run-level notes (e.g. JPEG input) appear on every rank once
         for w in ws:
             if (w["path"], w["message"]) not in seen:
                 seen.add((w["path"], w["message"]))

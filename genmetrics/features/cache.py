@@ -88,6 +88,7 @@ class FeatureCache:
         self.folder = self.root / _namespace({**self.provenance, "layout": self.layout,
                                               "decoder": decoder})
         self.width = sum(self.layout.values())
+        self._namespace_written = False
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"
@@ -131,8 +132,12 @@ class FeatureCache:
             return
 
     def _ensure_namespace(self) -> None:
+        """Write ``provenance.json`` once per instance (not a stat per stored image)."""
+        if self._namespace_written:
+            return
         marker = self.folder / PROVENANCE
         if marker.exists():
+            self._namespace_written = True
             return
         from genmetrics.io.common import write_text_atomically
 
@@ -143,6 +148,7 @@ class FeatureCache:
             write_text_atomically(marker, json.dumps(doc, indent=2, sort_keys=True) + "\n")
         except InputError as exc:
             raise OSError(str(exc)) from None
+        self._namespace_written = True
 
 
 @dataclass(frozen=True)
@@ -181,12 +187,12 @@ def clear(root: Path | None = None) -> tuple[int, int]:
     entries) are removed: pointing ``$GENMETRICS_CACHE_DIR`` at another folder by
     mistake deletes nothing else.
     """
+    root = cache_root() if root is None else Path(root)
     removed_entries = removed_bytes = 0
     for info in cache_info(root):
-        folder = (cache_root() if root is None else Path(root)) / info.name
         if not info.provenance and not info.entries:
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(root / info.name, ignore_errors=True)
         removed_entries += info.entries
         removed_bytes += info.bytes
     return removed_entries, removed_bytes

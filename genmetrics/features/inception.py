@@ -590,11 +590,12 @@ class InceptionExtractor:
         return net
 
     def signature(self) -> dict[str, Any]:
-        """What identifies these features: extractor, weights digest, resize policy, versions."""
-        from importlib.metadata import version
+        """What identifies these features: extractor, weights digest, resize policy, versions.
+        Cheap (the version lookup is cached): the feature cache checks it every batch."""
+        from genmetrics.metric import library_version
 
         return {"ext": EXTRACTOR, "w": self.weights_digest, "resize": RESIZE,
-                "torch-fidelity": version("torch-fidelity")}
+                "torch-fidelity": library_version("torch-fidelity")}
 
     def extract(self, images: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
         """Features of ``images`` (``3 x H x W`` uint8 tensors, any sizes), in input order.

@@ -338,9 +338,6 @@ class _Collection:
     def to_tensor(raw: bytes | np.ndarray) -> Any:
         return _array_to_tensor(raw) if isinstance(raw, np.ndarray) else decode_image(raw)
 
-    def decode(self, key: str) -> Any:
-        return self.to_tensor(self.read(key))
-
     @property
     def jpeg_count(self) -> int:
         return sum(p.suffix.lower() in JPEG_SUFFIXES for p in self.files.values())
@@ -446,8 +443,8 @@ def _iterate(dataset: _Decoded, workers: int) -> Iterator[ImageItem | Skipped]:
     yield from loader
 
 
-def _decode_pending(items: Iterator[ImageItem | Skipped], collection: _Collection,
-                    device: str, chunk: int = 64) -> Iterator[ImageItem | Skipped]:
+def _decode_pending(items: Iterator[ImageItem | Skipped], device: str,
+                    chunk: int = 64) -> Iterator[ImageItem | Skipped]:
     """Decode the :class:`PendingJpeg` samples of ``items`` on ``device``, ``chunk`` at a
     time, keeping the order; a file the batch decoder rejects is decoded alone, and if that
     fails too it is skipped with the decoder's reason."""
@@ -572,13 +569,12 @@ class ImageSource:
                            cache=self.feature_cache, pixels_needed=self.pixels_needed,
                            defer_jpeg=self.jpeg_device is not None,
                            strict_pairs=self.strict_pairs)
-        return self._finish(dataset, self.samples)
+        return self._finish(dataset)
 
-    def _finish(self, dataset: _Decoded, collection: _Collection
-                ) -> Iterator[ImageItem | Skipped]:
+    def _finish(self, dataset: _Decoded) -> Iterator[ImageItem | Skipped]:
         items = _iterate(dataset, self.workers)
-        if dataset.defer_jpeg and self.jpeg_device is not None:
-            return _decode_pending(items, collection, self.jpeg_device)
+        if dataset.defer_jpeg:  # set only when there is a jpeg_device
+            return _decode_pending(items, self.jpeg_device)  # type: ignore[arg-type]
         return items
 
     def reference_items(self) -> Iterator[ImageItem | Skipped]:
@@ -589,7 +585,7 @@ class ImageSource:
                            cache=self.feature_cache,
                            pixels_needed=self.reference_pixels_needed,
                            defer_jpeg=self.jpeg_device is not None)
-        return self._finish(dataset, self.references)
+        return self._finish(dataset)
 
     def reference_count(self) -> int:
         return len(self.reference_keys)
