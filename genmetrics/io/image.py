@@ -80,6 +80,14 @@ def decode_image(source: Path | bytes) -> Any:
     """An image file (a path, or its bytes) -> ``3 x H x W`` uint8 tensor; ``ValueError``
     with a short reason."""
     import torch
+
+    return torch.from_numpy(decode_rgb(source)).permute(2, 0, 1).contiguous()
+
+
+def decode_rgb(source: Path | bytes) -> np.ndarray:
+    """An image file (a path, or its bytes) -> ``H x W x 3`` uint8 array under the colour
+    policy of the module docstring (what is scored, and what the report shows);
+    ``ValueError`` with a short reason."""
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, bytes):
@@ -112,7 +120,7 @@ def decode_image(source: Path | bytes) -> Any:
         raise ValueError(f"cannot decode image: {kind}{exc}") from None
     if array.size == 0:
         raise ValueError("image has no pixels")
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return array.copy()  # Pillow's buffer is read-only; the caller owns its pixels
 
 
 class _Animated(Exception):
@@ -181,15 +189,20 @@ def decode_jpegs(raws: Sequence[bytes], device: str) -> list[Any]:
         return list(decode_jpeg(tensors, device=device, mode=ImageReadMode.RGB))
 
 
-def _array_to_tensor(array: np.ndarray) -> Any:
-    import torch
-
+def array_to_rgb(array: np.ndarray) -> np.ndarray:
+    """One image of an array file -> ``H x W x 3`` uint8 (gray replicated, alpha dropped),
+    a copy: a memory-mapped slice is read-only, and the caller must own its pixels."""
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.shape[-1] == 4:
         array = array[..., :3]
-    # a copy: a memory-mapped slice is read-only, and the tensor must own its pixels
-    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    return np.array(array, dtype=np.uint8)
+
+
+def _array_to_tensor(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(array_to_rgb(array)).permute(2, 0, 1).contiguous()
 
 
 def open_array(path: Path) -> np.ndarray:

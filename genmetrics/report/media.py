@@ -283,19 +283,16 @@ def missing_html(item: Item) -> str:
 
 
 def _rgb(item: Item) -> Any:
-    """The item's pixels as an RGB ``numpy`` array, or raise OSError/ValueError."""
+    """The item's pixels as an RGB ``numpy`` array, decoded as they were scored (16-bit
+    PNGs scaled, alpha dropped); raise OSError/ValueError."""
     import numpy as np
-    from PIL import Image
+
+    from genmetrics.io.image import array_to_rgb, decode_rgb
 
     if item.array is not None:
-        array = np.asarray(item.array)
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
+        return array_to_rgb(np.asarray(item.array))
     assert item.path is not None
-    with Image.open(item.path) as img:
-        img.load()
-        return np.asarray(img.convert("RGB"))
+    return decode_rgb(item.path)
 
 
 def _thumb_tag(rgb: Any, title: str, media: MediaStore) -> str:
