@@ -24,9 +24,6 @@ THUMB = 128  # longer side of a thumbnail, pixels
 AUDIO_SECONDS = 4.0  # audio players hold the first seconds only
 AUDIO_RATE = 16000  # ... downmixed to mono, at most this rate
 TEXT_CHARS = 2000  # text shown per side
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-ARRAY_SUFFIXES = (".npy", ".npz")
 INLINE = " (inline)"  # how the runner names references given inside a .jsonl
 
 
@@ -195,7 +192,14 @@ class SampleFinder:
         return Item(f"{path.name}#{index}", array=array[int(index)])
 
     def _suffixes(self) -> tuple[str, ...]:
-        return IMAGE_SUFFIXES if self.modality == "image" else AUDIO_SUFFIXES
+        # the readers' own lists (imported here: they load numpy)
+        if self.modality == "image":
+            from genmetrics.io.image import IMAGE_SUFFIXES
+
+            return IMAGE_SUFFIXES
+        from genmetrics.io.audio import AUDIO_SUFFIXES
+
+        return AUDIO_SUFFIXES
 
     def _in(self, root: Path | None, given: str | None, ident: str) -> Item:
         """The item of ``ident`` under one input path (folder, line or array file)."""
@@ -211,6 +215,8 @@ class SampleFinder:
             if path is None:
                 return Item(label, problem="file not found")
             return self._read(Item(label, path=path))
+        from genmetrics.io.image import ARRAY_SUFFIXES
+
         if root.suffix.lower() in ARRAY_SUFFIXES:
             return self._array_item(root, ident, label)
         if self.modality == "text":
