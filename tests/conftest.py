@@ -15,12 +15,43 @@ DEMO_TEXT = REPO / "demo" / "text"
 
 
 @pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory) -> Path:
+    """One GENMETRICS_HOME per test session (also inherited by CLI subprocesses): the
+    assets (WordNet, the default LM, the FID Inception) are built from local sources on
+    first use, ~20 s in all, once; the user's own cache is never read or written, and a
+    green session deletes them (tmp_path_retention_policy)."""
+    folder = tmp_path_factory.mktemp("gmhome")
+    os.environ["GENMETRICS_HOME"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_feature_cache(tmp_path_factory) -> Path:
     """Every test run gets its own feature cache (also inherited by CLI subprocesses):
     features cached by an earlier run must not make extraction counts or timings lie."""
     folder = tmp_path_factory.mktemp("feature-cache")
     os.environ["GENMETRICS_CACHE_DIR"] = str(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """``random_weights(seed=0, with_classifier=True) -> Path``: random torch-fidelity
+    format Inception weights (~90 MB each), written once per session and shared, so the
+    suite's disk use stays small. Seed 1 is "other weights" where a test needs two."""
+    from genmetrics.features.inception import random_weights_file
+
+    folder = tmp_path_factory.mktemp("random-weights")
+    made: dict[tuple[int, bool], Path] = {}
+
+    def get(seed: int = 0, with_classifier: bool = True) -> Path:
+        if (seed, with_classifier) not in made:
+            name = f"seed{seed}{'' if with_classifier else '-pool3'}.pth"
+            made[seed, with_classifier] = random_weights_file(
+                folder / name, seed=seed, with_classifier=with_classifier)
+        return made[seed, with_classifier]
+
+    return get
 
 
 def write_files(root: Path, files: dict[str, str | bytes]) -> Path:

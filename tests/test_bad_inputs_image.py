@@ -90,10 +90,8 @@ GOOD_JPG = _encode(SAMPLES[1], "JPEG", quality=90)
 
 # -- scoring -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    from genmetrics.features.inception import random_weights_file
-
-    return random_weights_file(tmp_path_factory.mktemp("weights") / "w.pth", seed=3)
+def weights(random_weights) -> Path:
+    return random_weights()
 
 
 def _write_good(root: Path) -> tuple[Path, Path]:

@@ -252,11 +252,9 @@ def test_near_duplicate_search_equals_brute_force_over_imagehash_pairs():
 
 
 def test_cached_features_still_give_complete_image_diagnostics(image_folder, tmp_path,
-                                                               monkeypatch):
-    from genmetrics.features.inception import random_weights_file
-
+                                                               monkeypatch, random_weights):
     monkeypatch.setenv("GENMETRICS_CACHE_DIR", str(tmp_path / "cache"))
-    weights = random_weights_file(tmp_path / "w.pth", seed=5)
+    weights = random_weights()
     runs = [score(image_folder["samples"], modality="image", metrics=["inception_score"],
                   inception_weights=weights, device="cpu", workers=0) for _ in range(2)]
     assert runs[1].inputs["feature_cache"]["extracted"] == 0  # the network did not run

@@ -85,9 +85,7 @@ def test_audio_two_processes(tmp_path):
     _same(_card(tmp_path / "two.json"), _card(tmp_path / "one.json"), rel=1e-12)
 
 
-def test_image_two_processes_with_random_weights(tmp_path):
-    from genmetrics.features.inception import random_weights_file
-
+def test_image_two_processes_with_random_weights(tmp_path, random_weights):
     small = [resize_longer_side(t, 48) for _, t in tiles()[:10]]
     kinds = list(DEGRADATIONS.values())
     for side in ("s", "r"):
@@ -95,7 +93,7 @@ def test_image_two_processes_with_random_weights(tmp_path):
     for i, tile in enumerate(small):
         save_png(kinds[i % 4](tile), tmp_path / "s" / f"{i}.png")
         save_png(tile, tmp_path / "r" / f"{i}.png")
-    weights = random_weights_file(tmp_path / "w.pth", seed=5)
+    weights = random_weights()
     args = ["score", "--modality", "image", tmp_path / "s", "--reference", tmp_path / "r",
             "--metrics", "fid,kid,inception_score,ssim,psnr", "--inception-weights", weights,
             "--set", "kid.subset_size=5", "--set", "inception_score.splits=2", "--workers", "0",

@@ -22,9 +22,7 @@ IMAGE_OPTIONS = {"kid": {"subset_size": 6}, "inception_score": {"splits": 2}}
 
 
 @pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    from genmetrics.features.inception import random_weights_file
-
+def image_data(tmp_path_factory, random_weights):
     root = tmp_path_factory.mktemp("evaluator")
     small = [resize_longer_side(t, 48) for _, t in tiles()[:12]]
     kinds = list(DEGRADATIONS.values())
@@ -35,7 +33,7 @@ def image_data(tmp_path_factory):
             save_png(image, root / side / f"{i:02d}.png")
     as_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)  # noqa
     return {"root": root, "samples": as_tensor(degraded), "refs": as_tensor(small),
-            "weights": str(random_weights_file(root / "w.pth", seed=3))}
+            "weights": str(random_weights())}
 
 
 def _image_evaluator(data) -> Evaluator:

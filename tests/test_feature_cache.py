@@ -17,9 +17,7 @@ N = 10
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, Path]:
-    from genmetrics.features.inception import random_weights_file
-
+def folders(tmp_path_factory, random_weights) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cache-images")
     small = [resize_longer_side(t, 32) for _, t in tiles()]
     for side, offset in (("samples", 0), ("refs", 40)):
@@ -27,7 +25,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
         for i in range(N):
             save_png(small[offset + i], root / side / f"{i:02d}.png")
     return {"root": root, "samples": root / "samples", "refs": root / "refs",
-            "weights": random_weights_file(root / "w.pth", seed=3)}
+            "weights": random_weights()}
 
 
 def _score(folders, cache_dir: Path, monkeypatch, samples: Path | None = None, **kwargs):
@@ -98,11 +96,9 @@ def test_a_changed_reference_misses_the_cache(folders, tmp_path, monkeypatch):
     assert again.inputs["feature_cache"]["extracted"] == 1
 
 
-def test_other_weights_use_another_namespace(folders, tmp_path, monkeypatch):
-    from genmetrics.features.inception import random_weights_file
-
+def test_other_weights_use_another_namespace(folders, tmp_path, monkeypatch, random_weights):
     _score(folders, tmp_path, monkeypatch, metrics=["inception_score"])
-    other = {**folders, "weights": random_weights_file(tmp_path / "other.pth", seed=4)}
+    other = {**folders, "weights": random_weights(seed=1)}
     card = _score(other, tmp_path, monkeypatch, metrics=["inception_score"])
     assert card.inputs["feature_cache"]["extracted"] == N
     assert len(cache_info(tmp_path)) == 2

@@ -23,10 +23,8 @@ REL = 1e-4  # parity bound for FID, KID and IS (issue: 1e-4 relative)
 
 
 @pytest.fixture(scope="module")
-def image_sets(tmp_path_factory) -> dict[str, Path]:
+def image_sets(tmp_path_factory, random_weights) -> dict[str, Path]:
     """Sample and reference folders of 64x64 real photo tiles (degraded samples), weights."""
-    from genmetrics.features.inception import random_weights_file
-
     root = tmp_path_factory.mktemp("fid")
     all_tiles = [resize_longer_side(t, 64) for _, t in tiles()]
     kinds = list(DEGRADATIONS.values())
@@ -39,9 +37,9 @@ def image_sets(tmp_path_factory) -> dict[str, Path]:
     return {
         "samples": root / "samples",
         "refs": root / "refs",
-        "weights": random_weights_file(root / "full.pth", seed=1),
-        "pool3_weights": random_weights_file(root / "pool3.pth", seed=1, with_classifier=False),
-        "other_weights": random_weights_file(root / "other.pth", seed=2),
+        "weights": random_weights(),
+        "pool3_weights": random_weights(with_classifier=False),
+        "other_weights": random_weights(seed=1),
         "root": root,
     }
 

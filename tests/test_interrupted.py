@@ -20,15 +20,13 @@ N = 24
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    from genmetrics.features.inception import random_weights_file
-
+def images(tmp_path_factory, random_weights) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("interrupted")
     small = [resize_longer_side(t, 32) for _, t in tiles()]
     (root / "samples").mkdir()
     for i in range(N):
         save_png(small[i], root / "samples" / f"{i:02d}.png")
-    return {"samples": root / "samples", "weights": random_weights_file(root / "w.pth", seed=5)}
+    return {"samples": root / "samples", "weights": random_weights()}
 
 
 def _command(images: dict[str, Path], out: Path) -> list[str]:

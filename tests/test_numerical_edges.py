@@ -49,10 +49,8 @@ def test_a_non_finite_value_is_written_as_null_with_a_reason(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from genmetrics.features.inception import random_weights_file
-
-    return random_weights_file(tmp_path_factory.mktemp("w") / "w.pth", seed=7)
+def weights(random_weights):
+    return random_weights()
 
 
 def test_fid_with_fewer_than_two_samples_is_a_clear_error(tmp_path, weights):

