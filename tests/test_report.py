@@ -521,3 +521,30 @@ def test_report_renders_in_headless_chromium(cards, tmp_path, which):
     if which == ("audio",):  # the page's script gave every player its WAV
         players = re.findall(r"<audio [^>]*>", dom)
         assert players and all('src="data:audio/wav;base64,' in p for p in players)
+
+
+def test_line_files_are_looked_up_by_the_readers_line_numbers(tmp_path):
+    """A ``.txt`` line file against a ``.txt`` reference file, with an undecodable line
+    (skipped when scoring): each shown sample is its own line, beside its reference."""
+    names = sorted(SAMPLES)
+    broken = 2  # the third line is not UTF-8
+    hyps, refs = tmp_path / "hyps.txt", tmp_path / "refs.txt"
+    lines = [SAMPLES[n].encode() for n in names]
+    lines.insert(broken, b"caf\xe9 au lait")
+    hyps.write_bytes(b"\n".join(lines) + b"\n")
+    ref_lines = [REFS[n].encode() for n in names]
+    ref_lines.insert(broken, b"coffee with milk")
+    refs.write_bytes(b"\n".join(ref_lines) + b"\n")
+    card = score(hyps, refs, metrics=["bleu"], per_sample=True)
+    assert [s["reason"] for s in card.skipped] == ["not valid UTF-8 (byte 0xe9 at offset 3)"]
+    card.save(tmp_path / "card.json")
+    html = render_report([tmp_path / "card.json"], k=3)
+    worst, _ = expected_rank(card.per_sample["values"]["bleu"], card.per_sample["ids"], True, 3)
+    assert parse(html).blocks[("bleu", "worst")] == worst
+    by_line = {n + 1 + (n >= broken): name for n, name in enumerate(names)}
+    assert len(worst) == 3
+    for ident in worst:
+        name = by_line[int(ident.rsplit(":", 1)[-1])]
+        shown = box(html, "bleu", "worst", ident)
+        assert escape(SAMPLES[name]) in shown and escape(REFS[name]) in shown, ident
+    assert "file not found" not in html

@@ -257,41 +257,58 @@ class FolderSource:
 
 # -- line files -------------------------------------------------------------------
 @dataclass
-class _Line:
+class LineRecord:
+    """One line of a ``.txt`` or ``.jsonl`` file: its ``text`` (``None`` when unusable,
+    then ``error`` says why), its ``id`` and ``references`` (``.jsonl`` only)."""
+
     id: str | None
     text: str | None
     references: list[str]
     error: str | None = None
 
 
-def _parse_line(path: Path, raw: bytes, jsonl: bool) -> _Line:
+def _parse_line(path: Path, raw: bytes, jsonl: bool) -> LineRecord:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _Line(None, None, [], unicode_error_reason(exc))
+        return LineRecord(None, None, [], unicode_error_reason(exc))
     line = line.rstrip("\r\n")
     if not jsonl:
-        return _Line(None, line, [])
+        return LineRecord(None, line, [])
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        return _Line(None, None, [], f"not valid JSON ({exc.msg} at column {exc.colno})")
+        return LineRecord(None, None, [], f"not valid JSON ({exc.msg} at column {exc.colno})")
     if not isinstance(obj, dict):
-        return _Line(None, None, [], "a JSON object is expected on each line")
+        return LineRecord(None, None, [], "a JSON object is expected on each line")
     ident = obj.get("id")
     ident = None if ident is None else str(ident)
     refs = obj.get("references", [])
     if "reference" in obj:
         refs = [obj["reference"]]
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-        return _Line(ident, None, [], '"references" must be a list of strings')
+        return LineRecord(ident, None, [], '"references" must be a list of strings')
     text = obj.get("text")
     if text is not None and not isinstance(text, str):
-        return _Line(ident, None, refs, '"text" must be a string')
-    return _Line(ident, text, refs)
+        return LineRecord(ident, None, refs, '"text" must be a string')
+    return LineRecord(ident, text, refs)
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, _Line]]:
+def read_lines(path: Path) -> Iterator[tuple[int, LineRecord]]:
+    """``(line number, record)`` for each line of a ``.txt`` (a sample per line) or
+    ``.jsonl`` file (blank lines skipped), parsed as scoring parses them; the report
+    looks samples up with it too.
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "s.jsonl"
+        ...     _ = path.write_text('{"id": "a", "text": "hi", "reference": "yo"}\\n\\n[1]\\n')
+        ...     lines = list(read_lines(path))
+        >>> [(n, r.id, r.text, r.references) for n, r in lines]
+        [(1, 'a', 'hi', ['yo']), (3, None, None, [])]
+        >>> lines[1][1].error
+        'a JSON object is expected on each line'
+    """
     jsonl = path.suffix.lower() == ".jsonl"
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -317,13 +334,13 @@ class LineFileSource:
         self._count = 0
         self.inline_references = False
         ids = []  # of the readable lines
-        for _, line in _read_lines(samples):
+        for _, line in read_lines(samples):
             self._count += 1
             self.inline_references = self.inline_references or bool(line.references)
             if line.error is None:
                 ids.append(line.id)
         sample_ids = self._sample_ids(ids)
-        self._by_id: list[dict[str, _Line] | None] = [
+        self._by_id: list[dict[str, LineRecord] | None] = [
             self._index_by_id(ref, sample_ids) for ref in self.reference_files]
 
     def _sample_ids(self, ids: list[str | None]) -> list[str] | None:
@@ -335,9 +352,9 @@ class LineFileSource:
             raise InputError(f"{self.path}: duplicate ids {first_few(dupes)}")
         return ids  # type: ignore[return-value]
 
-    def _index_by_id(self, ref: Path, sample_ids: list[str] | None) -> dict[str, _Line] | None:
+    def _index_by_id(self, ref: Path, sample_ids: list[str] | None) -> dict[str, LineRecord] | None:
         """Pair by id when samples and this reference file both carry ids; else by line."""
-        numbered = list(_read_lines(ref))
+        numbered = list(read_lines(ref))
         lines = [line for _, line in numbered]
         parsed = [ln for ln in lines if ln.error is None]
         with_ids = [ln for ln in parsed if ln.id is not None]
@@ -377,9 +394,9 @@ class LineFileSource:
 
     def __iter__(self) -> Iterator[TextPair | Skipped]:
         name = printable(self.path.name)
-        ref_iters = [_read_lines(r) if idx is None else None
+        ref_iters = [read_lines(r) if idx is None else None
                      for r, idx in zip(self.reference_files, self._by_id, strict=True)]
-        for number, line in _read_lines(self.path):
+        for number, line in read_lines(self.path):
             ref_lines = [next(it)[1] if it is not None else None for it in ref_iters]
             label = f"{name}:{number}" if line.id is None else f"{name}:{number} (id {line.id})"
             if line.error:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,37 +105,19 @@ class _Line:
 
 
 class _LineFile:
-    """A ``.txt`` (a sample per line) or ``.jsonl`` file, indexed by id and line number."""
+    """A ``.txt`` (a sample per line) or ``.jsonl`` file, indexed by id and line number,
+    read by the text reader's own line parser (lines it could not use have no text)."""
 
     def __init__(self, path: Path) -> None:
+        from genmetrics.io.text import read_lines
+
         self.by_id: dict[str, _Line] = {}
         self.by_number: dict[str, _Line] = {}
-        jsonl = path.suffix.lower() == ".jsonl"
-        with path.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if number == 1:
-                    text = text.removeprefix("\ufeff") if jsonl else text
-                if not jsonl:
-                    self.by_number[str(number)] = _Line(str(number), text)
-                    continue
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(obj, dict):
-                    continue
-                refs = obj.get("references", [])
-                if "reference" in obj:
-                    refs = [obj["reference"]]
-                refs = [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
-                body = obj.get("text")
-                line = _Line(str(number), body if isinstance(body, str) else None, refs)
-                self.by_number[line.number] = line
-                if obj.get("id") is not None:
-                    self.by_id[str(obj["id"])] = line
+        for number, record in read_lines(path):
+            line = _Line(str(number), record.text, record.references)
+            self.by_number[line.number] = line
+            if record.id is not None:
+                self.by_id[record.id] = line
 
     def get(self, ident: str, number: str | None = None) -> _Line | None:
         if ident in self.by_id:
