@@ -98,7 +98,7 @@ def test_usage_errors_from_click_exit_2(run_cli):
 
 
 HEAVY_MODULES = ("torch", "torchvision", "transformers", "scipy", "sklearn", "librosa",
-                 "torch_fidelity", "nltk", "sacrebleu", "PIL", "soundfile")
+                 "torch_fidelity", "nltk", "sacrebleu", "PIL", "soundfile", "numba")
 
 
 def test_help_and_list_import_no_heavy_library():

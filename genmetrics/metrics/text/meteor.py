@@ -65,36 +65,18 @@ realistic and fuzzed text.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from genmetrics.errors import UsageError
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option
 from genmetrics.metrics.text._bleu_fast import tokenize_13a
 
-CACHE_SIZE = 1 << 18  # words (stems) and stems (synonym sets) kept per process
+CACHE_SIZE = 1 << 18  # entries kept per memo (words or stems) per process
 UNMATCHED = -2  # reference position of an unaligned hypothesis word
-_has_positions = operator.itemgetter(1)  # (word, positions) -> positions, falsy when empty
-
-
-def count_matches_and_chunks(ref_of: list[int]) -> tuple[int, int]:
-    """Aligned words, and chunks: runs of them adjacent in hypothesis and reference.
-
-    ``ref_of[i]`` is the reference position aligned to hypothesis word ``i`` (or
-    ``UNMATCHED``). NLTK sorts the matches by hypothesis position and starts a new
-    chunk unless a match follows the previous one in both sentences, so every match
-    starts a chunk except those with ``ref_of[i] - ref_of[i - 1] == 1``. That step is
-    never 1 into or out of an unmatched word (``-2``; positions are >= 0), nor at the
-    first word (compared with ``UNMATCHED`` too).
-
-    >>> count_matches_and_chunks([0, 1, -2, 3, 4, 2])
-    (5, 3)
-    """
-    matches = len(ref_of) - ref_of.count(UNMATCHED)
-    steps = map(operator.sub, ref_of, [UNMATCHED, *ref_of])
-    return matches, matches - operator.countOf(steps, 1)
+_first = itemgetter(0)
 
 
 def lowercase_split(text: str) -> list[str]:
@@ -118,10 +100,37 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
+def meteor_value(
+    matches: int, chunks: int, hyp_len: int, ref_len: int, alpha: float, beta: float,
+    gamma: float,
+) -> float:
+    """NLTK's ``single_meteor_score`` arithmetic, operation for operation.
+
+    >>> meteor_value(6, 1, 6, 6, 0.9, 3.0, 0.5) == 1 - 0.5 * (1 / 6) ** 3
+    True
+    >>> meteor_value(0, 0, 3, 0, 0.9, 3.0, 0.5)
+    0.0
+    """
+    try:
+        precision = float(matches) / hyp_len
+        recall = float(matches) / ref_len
+        fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
+        chunk_count = float(chunks)
+        frag_frac = chunk_count / matches
+    except ZeroDivisionError:
+        return 0.0
+    penalty = gamma * frag_frac**beta
+    return (1 - penalty) * fmean
+
+
 class Memo(dict):
     """``memo[key]`` is ``function(key)``, computed once; forgets everything at ``limit``.
 
     A hit is a plain dict look-up (no Python call); a miss calls ``__missing__``.
+
+    >>> memo = Memo(str.upper, limit=2)
+    >>> memo["a"], memo["b"], len(memo), memo["c"], len(memo)
+    ('A', 'B', 2, 'C', 1)
     """
 
     def __init__(self, function: Callable[[str], Any], limit: int = CACHE_SIZE) -> None:
@@ -141,6 +150,11 @@ class Aligner:
 
     One instance per WordNet reader (see :func:`aligner`); its caches only depend on
     the WordNet data and NLTK's ``PorterStemmer``, never on the options.
+
+    >>> from genmetrics.features.wordnet import load_wordnet
+    >>> hyp, ref = "the cat sat on the mat".split(), "the cat sat".split()
+    >>> aligner(load_wordnet()).align(hyp, ref)  # the last "the" takes the first: 2 chunks
+    (3, 2)
     """
 
     def __init__(self, wordnet: Any) -> None:
@@ -149,6 +163,9 @@ class Aligner:
         self.wordnet = wordnet
         self.stems = Memo(PorterStemmer().stem)  # word -> Porter stem
         self.synonyms = Memo(self._synonyms)  # stem -> NLTK's synonym set
+        # hypothesis word -> (its stem, the synonym set of the stem): what the stem and
+        # synonym stages need of a hypothesis word, in one look-up
+        self.hyp_words = Memo(self._hyp_word)
 
     def _synonyms(self, word: str) -> frozenset[str]:
         """The word and the single-word lemma names of its synsets (NLTK's set)."""
@@ -161,82 +178,149 @@ class Aligner:
         names.add(word)
         return frozenset(names)
 
+    def _hyp_word(self, word: str) -> tuple[str, frozenset[str]]:
+        stem = self.stems[word]
+        return stem, self.synonyms[stem]
+
     def clear_caches(self) -> None:
         self.stems.clear()
         self.synonyms.clear()
+        self.hyp_words.clear()
 
     def align(self, hyp: list[str], ref: list[str]) -> tuple[int, int]:
-        """``(matches, chunks)`` of NLTK's alignment of two lowercased token lists."""
+        """``(matches, chunks)`` of NLTK's alignment of two lowercased token lists.
+
+        ``chunks`` is counted as ``matches`` minus the hypothesis neighbours ``i, i + 1``
+        aligned to reference neighbours ``j, j + 1`` -- NLTK's ``_count_chunks`` on its
+        matches sorted by hypothesis position (0 chunks for 0 matches).
+        """
+        # Reference index: word -> its last position j, or -2 - j (<= -2) when the word
+        # also occurs before j; those earlier positions are then ``earlier[word]``,
+        # ascending. Plain ints, no list per word: most words occur once.
+        last: dict[str, int] = {}
+        earlier: dict[str, list[int]] = {}
+        n = 0
+        for word in ref:
+            if word in last:
+                previous = last[word]
+                if previous >= 0:
+                    earlier[word] = [previous]
+                else:
+                    earlier[word].append(-2 - previous)
+                last[word] = -2 - n
+            else:
+                last[word] = n
+            n += 1
+
         # 1. exact: from the last hypothesis word to the first, each takes the last
-        #    unused reference position of the same word (NLTK's position lists + pop)
-        positions: dict[str, list[int]] = {}
-        for j, word in enumerate(ref):
-            found = positions.get(word)
-            if found is None:
-                positions[word] = [j]
-            else:
-                found.append(j)
-        ref_of = [UNMATCHED] * len(hyp)  # ref_of[i]: reference position of hypothesis word i
+        #    unused reference position of the same word (NLTK's position lists + pop).
+        #    A used position leaves the index, so ``last`` ends with the unused words.
+        m = len(hyp)
+        ref_of = [UNMATCHED] * m  # ref_of[i]: reference position of hypothesis word i
         left_hyp = []  # unmatched hypothesis positions, last first
-        for i in range(len(hyp) - 1, -1, -1):
-            found = positions.get(hyp[i])
-            if found:
-                ref_of[i] = found.pop()
-            else:
+        adjacent = 0  # i, i + 1 aligned to j, j + 1: they share a chunk
+        following = -1  # reference position of hypothesis word i + 1 (-1: none)
+        take = last.pop
+        for i in range(m - 1, -1, -1):
+            j = take(hyp[i], -1)
+            if j >= 0:
+                pass
+            elif j == -1:
                 left_hyp.append(i)
-        if left_hyp:
-            # reference words with unused positions (ascending), for the next stages
-            left_ref = dict(filter(_has_positions, positions.items()))
-            if left_ref:
-                self._stem_and_synonym_stages(hyp, ref_of, left_hyp, left_ref)
-        return count_matches_and_chunks(ref_of)
+                following = -1
+                continue
+            else:  # the word has earlier positions: the next one becomes its last
+                j = -2 - j
+                before = earlier[hyp[i]]
+                previous = before.pop()
+                last[hyp[i]] = -2 - previous if before else previous
+            ref_of[i] = j
+            if j + 1 == following:
+                adjacent += 1
+            following = j
+        matches = m - len(left_hyp)
+        if left_hyp and matches < n:
+            matches, adjacent = self._stem_and_synonym_stages(
+                hyp, ref_of, left_hyp, last, earlier, matches, adjacent
+            )
+        return matches, matches - adjacent
 
     def _stem_and_synonym_stages(
         self,
         hyp: list[str],
         ref_of: list[int],
         left_hyp: list[int],
-        left_ref: dict[str, list[int]],
-    ) -> None:
-        """Stages 2 and 3 on the words left over by the exact stage (fills ``ref_of``)."""
-        # 2. Porter stems, same rule as the exact stage
+        last: dict[str, int],
+        earlier: dict[str, list[int]],
+        matches: int,
+        adjacent: int,
+    ) -> tuple[int, int]:
+        """Stages 2 and 3 on the words left over by the exact stage: ``(matches, adjacent)``."""
+        # the unused reference positions by stem, ascending
         stems = self.stems
         positions: dict[str, list[int]] = {}
-        for word, found in left_ref.items():
-            same_stem = positions.setdefault(stems[word], found)
-            if same_stem is not found:  # another word has this stem: merge, ascending
+        for word, j in last.items():
+            if j >= 0:
+                found = [j]
+            else:
+                found = earlier[word]
+                found.append(-2 - j)
+            stem = stems[word]
+            same_stem = positions.get(stem)
+            if same_stem is None:
+                positions[stem] = found
+            else:  # another word has this stem: merge, ascending
                 same_stem.extend(found)
                 same_stem.sort()
-        still_left = []
+
+        # A hypothesis word can only match (in either stage) a reference stem in the
+        # synonym set of its stem, which holds the stem itself: the others take no part.
+        hyp_words = self.hyp_words
+        candidates = []
         for i in left_hyp:
-            hyp_stem = stems[hyp[i]]
-            found = positions.get(hyp_stem)
-            if found:
-                ref_of[i] = found.pop()
-            else:
-                still_left.append((i, hyp_stem))
-        if not still_left:
-            return
+            stem, synonyms = hyp_words[hyp[i]]
+            if not synonyms.isdisjoint(positions):
+                candidates.append((i, stem, synonyms))
+        if not candidates:
+            return matches, adjacent
+
+        # 2. Porter stems, same rule as the exact stage
+        still_left = []
+        for candidate in candidates:
+            i, stem, _ = candidate
+            found = positions.get(stem)
+            if found is None:
+                still_left.append(candidate)
+                continue
+            j = found.pop()
+            if not found:
+                del positions[stem]
+            ref_of[i] = j
+            matches += 1
+            adjacent += (i > 0 and ref_of[i - 1] == j - 1) + (
+                i + 1 < len(ref_of) and ref_of[i + 1] == j + 1)
 
         # 3. synonyms: NLTK goes on with the stems; each hypothesis stem takes the last
         #    unused reference position whose stem is in the stem's synonym set
-        positions = dict(filter(_has_positions, positions.items()))
-        synonyms = self.synonyms
-        for i, hyp_stem in still_left:
+        for i, _, synonyms in still_left:
             if not positions:
-                return
+                break
             best_j = -1
             best = ""
-            for word in synonyms[hyp_stem].intersection(positions):
-                last = positions[word][-1]
-                if last > best_j:
-                    best_j, best = last, word
+            for stem in synonyms.intersection(positions):
+                j = positions[stem][-1]
+                if j > best_j:
+                    best_j, best = j, stem
             if best_j >= 0:
-                ref_of[i] = best_j
                 found = positions[best]
                 found.pop()
                 if not found:
                     del positions[best]
+                ref_of[i] = best_j
+                matches += 1
+                adjacent += (i > 0 and ref_of[i - 1] == best_j - 1) + (
+                    i + 1 < len(ref_of) and ref_of[i + 1] == best_j + 1)
+        return matches, adjacent
 
     def score(
         self, hyp: list[str], refs: Sequence[list[str]], alpha: float, beta: float, gamma: float
@@ -244,24 +328,23 @@ class Aligner:
         """NLTK's ``meteor_score`` on lowercased tokens: the best over the references."""
         best = None
         for ref in refs:
-            matches_count, chunks = self.align(hyp, ref) if hyp and ref else (0, 0)
-            # NLTK's arithmetic, operation for operation (single_meteor_score)
-            try:
-                precision = float(matches_count) / len(hyp)
-                recall = float(matches_count) / len(ref)
-                fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
-                chunk_count = float(chunks)
-                frag_frac = chunk_count / matches_count
-            except ZeroDivisionError:
-                value = 0.0
-            else:
-                penalty = gamma * frag_frac**beta
-                value = (1 - penalty) * fmean
+            value = (
+                meteor_value(*self.align(hyp, ref), len(hyp), len(ref), alpha, beta, gamma)
+                if hyp and ref else 0.0
+            )
             if best is None or value > best:  # max(): the first of equal values
                 best = value
         if best is None:
             raise UsageError("meteor: every sample needs at least one reference")
         return best
+
+    def score_one(
+        self, hyp: list[str], ref: list[str], alpha: float, beta: float, gamma: float
+    ) -> float:
+        """:meth:`score` with a single reference."""
+        if hyp and ref:
+            return meteor_value(*self.align(hyp, ref), len(hyp), len(ref), alpha, beta, gamma)
+        return 0.0
 
 
 @lru_cache(maxsize=2)
@@ -316,13 +399,22 @@ class METEOR(Metric):
             raise UsageError("meteor: every sample needs at least one reference")
         if not samples:
             return
-        score = self.aligner.score
+        aligner = self.aligner
         alpha, beta, gamma = (self.options[k] for k in ("alpha", "beta", "gamma"))
         tokens = self.tokens
-        self.state["scores"].extend(
-            score(tokens(hyp), [tokens(r) for r in refs], alpha, beta, gamma)
-            for hyp, refs in zip(samples, references, strict=True)
-        )
+        hyps = map(tokens, samples)
+        if all(len(r) == 1 for r in references):  # one reference each: no lists of lists
+            score_one = aligner.score_one
+            self.state["scores"].extend(
+                score_one(hyp, ref, alpha, beta, gamma)
+                for hyp, ref in zip(hyps, map(tokens, map(_first, references)), strict=True)
+            )
+        else:
+            score = aligner.score
+            self.state["scores"].extend(
+                score(hyp, [tokens(r) for r in refs], alpha, beta, gamma)
+                for hyp, refs in zip(hyps, references, strict=True)
+            )
         self.state["nrefs"].extend(len(r) for r in references)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
