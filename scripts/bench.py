@@ -636,11 +636,12 @@ def _fid_pipeline_theirs(data: ImageFolders) -> Values:
 # (single-threaded). SSIM: a fused float64 kernel compiled by numba (vertical then
 # horizontal Gaussian pass row by row over the valid area, then SSIM), each pair a task for
 # the worker threads (torch's count; the kernel releases the GIL); values agree to ~2e-14.
-# The kernel compiles (or loads from numba's cache) in the untimed warm-up. PSNR: exact
-# integer squared error, a block of pairs per worker thread. Per core (one worker) ours is
-# ~11-12x (SSIM, ~1.4 ms a pair) and ~3.7x (PSNR, 0.11 ms) faster; the targets assume the
-# second core: on a 2-core machine that another job keeps half busy, 20-22x (SSIM) and
-# 3.6x (PSNR) were measured.
+# PSNR: the exact integer squared error in one pass of a numba kernel (int64 sums, no
+# GIL), a block of pairs per worker thread. Both kernels compile (or load from numba's
+# cache) in the untimed warm-up; starting numba costs ~0.7 s once per process, which a
+# CLI run pays once. Per core (one worker) ours is ~11-12x (SSIM, ~1.4 ms a pair) and
+# ~5x (PSNR, ~0.1 ms: both sides then mostly read memory) faster; with the second core
+# 20-22x (SSIM) and ~9x (PSNR) were measured on a 2-core machine.
 
 
 @dataclass(frozen=True)

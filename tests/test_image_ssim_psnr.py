@@ -20,6 +20,7 @@ import pytest
 
 from genmetrics.errors import MetricError, UsageError
 from genmetrics.io.image_batch import ImageBatch
+from genmetrics.metrics.image import psnr as psnr_module
 from genmetrics.metrics.image import ssim as ssim_module
 from genmetrics.metrics.image._paired import Failed
 from genmetrics.metrics.image.psnr import IDENTICAL, PSNR, psnr_values, squared_error
@@ -157,6 +158,25 @@ def test_psnr_large_image_sum_stays_exact():
     assert squared_error(b, a) == 3 * 10**6 * 255**2 - 255**2 + 254**2
     assert psnr_values([b], [a])[0] == pytest.approx(
         sk_psnr(b.permute(1, 2, 0).numpy(), a.permute(1, 2, 0).numpy()), rel=PSNR_REL)
+
+
+def test_psnr_cpu_kernel_and_its_numpy_fallback(pairs, tensors, monkeypatch):
+    """The compiled kernel and the numpy path give the same exact integers (photos,
+    non-contiguous views, odd sizes, 0 against 255 everywhere) and skimage's PSNR."""
+    pytest.importorskip("numba")
+    assert psnr_module._kernel() is not None
+    samples, refs = tensors
+    extremes = (torch.zeros(3, 37, 53, dtype=torch.uint8),
+                torch.full((3, 37, 53), 255, dtype=torch.uint8))
+    cases = [*zip(samples, refs, strict=True), (samples[0][:, 1:, 2:], refs[0][:, 1:, 2:]),
+             extremes, extremes[::-1]]
+    fast = [squared_error(s, r) for s, r in cases]
+    assert fast == [int(((s.long() - r.long()) ** 2).sum()) for s, r in cases]
+    monkeypatch.setattr(psnr_module, "_kernel", lambda: None)
+    assert [squared_error(s, r) for s, r in cases] == fast
+    slow = per_sample(PSNR(), *tensors)
+    for (label, sample, ref), value in zip(pairs, slow, strict=True):
+        assert value == pytest.approx(sk_psnr(sample, ref), rel=PSNR_REL), label
 
 
 def test_corpus_value_is_the_mean_of_pairs(pairs, tensors):

@@ -7,10 +7,11 @@ computes and why it stays within ~1e-14 of scikit-image.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import numpy as np
+
+from genmetrics.metrics.image import _jit
 
 #: the compiled function's type: (sample, reference, weights, C1, C2) -> mean SSIM
 SIGNATURE = "float64(uint8[:, :, ::1], uint8[:, :, ::1], float64[::1], float64, float64)"
@@ -18,9 +19,6 @@ SIGNATURE = "float64(uint8[:, :, ::1], uint8[:, :, ::1], float64[::1], float64, 
 #: CPU worker threads run pairs side by side), numpy's error model (no division checks,
 #: which would stop the loops from being vectorised; the denominators are >= C1 * C2 > 0)
 OPTIONS = {"nogil": True, "fastmath": False, "boundscheck": False, "error_model": "numpy"}
-
-_lock = threading.Lock()
-_compiled: list[Callable[..., float] | None] = []
 
 
 def pair_ssim(x: np.ndarray, y: np.ndarray, w: np.ndarray, c1: float, c2: float) -> float:
@@ -111,28 +109,11 @@ def pair_ssim(x: np.ndarray, y: np.ndarray, w: np.ndarray, c1: float, c2: float)
 
 
 def compiled() -> Callable[..., float] | None:
-    """:func:`pair_ssim` compiled by numba for :data:`SIGNATURE`, or None without numba.
-
-    Compiled once per process, with numba's on-disk cache (``cache=True``: in the
-    ``__pycache__`` folder next to this file, else numba's per-user cache folder); where
-    neither can be written it compiles without a cache.
+    """:func:`pair_ssim` compiled by numba for :data:`SIGNATURE`, or None without numba
+    (see :func:`genmetrics.metrics.image._jit.compiled`).
 
     >>> kernel = compiled()
     >>> kernel is None or kernel is compiled()
     True
     """
-    with _lock:
-        if not _compiled:
-            _compiled.append(_compile())
-        return _compiled[0]
-
-
-def _compile() -> Callable[..., float] | None:
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return numba.njit(SIGNATURE, cache=True, **OPTIONS)(pair_ssim)
-    except RuntimeError:  # numba found no writable cache folder
-        return numba.njit(SIGNATURE, cache=False, **OPTIONS)(pair_ssim)
+    return _jit.compiled(pair_ssim, SIGNATURE, **OPTIONS)

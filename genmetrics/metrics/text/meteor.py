@@ -67,6 +67,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -400,21 +401,15 @@ class METEOR(Metric):
         if not samples:
             return
         aligner = self.aligner
-        alpha, beta, gamma = (self.options[k] for k in ("alpha", "beta", "gamma"))
+        options = [repeat(self.options[k]) for k in ("alpha", "beta", "gamma")]
         tokens = self.tokens
         hyps = map(tokens, samples)
         if all(len(r) == 1 for r in references):  # one reference each: no lists of lists
-            score_one = aligner.score_one
-            self.state["scores"].extend(
-                score_one(hyp, ref, alpha, beta, gamma)
-                for hyp, ref in zip(hyps, map(tokens, map(_first, references)), strict=True)
-            )
+            refs = map(tokens, map(_first, references))
+            self.state["scores"].extend(map(aligner.score_one, hyps, refs, *options))
         else:
-            score = aligner.score
-            self.state["scores"].extend(
-                score(hyp, [tokens(r) for r in refs], alpha, beta, gamma)
-                for hyp, refs in zip(hyps, references, strict=True)
-            )
+            refs = ([tokens(r) for r in refs] for refs in references)
+            self.state["scores"].extend(map(aligner.score, hyps, refs, *options))
         self.state["nrefs"].extend(len(r) for r in references)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
