@@ -49,10 +49,9 @@ passes order the arithmetic as ``scipy.ndimage.correlate1d`` does for a symmetri
 (``w0 m[j]``, then ``+ (m[j - k] + m[j + k]) w_k`` for ``k = 5..1``; vertical first, as
 ``gaussian_filter``), without fast-math: the filtered ``x``, ``y`` and ``x y`` are
 skimage's to the bit, and the values differ from skimage's by ~1e-14. The kernel is
-compiled at the first CPU use in a process, with numba's on-disk cache (``cache=True``:
-``__pycache__`` next to the kernel's file, else numba's per-user cache folder, else no
-cache). Measured: compiling costs ~0.8 s, a cache hit ~0.01 s, on top of importing and
-starting numba (~0.7 s, paid either way).
+compiled at the first CPU use in a process, with numba's on-disk cache (see
+:mod:`._jit`). Measured: compiling costs ~0.8 s, a cache hit ~0.01 s, on top of importing
+and starting numba (~0.7 s once per process, shared with PSNR's kernel).
 Without numba (it comes with the ``image`` extra), the CPU runs the torch path below.
 
 The torch path (CUDA, or the CPU without numba) runs the separable Gaussian as matrix
