@@ -89,15 +89,15 @@ def test_fid_on_float32_features_matches_torch_fidelity(realistic):
 
 @pytest.mark.parametrize("n1, n2", [(300, 700), (700, 300), (300, 400)])
 def test_fid_rank_deficient(n1, n2):
-    # d=512: one covariance singular (the Cholesky route through the other), then both
-    # (the eigh route); compare with the exact nuclear-norm value and torch-fidelity's.
-    # Eigenvalues that are zero in exact arithmetic come out as +-1e-13 and add up to
-    # ~1e-6 relative through their square roots, in torch-fidelity's result as in ours.
+    # d=512: one covariance singular, then both (the thin-factor route): ours equals the
+    # exact nuclear-norm value to rounding. torch-fidelity's d x d eigenproblem turns the
+    # eigenvalues that are zero in exact arithmetic into +-1e-13 noise whose square roots
+    # add up to ~1e-6 relative: that is the tolerance against it.
     x, y = features(n1, 512, seed=3), features(n2, 512, seed=4, shift=0.1)
     assert dm.is_rank_deficient(min(n1, n2), 512)
     ours = dm.frechet_distance(*ours_stats(x), *ours_stats(y))
     assert np.isfinite(ours) and ours > 0
-    assert ours == pytest.approx(exact_fid(x, y), rel=2e-5)
+    assert ours == pytest.approx(exact_fid(x, y), rel=1e-9)
     assert ours == pytest.approx(their_fid(x, y), rel=2e-5)
 
 
@@ -156,20 +156,31 @@ def test_trace_sqrt_product_of_commuting_matrices():
     assert dm.trace_sqrt_product(s2, s1) == pytest.approx(expected, rel=1e-9)
 
 
-@pytest.mark.parametrize("singular", ["first", "both"])
+@pytest.mark.parametrize("singular", ["first", "second", "both"])
 def test_trace_sqrt_product_of_singular_matrices(singular):
-    # the Cholesky route through the second matrix, then (both singular) the eigh route.
-    # An eigenvalue of S1 S2 that is 0 in exact arithmetic is computed as about
-    # +-eps * |S1 S2| and, if positive, adds its square root: that bounds the error.
+    # the thin-factor route (pivoted Cholesky, then the singular values of F2^T F1): the
+    # eigenvalues that are 0 in exact arithmetic never reach a square root, so the value
+    # is exact to rounding (a d x d eigenproblem would add the square roots of their
+    # +-eps * |S1 S2| noise: ~1e-7 relative here)
     rng = np.random.default_rng(12)
     e1, e2 = rng.uniform(0.1, 10, 300), rng.uniform(0.1, 10, 300)
-    e1[::3] = 0.0
-    if singular == "both":
+    if singular in ("first", "both"):
+        e1[::3] = 0.0
+    if singular in ("second", "both"):
         e2[1::4] = 0.0
     s1, s2, expected = _commuting(300, e1, e2, seed=13)
-    zeros = np.sum(e1 * e2 == 0)
-    bound = zeros * np.sqrt(4 * np.finfo(float).eps * np.max(e1 * e2))
-    assert abs(dm.trace_sqrt_product(s1, s2) - expected) <= bound
+    assert dm.trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-10)
+    assert dm.trace_sqrt_product(s2, s1) == pytest.approx(expected, rel=1e-10)
+
+
+def test_thin_factor_reproduces_the_matrix_with_its_rank():
+    x = features(40, 100, seed=5)
+    sigma = np.cov(x, rowvar=False)
+    f = dm.thin_factor(sigma)
+    assert f.shape == (100, 39)  # 40 samples: rank 39
+    assert np.abs(f @ f.T - sigma).max() <= 1e-12 * np.abs(sigma).max()
+    assert dm.thin_factor(np.zeros((3, 3))).shape == (3, 0)
+    assert dm.trace_sqrt_product(np.zeros((3, 3)), np.eye(3)) == 0.0
 
 
 def test_trace_sqrt_product_against_scipy_sqrtm():

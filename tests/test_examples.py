@@ -26,10 +26,10 @@ skimage_metrics = pytest.importorskip("skimage.metrics")
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-# The FID value of an evaluation needs eigendecompositions of 2048 x 2048 matrices. On a
-# busy 2-core machine multi-threaded OpenBLAS spins against the other processes: numpy's
-# eigh took 12 s there with its default threads and 1.2 s with one. The subprocesses
-# therefore run BLAS single-threaded, which changes no value beyond rounding.
+# On a busy 2-core machine multi-threaded OpenBLAS spins against the other processes
+# (a 2048 x 2048 eigh once took 12 s there with its default threads and 1.2 s with one).
+# The subprocesses therefore run BLAS single-threaded, which changes no value beyond
+# rounding.
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 

@@ -130,36 +130,68 @@ def _as_square(s: Any, what: str) -> np.ndarray:
     return arr
 
 
+def thin_factor(sigma: np.ndarray) -> np.ndarray:
+    """``F`` (``d x r``) with ``sigma = F F^T`` for a symmetric positive semi-definite
+    ``sigma`` of numerical rank ``r``: LAPACK's pivoted Cholesky (``dpstrf``), which stops
+    once every remaining pivot is below ``d * eps * max(diag)`` (rounding level), in
+    ``O(d^2 r)``. ``r == d`` means positive definite.
+
+    >>> f = thin_factor(np.array([[4.0, 2.0], [2.0, 1.0]]))  # rank 1
+    >>> f.shape, bool(np.allclose(f @ f.T, [[4.0, 2.0], [2.0, 1.0]]))
+    ((2, 1), True)
+    """
+    from scipy.linalg import lapack
+
+    d = sigma.shape[0]
+    if d == 0 or not np.any(np.diag(sigma) > 0):
+        return np.zeros((d, 0))
+    lower, piv, rank, info = lapack.dpstrf(sigma, lower=1)
+    if info < 0:
+        raise MetricError(f"pivoted Cholesky failed (LAPACK dpstrf info {info})")
+    factor = np.zeros((d, rank))
+    factor[piv - 1] = np.tril(lower)[:, :rank]  # rows back in their original order
+    return factor
+
+
 def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
     """``tr(sqrtm(sigma1 @ sigma2))`` of two symmetric positive semi-definite matrices.
 
-    The eigenvalues of ``S1 S2`` are those of the symmetric ``L^T S2 L`` where
-    ``S1 = L L^T``: LAPACK's ``dsygv`` (itype 2) factors ``S1`` by Cholesky, forms that
-    product and tridiagonalises it. If neither matrix is positive definite (both from
-    no more samples than dimensions), ``L = sqrtm(S1)`` from ``eigh`` with negative
-    eigenvalues set to 0. Rounding-level negative eigenvalues of the product are set to
-    0 before the square roots, so the result is always real.
+    Both positive definite (more samples than dimensions on both sides): the eigenvalues
+    of ``S1 S2`` are those of the symmetric ``L^T S2 L`` where ``S1 = L L^T``, LAPACK's
+    ``dsygv`` (itype 2), which factors ``S1`` by Cholesky, forms that product and
+    tridiagonalises it; rounding-level negative eigenvalues are set to 0 before the
+    square roots, so the result is always real.
+
+    Either one singular (no more samples than dimensions): with thin factors ``S1 = F1
+    F1^T`` and ``S2 = F2 F2^T`` (:func:`thin_factor`, ``d x r``), the non-zero eigenvalues
+    of ``S1 S2`` are the squared singular values of ``F2^T F1`` (``r2 x r1``), so the trace
+    is the sum of those singular values: the exact value of the statistics, in
+    ``O(d^2 r)`` instead of the ``O(d^3)`` of a full eigendecomposition (milliseconds
+    instead of seconds for 2048-d features of a few hundred images). The eigenvalues
+    that are 0 in exact arithmetic never reach a square root; routes through a ``d x d``
+    eigenproblem (scipy's ``sqrtm``, torch-fidelity's ``eigvals``) add the square roots
+    of their rounding noise, which moves FID by about 1e-6 relative.
 
     >>> round(trace_sqrt_product(np.diag([4.0, 9.0]), np.diag([1.0, 4.0])), 12)
     8.0
+    >>> round(trace_sqrt_product(np.diag([4.0, 0.0]), np.diag([1.0, 4.0])), 12)
+    2.0
     """
     import scipy.linalg as sla
 
     s1, s2 = _as_square(sigma1, "sigma1"), _as_square(sigma2, "sigma2")
     if s1.shape != s2.shape:
         raise MetricError(f"covariances of different sizes: {s1.shape} and {s2.shape}")
-    eig = None
-    for a, b in ((s2, s1), (s1, s2)):  # tr sqrt(S2 S1) = tr sqrt(S1 S2)
-        try:  # eigenvalues of a @ b, b positive definite
-            eig = sla.eigh(a, b, type=2, eigvals_only=True, driver="gv", check_finite=False)
-            break
+    f1, f2 = thin_factor(s1), thin_factor(s2)
+    if f1.shape[1] == f2.shape[1] == s1.shape[0]:  # both positive definite
+        try:  # eigenvalues of S2 S1
+            eig = sla.eigh(s2, s1, type=2, eigvals_only=True, driver="gv", check_finite=False)
+            return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
         except np.linalg.LinAlgError:
-            continue
-    if eig is None:
-        w, v = np.linalg.eigh(s1)
-        root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-        eig = np.linalg.eigvalsh(root @ s2 @ root)
-    return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+            pass
+    if min(f1.shape[1], f2.shape[1]) == 0:
+        return 0.0
+    return float(np.linalg.svd(f2.T @ f1, compute_uv=False).sum())
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:

@@ -6,11 +6,13 @@ sum and sum of outer products -- for the samples and for the reference distribut
 statistics from :mod:`genmetrics.reference_stats`). Memory is O(d²) whatever the number
 of images; states from several batches or processes add up exactly.
 
-The matrix square root uses the symmetric ``eigh`` form
-(:func:`~genmetrics.metrics.image._distribution_math.frechet_distance`), so the value
-is always real and never negative. With fewer images than feature dimensions
-(n <= 2048) a covariance is singular: the value is still defined, and the result's
-``components.rank_deficient`` says so.
+The trace of the matrix square root
+(:func:`~genmetrics.metrics.image._distribution_math.trace_sqrt_product`) comes from a
+symmetric generalised eigenproblem when both covariances are positive definite, and from
+thin (pivoted Cholesky) factors when either is singular, so the value is always real and
+never negative. With fewer images than feature dimensions (n <= 2048) a covariance is
+singular: the value is still defined (and computed exactly, in milliseconds), and the
+result's ``components.rank_deficient`` says so.
 
     >>> import numpy as np
     >>> fid = FID()
