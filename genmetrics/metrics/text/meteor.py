@@ -65,7 +65,7 @@ realistic and fuzzed text.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
@@ -101,27 +101,11 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def meteor_value(
-    matches: int, chunks: int, hyp_len: int, ref_len: int, alpha: float, beta: float,
-    gamma: float,
-) -> float:
-    """NLTK's ``single_meteor_score`` arithmetic, operation for operation.
-
-    >>> meteor_value(6, 1, 6, 6, 0.9, 3.0, 0.5) == 1 - 0.5 * (1 / 6) ** 3
-    True
-    >>> meteor_value(0, 0, 3, 0, 0.9, 3.0, 0.5)
-    0.0
-    """
-    try:
-        precision = float(matches) / hyp_len
-        recall = float(matches) / ref_len
-        fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
-        chunk_count = float(chunks)
-        frag_frac = chunk_count / matches
-    except ZeroDivisionError:
-        return 0.0
-    penalty = gamma * frag_frac**beta
-    return (1 - penalty) * fmean
+def tokenized(texts: Iterable[str], tokens: Callable[[str], list[str]]) -> Iterator[list[str]]:
+    """``map(tokens, texts)``; for ``lowercase_split`` without a Python call per text."""
+    if tokens is lowercase_split:
+        return map(str.split, map(str.lower, texts))
+    return map(tokens, texts)
 
 
 class Memo(dict):
@@ -164,9 +148,8 @@ class Aligner:
         self.wordnet = wordnet
         self.stems = Memo(PorterStemmer().stem)  # word -> Porter stem
         self.synonyms = Memo(self._synonyms)  # stem -> NLTK's synonym set
-        # hypothesis word -> (its stem, the synonym set of the stem): what the stem and
-        # synonym stages need of a hypothesis word, in one look-up
-        self.hyp_words = Memo(self._hyp_word)
+        self.word_synonyms = Memo(self._word_synonyms)  # word -> synonym set of its stem
+        self._stem_of = self.stems.__getitem__  # bound once, for map()
 
     def _synonyms(self, word: str) -> frozenset[str]:
         """The word and the single-word lemma names of its synsets (NLTK's set)."""
@@ -179,58 +162,68 @@ class Aligner:
         names.add(word)
         return frozenset(names)
 
-    def _hyp_word(self, word: str) -> tuple[str, frozenset[str]]:
-        stem = self.stems[word]
-        return stem, self.synonyms[stem]
+    def _word_synonyms(self, word: str) -> frozenset[str]:
+        return self.synonyms[self.stems[word]]
 
     def clear_caches(self) -> None:
         self.stems.clear()
         self.synonyms.clear()
-        self.hyp_words.clear()
+        self.word_synonyms.clear()
 
     def align(self, hyp: list[str], ref: list[str]) -> tuple[int, int]:
         """``(matches, chunks)`` of NLTK's alignment of two lowercased token lists.
 
         ``chunks`` is counted as ``matches`` minus the hypothesis neighbours ``i, i + 1``
-        aligned to reference neighbours ``j, j + 1`` -- NLTK's ``_count_chunks`` on its
-        matches sorted by hypothesis position (0 chunks for 0 matches).
+        aligned to reference neighbours ``j, j + 1``: NLTK's ``_count_chunks`` on its
+        matches sorted by hypothesis position (but 0 chunks for 0 matches).
         """
-        # Reference index: word -> its last position j, or -2 - j (<= -2) when the word
-        # also occurs before j; those earlier positions are then ``earlier[word]``,
-        # ascending. Plain ints, no list per word: most words occur once.
+        m = h = len(hyp)
+        n = r = len(ref)
+        # 0. the common suffix: from the end, each of its hypothesis words finds its
+        #    counterpart to be the last unused reference position of the same word, so
+        #    NLTK aligns them (one chunk) and the rest aligns as hyp[:h] against ref[:r]
+        while h and r and hyp[h - 1] == ref[r - 1]:
+            h -= 1
+            r -= 1
+        matches = m - h
+        if not h or not r:  # nothing left to align on one side
+            return matches, 1 if matches else 0
+        adjacent = matches - 1 if matches else 0  # i, i + 1 aligned to j, j + 1
+        following = r if matches else -1  # reference position of hypothesis word i + 1
+
+        # Reference index of ref[:r]: word -> its last position j, or -2 - j (<= -2)
+        # when the word also occurs before j; those earlier positions are then
+        # ``earlier[word]``, ascending. Plain ints, no list per word: most occur once.
         last: dict[str, int] = {}
         earlier: dict[str, list[int]] = {}
-        n = 0
-        for word in ref:
+        j = 0
+        for word in ref if r == n else ref[:r]:
             if word in last:
                 previous = last[word]
                 if previous >= 0:
                     earlier[word] = [previous]
                 else:
                     earlier[word].append(-2 - previous)
-                last[word] = -2 - n
+                last[word] = -2 - j
             else:
-                last[word] = n
-            n += 1
+                last[word] = j
+            j += 1
 
         # 1. exact: from the last hypothesis word to the first, each takes the last
         #    unused reference position of the same word (NLTK's position lists + pop).
         #    A used position leaves the index, so ``last`` ends with the unused words.
-        m = len(hyp)
-        ref_of = [UNMATCHED] * m  # ref_of[i]: reference position of hypothesis word i
+        ref_of = [UNMATCHED] * h  # ref_of[i]: reference position of hypothesis word i
+        ref_of.extend(range(r, n))
         left_hyp = []  # unmatched hypothesis positions, last first
-        adjacent = 0  # i, i + 1 aligned to j, j + 1: they share a chunk
-        following = -1  # reference position of hypothesis word i + 1 (-1: none)
         take = last.pop
-        for i in range(m - 1, -1, -1):
+        for i in range(h - 1, -1, -1):
             j = take(hyp[i], -1)
-            if j >= 0:
-                pass
-            elif j == -1:
-                left_hyp.append(i)
-                following = -1
-                continue
-            else:  # the word has earlier positions: the next one becomes its last
+            if j < 0:
+                if j == -1:
+                    left_hyp.append(i)
+                    following = -1
+                    continue
+                # the word has earlier positions: the next one becomes its last
                 j = -2 - j
                 before = earlier[hyp[i]]
                 previous = before.pop()
@@ -239,11 +232,23 @@ class Aligner:
             if j + 1 == following:
                 adjacent += 1
             following = j
-        matches = m - len(left_hyp)
-        if left_hyp and matches < n:
-            matches, adjacent = self._stem_and_synonym_stages(
-                hyp, ref_of, left_hyp, last, earlier, matches, adjacent
-            )
+        matches += h - len(left_hyp)
+        if not left_hyp or not last:
+            return matches, matches - adjacent
+
+        # In the stem and synonym stages a hypothesis word can only take a reference
+        # word whose stem is in the synonym set of its own stem (a set holding the stem
+        # itself). Mostly there is none: then both stages align nothing.
+        ref_stems = set(map(self._stem_of, last))
+        synonyms = self.word_synonyms
+        for i in left_hyp:
+            if not ref_stems.isdisjoint(synonyms[hyp[i]]):
+                break
+        else:
+            return matches, matches - adjacent
+        matches, adjacent = self._stem_and_synonym_stages(
+            hyp, ref_of, left_hyp, last, earlier, matches, adjacent
+        )
         return matches, matches - adjacent
 
     def _stem_and_synonym_stages(
@@ -274,24 +279,18 @@ class Aligner:
                 same_stem.extend(found)
                 same_stem.sort()
 
-        # A hypothesis word can only match (in either stage) a reference stem in the
-        # synonym set of its stem, which holds the stem itself: the others take no part.
-        hyp_words = self.hyp_words
-        candidates = []
-        for i in left_hyp:
-            stem, synonyms = hyp_words[hyp[i]]
-            if not synonyms.isdisjoint(positions):
-                candidates.append((i, stem, synonyms))
-        if not candidates:
-            return matches, adjacent
-
         # 2. Porter stems, same rule as the exact stage
-        still_left = []
-        for candidate in candidates:
-            i, stem, _ = candidate
+        word_synonyms = self.word_synonyms
+        still_left = []  # (position, synonym set), last first
+        for i in left_hyp:
+            word = hyp[i]
+            synonyms = word_synonyms[word]
+            if synonyms.isdisjoint(positions):
+                continue  # can match nothing, in this stage or the next
+            stem = stems[word]
             found = positions.get(stem)
             if found is None:
-                still_left.append(candidate)
+                still_left.append((i, synonyms))
                 continue
             j = found.pop()
             if not found:
@@ -303,7 +302,7 @@ class Aligner:
 
         # 3. synonyms: NLTK goes on with the stems; each hypothesis stem takes the last
         #    unused reference position whose stem is in the stem's synonym set
-        for i, _, synonyms in still_left:
+        for i, synonyms in still_left:
             if not positions:
                 break
             best_j = -1
@@ -323,29 +322,30 @@ class Aligner:
                     i + 1 < len(ref_of) and ref_of[i + 1] == best_j + 1)
         return matches, adjacent
 
+    def score_one(
+        self, hyp: list[str], ref: list[str], alpha: float, beta: float, gamma: float
+    ) -> float:
+        """NLTK's ``single_meteor_score`` on lowercased tokens."""
+        matches, chunks = self.align(hyp, ref)
+        if not matches:  # NLTK divides by zero somewhere and returns 0.0
+            return 0.0
+        # NLTK's arithmetic, operation for operation
+        precision = float(matches) / len(hyp)
+        recall = float(matches) / len(ref)
+        fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
+        chunk_count = float(chunks)
+        frag_frac = chunk_count / matches
+        penalty = gamma * frag_frac**beta
+        return (1 - penalty) * fmean
+
     def score(
         self, hyp: list[str], refs: Sequence[list[str]], alpha: float, beta: float, gamma: float
     ) -> float:
         """NLTK's ``meteor_score`` on lowercased tokens: the best over the references."""
-        best = None
-        for ref in refs:
-            value = (
-                meteor_value(*self.align(hyp, ref), len(hyp), len(ref), alpha, beta, gamma)
-                if hyp and ref else 0.0
-            )
-            if best is None or value > best:  # max(): the first of equal values
-                best = value
-        if best is None:
+        if not refs:
             raise UsageError("meteor: every sample needs at least one reference")
-        return best
-
-    def score_one(
-        self, hyp: list[str], ref: list[str], alpha: float, beta: float, gamma: float
-    ) -> float:
-        """:meth:`score` with a single reference."""
-        if hyp and ref:
-            return meteor_value(*self.align(hyp, ref), len(hyp), len(ref), alpha, beta, gamma)
-        return 0.0
+        # max(): the first of equal values (equal floats: the same value)
+        return max(self.score_one(hyp, ref, alpha, beta, gamma) for ref in refs)
 
 
 @lru_cache(maxsize=2)
@@ -402,13 +402,12 @@ class METEOR(Metric):
             return
         aligner = self.aligner
         options = [repeat(self.options[k]) for k in ("alpha", "beta", "gamma")]
-        tokens = self.tokens
-        hyps = map(tokens, samples)
+        hyps = tokenized(samples, self.tokens)
         if all(len(r) == 1 for r in references):  # one reference each: no lists of lists
-            refs = map(tokens, map(_first, references))
+            refs = tokenized(map(_first, references), self.tokens)
             self.state["scores"].extend(map(aligner.score_one, hyps, refs, *options))
         else:
-            refs = ([tokens(r) for r in refs] for refs in references)
+            refs = (list(tokenized(r, self.tokens)) for r in references)
             self.state["scores"].extend(map(aligner.score, hyps, refs, *options))
         self.state["nrefs"].extend(len(r) for r in references)
 
