@@ -5,7 +5,9 @@ promises -- pre-tokenized text, ``preprocess=str.lower``, a ``PorterStemmer`` an
 same WordNet reader (genmetrics' asset) -- on realistic pairs from ``tests.textcorpus``
 (synonyms, inflections, repeated words, unicode, empty / identical / no-overlap
 hypotheses, several references), on hand-made cases and on fuzzed word sequences drawn
-from a vocabulary full of WordNet synonyms and inflections.
+from a vocabulary full of WordNet synonyms and inflections (independent ones, and edits
+of a reference, which share beginnings and endings with it). The alignments themselves
+(matches, chunks) are compared with NLTK's ``align_words`` too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nltk.translate import meteor_score as nltk_meteor
 from genmetrics.errors import MetricError, UsageError
 from genmetrics.features.wordnet import load_wordnet, wordnet_digest
 from genmetrics.metrics.text._bleu_fast import tokenize_13a
-from genmetrics.metrics.text.meteor import METEOR, aligner
+from genmetrics.metrics.text.meteor import METEOR, Aligner, aligner
 from tests.textcorpus import make_pairs
 
 Pairs = list[tuple[str, list[str]]]
@@ -54,6 +56,16 @@ def ours(pairs: Pairs, **options) -> list[float]:
     metric = METEOR(**options)
     metric.update([h for h, _ in pairs], [r for _, r in pairs])
     return metric.compute(per_sample=True)["meteor"].per_sample
+
+
+def nltk_alignment(hyp: list[str], ref: list[str]) -> tuple[int, int]:
+    """(matches, chunks) of NLTK's alignment (0 chunks without matches)."""
+    matches, _, _ = nltk_meteor.align_words(hyp, ref, stemmer=PorterStemmer(), wordnet=wordnet())
+    return len(matches), nltk_meteor._count_chunks(matches) if matches else 0
+
+
+def lowered(text: str) -> list[str]:
+    return [t.lower() for t in text.split()]
 
 
 def stage_matches(hyp: str, ref: str) -> tuple[int, int, int]:
@@ -135,6 +147,21 @@ CASES: list[tuple[str, list[str]]] = [
     ("hello,world ! ...", ["hello , world!"]),  # punctuation stays on words
     ("qwzx plim vrek", ["the cat sat"]),  # no overlap
     ("cats sick", ["cat cats"]),  # "cat" also means to vomit
+    # a common ending (aligned word to word) after all kinds of beginnings
+    ("a dog sat on the mat", ["the cat sat on the mat"]),
+    ("cats sat on the mat", ["cat sat on the mat"]),  # stem match joins the ending's chunk
+    ("on the mat", ["the cat sat on the mat"]),  # the hypothesis is the ending
+    ("the cat sat on the mat", ["on the mat"]),
+    ("the the cat", ["the cat"]),
+    ("cat the the", ["the cat the"]),
+    ("a b a b a", ["b a b a b a"]),
+    ("the cat the dog the", ["the the cat dog"]),  # repeated words, no common ending
+    ("the dog the cat the", ["the the cat dog the"]),
+    ("running dogs ran fast", ["run dog runs quick"]),  # stems and synonyms compete
+    ("auto car machine", ["car auto automobile"]),
+    ("sick cats ill", ["cat sick ill"]),
+    ("catting y", ["cat x cats y cat"]),  # two words with stem "cat": the last one counts
+    ("dogged cats y", ["cats dog x dogs y cat"]),
 ]
 
 
@@ -200,6 +227,54 @@ words = st.lists(st.sampled_from(VOCAB), max_size=14).map(" ".join)
 @given(words, st.lists(words, min_size=1, max_size=3))
 def test_fuzzed_word_sequences_equal_nltk(hyp, refs):
     assert ours([(hyp, refs)]) == [nltk_score(hyp, refs)]
+
+
+@st.composite
+def edited_pairs(draw) -> tuple[str, str]:
+    """A reference and a few word edits of it: shared beginnings, endings, repeats."""
+    ref = draw(st.lists(st.sampled_from(VOCAB), max_size=16))
+    hyp = list(ref)
+    edits = st.tuples(st.sampled_from("dirs"), st.integers(0, 30), st.sampled_from(VOCAB))
+    for op, k, word in draw(st.lists(edits, max_size=4)):
+        if op == "i":
+            hyp.insert(k % (len(hyp) + 1), word)
+        elif hyp and op == "d":
+            del hyp[k % len(hyp)]
+        elif hyp and op == "r":
+            hyp[k % len(hyp)] = word
+        elif hyp:  # swap two neighbours
+            i = k % len(hyp)
+            j = (i + 1) % len(hyp)
+            hyp[i], hyp[j] = hyp[j], hyp[i]
+    return " ".join(hyp), " ".join(ref)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edited_pairs())
+def test_edited_pairs_align_and_score_as_nltk(pair):
+    hyp, ref = pair
+    assert aligner(wordnet()).align(lowered(hyp), lowered(ref)) == nltk_alignment(
+        hyp.split(), ref.split())
+    assert ours([(hyp, [ref])]) == [nltk_score(hyp, [ref])]
+
+
+def test_corpus_alignments_equal_nltk():
+    # matches and chunks themselves, not only the scores they give
+    al = aligner(wordnet())
+    for hyp, refs in PAIRS["single"] + PAIRS["multi"][:60]:
+        for ref in refs:
+            assert al.align(lowered(hyp), lowered(ref)) == nltk_alignment(hyp.split(),
+                                                                          ref.split())
+
+
+def test_tiny_memos_give_the_same_alignments():
+    # memos that forget everything every few words (CACHE_SIZE reached) change nothing
+    pairs = [(lowered(h), lowered(r[0])) for h, r in PAIRS["single"][:80]]
+    shared = aligner(wordnet())
+    tiny = Aligner(wordnet())
+    tiny.stems.limit, tiny.synonyms.limit = 3, 2
+    assert [tiny.align(h, r) for h, r in pairs] == [shared.align(h, r) for h, r in pairs]
+    assert len(tiny.stems) <= 3 and len(tiny.synonyms) <= 2
 
 
 # -- batching, state, options -------------------------------------------------------------
