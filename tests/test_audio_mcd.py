@@ -119,10 +119,12 @@ def test_fastdtw_parity_and_how_the_library_default_differs(wavs):
     pair = [(wavs["slow"], wavs["ref"])]
     default = theirs(pair)  # the library's default: fastdtw, radius 10
     _close(ours(pair, dtw_radius=10), default)
-    # the example of the module docstring
-    exact = ours(pair)[0]
-    assert exact == pytest.approx(11.5542, abs=1e-4)
-    assert default[0] == pytest.approx(11.6790, abs=1e-4)
+    # the example of the module docstring: exact DTW (ours by default) equals the
+    # library's exact DTW, and its default fastdtw path differs by far more than rounding
+    exact = ours(pair)
+    _close(exact, theirs(pair, dtw_radius=None))
+    print(f"exact DTW {exact[0]:.4f}, the library's default {default[0]:.4f}")
+    assert abs(default[0] - exact[0]) > 1e-3 * exact[0]
     short = [(wavs["fast"], wavs["ref"])]
     for target in ("spec", "mfcc"):
         _close(ours(short, dtw_radius=2, align_target=target),

@@ -56,7 +56,8 @@ is fastdtw's approximation: it searches only near the path found at half resolut
 so it can settle on a costlier alignment and hence a different value, in either
 direction. Measured: the first test sentence (espeak-ng, 16 kHz) with white noise at
 5 dB SNR, slowed with ``sox tempo 0.7`` (4.44 s), against the clean sentence (3.11 s):
-exact DTW 11.5542, the library's default 11.6790 (+1.1%); in a sweep of 72 such pairs
+exact DTW 11.5726, the library's default 11.7033 (+1.1%; the figures move a little with
+espeak-ng's build); in a sweep of 72 such pairs
 (6 sentences; noise at 0 or 5 dB or a 1 kHz lowpass; tempo ratios 1 to 1.56) 15
 differed, by -8% to +5%, all with tempo ratios of 1.4 or more. ``dtw_radius=N``
 reproduces the library's ``dtw_radius=N`` exactly (same windows, same path). Both use
