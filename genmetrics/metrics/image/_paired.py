@@ -37,7 +37,7 @@ from genmetrics.metric import MetricSpec, library_version
 from genmetrics.metrics._per_pair import Failed, PerPairMean
 
 __all__ = ["Failed", "PairedImageMetric", "MetricSpec", "size_groups", "cpu_map",
-           "worker_count"]
+           "worker_count", "cpu_array"]
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N"
 THREADS_HELP = "CPU worker threads, each running single-threaded torch ops (0: torch's count)"
@@ -55,6 +55,21 @@ def size_groups(images: Sequence[Any]) -> dict[tuple[int, int], list[int]]:
     for i, image in enumerate(images):
         groups.setdefault((int(image.shape[-2]), int(image.shape[-1])), []).append(i)
     return groups
+
+
+def cpu_array(image: Any) -> Any:
+    """An image tensor (any device) or array as a C-contiguous numpy array, for the CPU
+    kernels (a view where it already is one).
+
+    >>> import torch
+    >>> cpu_array(torch.arange(6, dtype=torch.uint8).view(2, 3).t()).flags.c_contiguous
+    True
+    """
+    import numpy as np
+
+    if not isinstance(image, np.ndarray):
+        image = image.detach().cpu().numpy()
+    return np.ascontiguousarray(image)
 
 
 def _image(image: Any, name: str, what: str, index: int) -> Any:

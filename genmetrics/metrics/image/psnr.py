@@ -54,6 +54,7 @@ from genmetrics.metrics.image._paired import (
     Failed,
     MetricSpec,
     PairedImageMetric,
+    cpu_array,
     cpu_map,
     worker_count,
 )
@@ -93,13 +94,6 @@ def _kernel() -> Any:
     return _jit.compiled(pair_squared_error, KERNEL_SIGNATURE, **KERNEL_OPTIONS)
 
 
-def _flat_uint8(image: Any) -> Any:
-    """A uint8 tensor or array as a C-contiguous 1-D numpy array (a view where it can)."""
-    if not isinstance(image, np.ndarray):
-        image = image.detach().cpu().numpy()
-    return np.ascontiguousarray(image).reshape(-1)
-
-
 def squared_error(sample: Any, reference: Any) -> int:
     """The exact sum of squared differences of two same-size uint8 tensors (or arrays).
 
@@ -114,7 +108,7 @@ def squared_error(sample: Any, reference: Any) -> int:
     ...               torch.tensor([255, 0, 1], dtype=torch.uint8))
     130054
     """
-    a, b = _flat_uint8(sample), _flat_uint8(reference)
+    a, b = cpu_array(sample).reshape(-1), cpu_array(reference).reshape(-1)
     kernel = _kernel()
     if kernel is not None:
         return int(kernel(a, b))

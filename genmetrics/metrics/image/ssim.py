@@ -89,6 +89,7 @@ from genmetrics.metrics.image._paired import (
     Failed,
     MetricSpec,
     PairedImageMetric,
+    cpu_array,
     cpu_map,
     size_groups,
 )
@@ -248,11 +249,6 @@ def _weights() -> Any:
     return np.array(gaussian_window()[RADIUS:], dtype=np.float64)
 
 
-def _plane_array(image: Any) -> Any:
-    """A ``3 x H x W`` uint8 tensor as a C-contiguous numpy array (a view where it can)."""
-    return image.detach().cpu().contiguous().numpy()
-
-
 def _chunks(groups: dict[tuple[int, int], list[int]], budget: int) -> list[list[int]]:
     """Runs of same-size pairs of at most ``budget`` pixels (at least one pair each)."""
     out = []
@@ -295,7 +291,7 @@ def ssim_values(samples: Sequence[Any], references: Sequence[Any], *, device: st
 
     def run(chunk: list[int]) -> tuple[list[int], list[float]]:
         if kernel is not None:  # one pair: the compiled kernel, without the GIL
-            x, y = (_plane_array(t) for t in (samples[chunk[0]], references[chunk[0]]))
+            x, y = (cpu_array(t) for t in (samples[chunk[0]], references[chunk[0]]))
             return chunk, [kernel(x, y, weights, C1, C2)]
         with torch.inference_mode():
             x = torch.stack([samples[i] for i in chunk]).to(device)
