@@ -8,6 +8,7 @@ steps, and computes PSNR / SSIM of its images with ``skimage.metrics``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -63,6 +64,28 @@ def toy_images(images: int, steps: int, lr: float, width: int,
         return to_uint8(model()), to_uint8(targets)
 
 
+def example_images(images: int, steps: int, at: set[int], lr: float = 0.05,
+                   width: int = 16, seed: int = 0) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """The uint8 images train_loop_example.py generates after each step in ``at`` of a run
+    of ``steps`` steps (its warmup + cosine schedule, held-out pixels), and the targets."""
+    from _toy_generator import ToyGenerator, seed_everything, target_tiles, to_uint8
+    from train_loop_example import held_out_pixels, train_step, warmup_cosine
+
+    seed_everything(seed)
+    targets = target_tiles(images, 32)
+    train_px, _ = held_out_pixels(targets, seed=seed)
+    model = ToyGenerator(images, size=32, width=width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = warmup_cosine(optimizer, steps)
+    fakes = {}
+    for step in range(1, steps + 1):
+        train_step(model, optimizer, scheduler, targets, train_px)
+        if step in at:
+            with torch.no_grad():
+                fakes[step] = to_uint8(model())
+    return fakes, to_uint8(targets)
+
+
 @pytest.mark.slow
 def test_train_loop_logs_every_evaluation_to_tensorboard(tmp_path: Path) -> None:
     event_accumulator = pytest.importorskip(
@@ -80,24 +103,62 @@ def test_train_loop_logs_every_evaluation_to_tensorboard(tmp_path: Path) -> None
     acc = event_accumulator.EventAccumulator(str(logdir))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "genmetrics/fid", "genmetrics/ssim", "genmetrics/psnr"} <= tags
-    logged = {tag: {e.step: e.value for e in acc.Scalars(tag)}
-              for tag in ("train/loss", "genmetrics/fid", "genmetrics/ssim", "genmetrics/psnr")}
+    every_step = ("train/loss", "train/lr", "train/grad_norm")
+    at_eval = ("val/loss", "genmetrics/fid", "genmetrics/ssim", "genmetrics/psnr")
+    assert {*every_step, *at_eval} <= tags
+    logged = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in every_step + at_eval}
     for tag, by_step in logged.items():
-        assert sorted(by_step) == [2, 4], (tag, by_step)
+        assert sorted(by_step) == ([1, 2, 3, 4] if tag in every_step else [2, 4]), (tag, by_step)
         assert all(math.isfinite(v) for v in by_step.values()), (tag, by_step)
     assert logged["genmetrics/fid"][4] > 0
-    assert logged["train/loss"][4] < logged["train/loss"][2]  # it does train
+    assert logged["train/loss"][4] < logged["train/loss"][1]  # it does train
+    assert logged["train/lr"][1] < logged["train/lr"][2] > logged["train/lr"][4]  # warmup, decay
     # log_to's signature table (a text summary; TensorBoard appends /text_summary)
     assert any(t.startswith("genmetrics/signatures") for t in acc.Tags()["tensors"])
 
     # the logged numbers are scikit-image's on the images the script generated
     # (TensorBoard stores float32: up to 6e-8 relative; measured 1e-9 to 3e-8)
+    fakes, targets = example_images(8, 4, {2, 4})
     for step in (2, 4):
-        expected = skimage_scores(*toy_images(8, step, lr=0.05, width=16))
+        expected = skimage_scores(fakes[step], targets)
         for name, value in expected.items():
             assert logged[f"genmetrics/{name}"][step] == pytest.approx(value, rel=1e-6), (
                 name, step)
+
+
+def test_train_loop_logs_get_a_verdict_from_genmetrics_logs(tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
+    """The example's own run, read by `genmetrics logs` at 80 columns: a real verdict for
+    the loss trend, the train/validation gap, the schedule and the gradient norm."""
+    pytest.importorskip("tensorboard")
+    from train_loop_example import main
+
+    from genmetrics.logs import cli_run
+
+    logdir = tmp_path / "run"
+    assert main(["--steps", "20", "--eval-every", "20", "--val-every", "2", "--images", "4",
+                 "--metrics", "psnr", "--logdir", str(logdir)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_run(logdir, out_dir=tmp_path / "report", window=None, fail_on=None, roles={},
+                   json_out=tmp_path / "summary.json") == 0
+    shown = capsys.readouterr().out.splitlines()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+
+    assert {role: v["series"] for role, v in summary["roles"].items()} == {
+        "train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr",
+        "grad_norm": "train/grad_norm"}
+    verdicts = {f["check"]: f["verdict"] for f in summary["findings"]}
+    assert verdicts["loss trend"] == "falling"
+    assert verdicts["learning-rate schedule"] == "warmup + cosine decay"
+    for check in ("train/val gap", "gradient spikes", "exploding gradients",
+                  "vanishing gradients"):
+        assert verdicts[check] not in ("too short", "not available"), verdicts
+    assert "gradient norm" not in verdicts, verdicts  # the placeholder of a missing series
+    # at 80 columns: no line wider, every finding whole on a line of its own
+    assert max(len(line) for line in shown) <= 80, shown
+    for f in summary["findings"]:
+        assert any(line.strip().endswith(f["message"]) for line in shown), (f["message"], shown)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from PIL import Image
 from genmetrics.errors import InputError, UsageError
 from genmetrics.logs import analyze_logs, cli_run, read_logs, write_outputs
 from genmetrics.logs.analysis import lr_schedule, slope_test
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, cli_env
 
 ROLES = ("train_loss", "val_loss", "lr", "grad_norm")
 SPIKES = (97, 251)  # indices of the planted gradient spikes
@@ -355,6 +355,107 @@ def test_cli_prints_the_findings_and_writes_plots(run_cli, tmp_path):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert set(doc["series"]) == set(JSONL_NAMES.values())
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
+
+
+# ---- the table at 80 columns: narrow table, then one line per finding
+
+def finding(check: str, series: str, verdict: str, message: str, statistic: str = "",
+            flagged: bool = False) -> dict:
+    return {"check": check, "series": series, "verdict": verdict, "flagged": flagged,
+            "message": message, "statistic": statistic}
+
+
+GOLDEN_SUMMARY = {
+    "source": "runs/exp1",
+    "notes": ["train/loss: step 40 logged twice; the last value kept"],
+    "roles": {"train_loss": {"series": "train/loss", "how": "detected"},
+              "val_loss": {"series": "val/loss", "how": "detected"},
+              "lr": {"series": "train/lr", "how": "given"},
+              "grad_norm": {"series": None, "how": None}},
+    "findings": [
+        finding("loss trend", "train/loss", "falling",
+                "still falling: -4.3% over steps 49-60 (12 points); not converged yet",
+                "slope -6.88e-06/step, t=-9.29, change -4.3% over 12 pts"),
+        finding("train/val gap", "val/loss - train/loss", "overfitting",
+                "gap grew 0.102 -> 1.01 (steps 2000-3800); train loss falls, val loss rises",
+                "gap 0.102 -> 1.01, t=78.1, +87.3% of val loss over 10 pts", flagged=True),
+        finding("learning-rate schedule", "train/lr", "warmup + cosine decay",
+                "warmup to 0.05 by step 7, then cosine decay to 4.23e-05 at step 60",
+                "fit rms 0.4% of range"),
+        finding("gradient norm", "-", "not available",
+                "no grad norm series found; name it with --grad-norm"),
+    ],
+}
+
+GOLDEN_80 = """\
+genmetrics logs: runs/exp1
+┏━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┓
+┃ # ┃ check                  ┃ series                ┃ verdict               ┃
+┡━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━┩
+│ 1 │ loss trend             │ train/loss            │ falling               │
+│ 2 │ train/val gap          │ val/loss - train/loss │ overfitting           │
+│ 3 │ learning-rate schedule │ train/lr              │ warmup + cosine decay │
+│ 4 │ gradient norm          │ -                     │ not available         │
+└───┴────────────────────────┴───────────────────────┴───────────────────────┘
+findings:
+1. still falling: -4.3% over steps 49-60 (12 points); not converged yet
+   slope -6.88e-06/step, t=-9.29, change -4.3% over 12 pts
+2. gap grew 0.102 -> 1.01 (steps 2000-3800); train loss falls, val loss rises
+   gap 0.102 -> 1.01, t=78.1, +87.3% of val loss over 10 pts
+3. warmup to 0.05 by step 7, then cosine decay to 4.23e-05 at step 60
+   fit rms 0.4% of range
+4. no grad norm series found; name it with --grad-norm
+series used: train loss = train/loss (detected), val loss = val/loss (detected),
+lr = train/lr (given)
+note: train/loss: step 40 logged twice; the last value kept
+"""
+
+
+def render(summary: dict, monkeypatch, columns: int = 80) -> list[str]:
+    """What the terminal shows for ``summary`` at ``COLUMNS=columns`` (no colour)."""
+    import io
+
+    from rich.console import Console
+
+    from genmetrics.logs import print_findings
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = io.StringIO()
+    print_findings(summary, Console(file=out))
+    return [line.rstrip() for line in out.getvalue().splitlines()]
+
+
+def test_findings_at_80_columns_match_the_golden_output(monkeypatch):
+    lines = render(GOLDEN_SUMMARY, monkeypatch)
+    assert "\n".join(lines) + "\n" == GOLDEN_80
+    assert max(len(line) for line in lines) <= 80
+    for f in GOLDEN_SUMMARY["findings"]:  # each finding whole, on a line of its own
+        assert sum(line.endswith(f". {f['message']}") for line in lines) == 1, f["message"]
+
+
+def test_a_finding_wider_than_the_terminal_wraps_under_itself(monkeypatch):
+    long = "2 spike(s) at steps " + ", ".join(str(1000 * i) for i in range(1, 21))
+    summary = {**GOLDEN_SUMMARY, "findings": [finding("gradient spikes", "grad_norm",
+                                                      "spikes", long, "max z=27.3", True)]}
+    lines = render(summary, monkeypatch)
+    assert max(len(line) for line in lines) <= 80
+    at = next(i for i, line in enumerate(lines) if line.startswith("1. 2 spike(s)"))
+    assert lines[at + 1].startswith("   ") and lines[at + 1].strip()  # indented continuation
+    assert " ".join(line.strip() for line in lines[at:at + 3]).startswith("1. " + long)
+
+
+def test_cli_at_80_columns_prints_each_finding_on_one_line(run_cli, tmp_path):
+    path = write_jsonl(tmp_path / "o.jsonl", curves("overfitting"))
+    done = run_cli("logs", path, "--out-dir", tmp_path / "out", "--json", tmp_path / "s.json",
+                   env=cli_env(COLUMNS="80"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert len(doc["findings"]) == 7
+    for i, f in enumerate(doc["findings"], 1):
+        assert f"{i}. {f['message']}" in [line.rstrip() for line in lines], (f, done.stdout)
+        assert f"   {f['statistic']}" in [line.rstrip() for line in lines], (f, done.stdout)
 
 
 # ---- bad input: one line, saying what to do

@@ -30,7 +30,8 @@ from genmetrics.logs.analysis import (
 from genmetrics.logs.readers import Logs, read_logs
 
 __all__ = ["FAIL_ON", "Thresholds", "analyze_logs", "cli_run", "failed_checks", "findings_table",
-           "parse_fail_on", "read_logs", "summarize", "write_outputs"]
+           "parse_fail_on", "print_findings", "read_logs", "summarize",
+           "write_outputs"]
 
 SCHEMA = "genmetrics-logs/1"
 
@@ -146,7 +147,8 @@ def failed_checks(summary: Mapping[str, Any], fail_on: Iterable[str]) -> list[st
 
 
 def findings_table(summary: Mapping[str, Any]):
-    """A rich table of the findings (check, series, verdict, statistic, threshold, finding).
+    """A narrow rich table of the findings: number, check, series, verdict (the sentence of
+    each finding is printed below it by :func:`print_findings`).
 
     >>> findings_table({"source": "x", "findings": []}).row_count
     0
@@ -154,16 +156,58 @@ def findings_table(summary: Mapping[str, Any]):
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"genmetrics logs: {escape(str(summary['source']))}")
-    for col in ("check", "series", "verdict", "statistic", "threshold", "finding"):
-        table.add_column(col, overflow="fold")
-    for f in summary["findings"]:
+    table = Table(title=f"genmetrics logs: {escape(str(summary['source']))}",
+                  title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("series", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for i, f in enumerate(summary["findings"], 1):
         style = ("red" if f["flagged"] else "dim" if f["verdict"] in ("not available",
                                                                       "too short") else "green")
-        table.add_row(escape(f["check"]), escape(f["series"]),
-                      f"[{style}]{escape(f['verdict'])}[/]", escape(f["statistic"]),
-                      escape(f["threshold"]), escape(f["message"]))
+        table.add_row(str(i), escape(f["check"]), escape(f["series"]),
+                      f"[{style}]{escape(f['verdict'])}[/]")
     return table
+
+
+def print_findings(summary: Mapping[str, Any], console: Any) -> None:
+    """Print the findings for a terminal, readable at 80 columns: the narrow table, then one
+    line per finding (its sentence, numbered as in the table) with its statistic dimmed on
+    the line below, then the series used and the readers' notes. Statistics and thresholds
+    in full are in ``summary.json``.
+
+    >>> from rich.console import Console
+    >>> print_findings({"source": "log.csv", "findings": [], "roles": {}, "notes": []},
+    ...                Console(width=80, color_system=None))  # doctest: +NORMALIZE_WHITESPACE
+    genmetrics logs: log.csv
+    ┏━━━┳━━━━━━━┳━━━━━━━━┳━━━━━━━━━┓
+    ┃ # ┃ check ┃ series ┃ verdict ┃
+    ┡━━━╇━━━━━━━╇━━━━━━━━╇━━━━━━━━━┩
+    └───┴───────┴────────┴─────────┘
+    series used: none recognised
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(findings_table(summary))
+    findings = summary["findings"]
+    if findings:
+        # a borderless grid: a sentence longer than the terminal wraps under itself, never
+        # inside a narrow cell
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for i, f in enumerate(findings, 1):
+            grid.add_row(f"{i}.", escape(f["message"]))
+            if f.get("statistic"):
+                grid.add_row("", f"[dim]{escape(f['statistic'])}[/]")
+        console.print("findings:", highlight=False)
+        console.print(grid, highlight=False)
+    used = ", ".join(f"{role.replace('_', ' ')} = {v['series']} ({v['how']})"
+                     for role, v in summary["roles"].items() if v["series"])
+    console.print(f"series used: {escape(used) or 'none recognised'}", highlight=False)
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def cli_run(path: Path, *, out_dir: Path, window: int | None, json_out: Path | None,
@@ -194,12 +238,7 @@ def cli_run(path: Path, *, out_dir: Path, window: int | None, json_out: Path | N
         sys.stdout.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     console = Console(stderr=to_stdout)
     if not to_stdout:
-        console.print(findings_table(summary))
-        used = ", ".join(f"{role.replace('_', ' ')} = {v['series']} ({v['how']})"
-                         for role, v in summary["roles"].items() if v["series"])
-        console.print(f"series used: {used or 'none recognised'}", highlight=False)
-        for note in summary["notes"]:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        print_findings(summary, console)
         console.print(f"{len(logs.series)} plot(s) and summary.json in {out_dir}",
                       highlight=False)
     failed = failed_checks(summary, wanted)

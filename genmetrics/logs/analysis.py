@@ -191,26 +191,24 @@ def loss_trend(name: str, steps: np.ndarray, values: np.ndarray, *, window: int 
     test = slope_test(steps[-w:], values[-w:])
     stat, thresh = _trend_numbers(test, th)
     trend = _trend(test, th)
-    span = f"steps {test['start']:g}-{test['end']:g}"
+    # messages stay short (one 80-column line); the t-statistic is in ``stat``
+    span = f"steps {test['start']:g}-{test['end']:g} ({w} points)"
     if trend == "falling":
         verdict, flagged = "falling", False
-        message = (f"still falling: {100 * test['change']:+.1f}% over the last {w} points "
-                   f"({span}), significant (t={_fmt(test['t'])}); training has not converged")
+        message = (f"still falling: {100 * test['change']:+.1f}% over {span}; not converged "
+                   "yet")
     elif trend == "rising":
         verdict, flagged = "rising", True
-        message = (f"rising: {100 * test['change']:+.1f}% over the last {w} points ({span}); "
-                   f"the {label} is getting worse")
+        message = f"rising: {100 * test['change']:+.1f}% over {span}; getting worse"
     elif trend == "flat":
         verdict, flagged = "plateau", False
-        sig = (f"a significant slope, but under {100 * th.min_change:g}%" if min(
+        sig = (f"significant but under {100 * th.min_change:g}%" if min(
             test["p_falling"], test["p_rising"]) < th.alpha else "no significant slope")
-        message = (f"plateaued: changed {100 * test['change']:+.2f}% over the last {w} points "
-                   f"({span}), {sig}; more steps at this learning rate will not help much")
+        message = f"plateaued: {100 * test['change']:+.2f}% over {span}, {sig}"
     else:
         verdict, flagged = "inconclusive", False
-        message = (f"no significant trend over the last {w} points ({span}), but too noisy "
-                   f"to call it a plateau (fitted change {100 * test['change']:+.1f}%); use a "
-                   "longer --window")
+        message = (f"no clear trend: {100 * test['change']:+.1f}% over steps "
+                   f"{test['start']:g}-{test['end']:g}, too noisy; use a longer --window")
     if bad_steps:
         message += f"; {len(bad_steps)} non-finite value(s) left out"
     return Finding(check, name, verdict, flagged, message, stat, thresh, test,
@@ -282,23 +280,21 @@ def gap_trend(train_name: str, train: Series, val_name: str, val: Series, *,
     thresh = f"p<{th.alpha} one-sided, growth>={100 * th.min_change:g}% of val loss"
     span = f"steps {gs[0]:g}-{gs[-1]:g}"
     if trend == "rising" and (train_falling or val_rising):
-        why = "train loss still falls" if train_falling else ""
-        why += (" and " if why and val_rising else "") + ("val loss rises" if val_rising else "")
+        why = ", ".join(w for w, yes in (("train loss falls", train_falling),
+                                         ("val loss rises", val_rising)) if yes)
         verdict, flagged = "overfitting", True
-        message = (f"overfitting: the gap grew from {_fmt(test['gap_start'])} to "
-                   f"{_fmt(test['gap_end'])} over {span} while {why}")
+        message = f"gap grew {_fmt(test['gap_start'])} -> {_fmt(test['gap_end'])} ({span}); {why}"
     elif trend == "rising":
         verdict, flagged = "widening", True
-        message = (f"the gap is widening ({_fmt(test['gap_start'])} -> "
-                   f"{_fmt(test['gap_end'])} over {span}) though neither loss has a "
-                   "significant trend alone: watch it")
+        message = (f"gap grew {_fmt(test['gap_start'])} -> {_fmt(test['gap_end'])} ({span}), "
+                   "though neither loss trends alone")
     elif trend == "falling":
         verdict, flagged = "narrowing", False
-        message = f"the gap is narrowing ({_fmt(test['gap_start'])} -> {_fmt(test['gap_end'])})"
+        message = f"gap narrowed {_fmt(test['gap_start'])} -> {_fmt(test['gap_end'])} ({span})"
     else:
         verdict, flagged = "stable", False
-        message = (f"no overfitting: the gap is stable at about {_fmt(float(np.mean(gv)))} over "
-                   f"{span}")
+        message = (f"no overfitting: the gap is stable at about {_fmt(float(np.mean(gv)))} "
+                   f"over {span}")
     return Finding(check, label, verdict, flagged, message, stat, thresh, test,
                    {"alpha": th.alpha, "min_change": th.min_change, "window": w,
                     "train_smoothing_points": k})
@@ -359,8 +355,8 @@ def lr_schedule(name: str, steps: np.ndarray, values: np.ndarray) -> Finding:
     at_peak = np.flatnonzero(values >= peak - tol)
     first, last = int(at_peak[0]), int(at_peak[-1])
     warmup = first > 0
-    warm_text = f"warmup over steps {steps[0]:g}-{steps[first]:g} to {_fmt(peak)}, then " \
-        if warmup else ""
+    warm_text = f"warmup to {_fmt(peak)} by step {steps[first]:g}, then " if warmup else ""
+    start = "" if warmup else f" from {_fmt(peak)}"  # the decay's start, unless warm_text says
     stats["warmup_end"] = float(steps[first]) if warmup else None
     after = np.diff(values[first:])
     climb = float(after[after > 0].sum())
@@ -375,14 +371,15 @@ def lr_schedule(name: str, steps: np.ndarray, values: np.ndarray) -> Finding:
     if last == len(values) - 1:  # the peak lasts to the end: no decay yet
         if last - first >= 2:
             return Finding(check, name, "warmup + constant", False,
-                           f"{warm_text}constant at {_fmt(peak)}", "", "", stats)
+                           f"{warm_text}constant", "", "", stats)
         return Finding(check, name, "warmup", False,
                        f"warmup: rising from {_fmt(float(values[0]))} to {_fmt(peak)} at the "
                        "last step", "", "", stats)
     tail_steps, tail = steps[last:], values[last:]
     if len(tail) < 3:
         return Finding(check, name, "warmup + decay" if warmup else "decay", False,
-                       f"{warm_text}decay from {_fmt(peak)} to {_fmt(float(values[-1]))}",
+                       f"{warm_text}decay{start} to {_fmt(float(values[-1]))} at step "
+                       f"{steps[-1]:g}",
                        "", "", stats)
     changed = np.abs(np.diff(tail)) > 1e-6 * abs(peak)
     if changed.mean() <= 0.2 and changed.sum() <= 20:
@@ -404,8 +401,8 @@ def lr_schedule(name: str, steps: np.ndarray, values: np.ndarray) -> Finding:
     if warmup:
         verdict = f"warmup + {verdict}"
     return Finding(check, name, verdict, False,
-                   f"{warm_text}{shape_text} from {_fmt(peak)} to {_fmt(float(values[-1]))} "
-                   f"(at step {steps[-1]:g})", f"fit rms {100 * rms:.1f}% of range",
+                   f"{warm_text}{shape_text}{start} to {_fmt(float(values[-1]))} at step "
+                   f"{steps[-1]:g}", f"fit rms {100 * rms:.1f}% of range",
                    "best fit rms <= 5% of range", stats)
 
 
@@ -510,13 +507,12 @@ def grad_norm_checks(name: str, steps: np.ndarray, values: np.ndarray, *,
             bad_steps.tolist()[:50]))
     elif (test["p_rising"] < th.alpha and growth >= th.explode_decades) \
             or total >= th.explode_total_decades:
-        how = (f"grew {10 ** growth:.3g}x over the last {wf} points (steps {fs[-wf]:g}-"
-               f"{fs[-1]:g})" if growth >= th.explode_decades else
-               f"median grew {10 ** total:.3g}x since the start ({_fmt(10 ** first_med)} -> "
-               f"{_fmt(10 ** last_med)})")
-        findings.append(Finding("exploding gradients", name, "exploding", True,
-                                f"exploding: the gradient norm {how}", stat, thresh, stats,
-                                thresholds))
+        how = (f"the gradient norm grew {10 ** growth:.3g}x over steps {fs[-wf]:g}-"
+               f"{fs[-1]:g} ({wf} points)" if growth >= th.explode_decades else
+               f"the median gradient norm grew {10 ** total:.3g}x since the start "
+               f"({_fmt(10 ** first_med)} -> {_fmt(10 ** last_med)})")
+        findings.append(Finding("exploding gradients", name, "exploding", True, how, stat,
+                                thresh, stats, thresholds))
     else:
         findings.append(Finding("exploding gradients", name, "none", False,
                                 "no explosion", stat, thresh, stats, thresholds))
@@ -530,9 +526,8 @@ def grad_norm_checks(name: str, steps: np.ndarray, values: np.ndarray, *,
     if 10 ** last_med <= th.vanish_floor or drop >= th.vanish_decades:
         findings.append(Finding(
             "vanishing gradients", name, "vanishing", True,
-            f"vanishing: the median norm fell from {_fmt(10 ** peak)} to "
-            f"{_fmt(10 ** last_med)} ({drop:.1f} orders of magnitude); the model has "
-            "stopped learning", vstat, vtext, vstats, vthresh))
+            f"the median norm fell {drop:.1f} decades ({_fmt(10 ** peak)} -> "
+            f"{_fmt(10 ** last_med)}): learning has stopped", vstat, vtext, vstats, vthresh))
     else:
         findings.append(Finding("vanishing gradients", name, "none", False, "no collapse",
                                 vstat, vtext, vstats, vthresh))
