@@ -144,6 +144,42 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+#: set by :func:`main`: this process ends with the command it runs
+_PROCESS_ENTRY = False
+
+
+class LateInterrupts:
+    """Ctrl-C (SIGINT) once the scorecard is being written: recorded, not raised.
+
+    The contract of ``score``: a SIGINT that arrives before the scorecard starts being
+    written stops the run (exit 130, nothing written); one that arrives later lets the
+    whole scorecard be written and the run ends as it would have (exit 0, or 1 when a
+    metric failed). Created from the main thread it takes over SIGINT at once, so no
+    moment is left in which the signal is lost or raises mid-write. :meth:`release`
+    gives SIGINT back -- except in the process's own entry point (:func:`main`), where
+    the handler stays until exit so that the last instructions cannot be interrupted.
+    """
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.received = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._record)
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.received = True
+
+    def release(self) -> None:
+        import signal
+
+        if self._previous is not None and not _PROCESS_ENTRY:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def write_scorecard(card: Any, out: Path) -> None:
     """Write ``card`` to ``out`` ('-': standard output), timing the write into
     ``card.timing['write_s']`` (a file is written twice: the second copy records it)."""
@@ -191,35 +227,76 @@ def print_profile(card: Any) -> None:
                       f"({cache['path']})")
 
 
-def print_summary(card: Any, out: str | None) -> None:
+SIGNATURE_FORMS = ("short", "full", "none")
+
+
+def signature_line(result: Any, form: str) -> str:
+    """A result's signature as the summary prints it: ``full`` (the whole string) or
+    ``short`` (see :func:`genmetrics.signature.render_short`)."""
+    from genmetrics.signature import render_short
+
+    if form == "full":
+        return result.signature_str
+    try:
+        from genmetrics.registry import get_metric
+
+        spec = get_metric(str(result.signature.get("metric"))).spec
+        defaults = {o.name: o.default for o in spec.options}
+    except Exception:  # a metric this install does not know: no defaults to compare with
+        defaults = {}
+    return render_short(result.signature, defaults)
+
+
+def print_summary(card: Any, out: str | None, signatures: str = "short") -> None:
+    """The terminal summary: a narrow table (metric, value, CI, n, direction), then one
+    signature line per metric, then the reasons of failed and unavailable metrics and
+    the run's notes, each on lines of their own (readable at 80 columns)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"genmetrics · {card.modality} · {card.inputs['samples']['count']} samples")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("n", justify="right")
-    table.add_column("better", justify="center")
-    table.add_column("signature", overflow="fold")
+    console = Console(highlight=False)
+    count = card.inputs["samples"]["count"]
+    table = Table(title=f"genmetrics · {card.modality} · {count} "
+                  f"{'sample' if count == 1 else 'samples'}", title_justify="left")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("better", justify="center", no_wrap=True)
     for name, r in card.metrics.items():
         ci = f"{r.ci95[0]:.4f}–{r.ci95[1]:.4f}" if r.ci95 else "-"
-        table.add_row(name, f"{r.value:.4f}", ci, str(r.n), "↑" if r.higher_is_better else "↓",
-                      r.signature_str)
-    for name, reason in card.errors.items():
-        table.add_row(name, "[red]failed[/]", "-", "-", "", reason)
-    for name, reason in card.unavailable.items():
-        table.add_row(name, "[yellow]unavailable[/]", "-", "-", "", reason)
+        table.add_row(name, f"{r.value:.4f}", ci, str(r.n), "↑" if r.higher_is_better else "↓")
+    for name in card.errors:
+        table.add_row(name, "[red]failed[/]", "-", "-", "")
+    for name in card.unavailable:
+        table.add_row(name, "[yellow]unavailable[/]", "-", "-", "")
     console.print(table)
+    if card.metrics and signatures != "none":
+        hint = "" if signatures == "full" else " (--signatures full for the whole strings)"
+        console.print(f"signatures{hint}:")
+        width = max(len(n) for n in card.metrics)
+        for name, r in card.metrics.items():
+            line = f" {name:<{width}}  {signature_line(r, signatures)}"
+            if signatures == "full":  # the whole string, left to the terminal to wrap
+                console.print(line, markup=False, soft_wrap=True)
+            else:  # one line each, never wrapped: cut with an ellipsis if the terminal is narrow
+                console.print(line, markup=False, no_wrap=True, overflow="ellipsis", crop=True)
+    for name, reason in card.errors.items():
+        console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+    for name, reason in card.unavailable.items():
+        console.print(f"[yellow]unavailable[/] {escape(name)}: {escape(reason)}")
     if card.skipped:
         first = "; ".join(f"{s['path']}: {s['reason']}" for s in card.skipped[:3])
-        console.print(f"[yellow]skipped {len(card.skipped)} input(s)[/] ({first}"
+        console.print(f"[yellow]skipped {len(card.skipped)} input(s)[/] ({escape(first)}"
                       f"{'; ...' if len(card.skipped) > 3 else ''})")
     if card.warnings:
-        first = "; ".join(f"{w['path']}: {w['message']}" for w in card.warnings[:2])
-        console.print(f"[yellow]{len(card.warnings)} input(s) adjusted[/] ({first}"
-                      f"{'; ...' if len(card.warnings) > 2 else ''})")
+        console.print(f"[yellow]{len(card.warnings)} note(s)[/]:")
+        for w in card.warnings[:5]:
+            console.print(f" {escape(w['path'])}: {escape(w['message'])}")
+        if len(card.warnings) > 5:
+            console.print(f" ... and {len(card.warnings) - 5} more (the scorecard's "
+                          "\"warnings\")")
     from genmetrics.diagnostics import summary
 
     flagged = summary(card.diagnostics)
@@ -298,6 +375,12 @@ def score(
     profile: Annotated[bool, typer.Option(
         "--profile", help="Print the time spent per stage (discover, decode, model, metric, "
         "diagnostics, write); the scorecard's timing records the same.")] = False,
+    signatures: Annotated[str, typer.Option(
+        "--signatures", metavar="short|full|none",
+        help="Signatures under the summary table: short (one line per metric: changed "
+        "options, what was compared, and a digest of the whole signature), full (the "
+        "whole strings), or none. The scorecard always holds the full signature.")
+    ] = "short",
 ) -> None:
     """Score SAMPLES (against --reference) and write a JSON scorecard.
 
@@ -308,6 +391,8 @@ def score(
     """
     from genmetrics.runner import score as run_score
 
+    if signatures not in SIGNATURE_FORMS:
+        raise UsageError(f"--signatures {signatures!r}: choose short, full or none")
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     show = not quiet and str(out) != "-"
     first_rank = os.environ.get("RANK", "0") == "0"  # torchrun: one bar, from rank 0
@@ -315,33 +400,37 @@ def score(
     if bar is not None:
         bar.start()
     try:
-        card = run_score(samples, reference or None, modality=modality, metrics=names,
-                         options=parse_settings(settings or []), per_sample=per_sample,
-                         bootstrap=bootstrap, seed=seed, batch_size=batch_size,
-                         progress=progress, reference_stats=reference_stats,
-                         inception_weights=inception_weights, device=device,
-                         workers=workers, feature_cache=feature_cache, on_error=on_error,
-                         diagnostics=diagnostics)
+        try:
+            card = run_score(samples, reference or None, modality=modality, metrics=names,
+                             options=parse_settings(settings or []), per_sample=per_sample,
+                             bootstrap=bootstrap, seed=seed, batch_size=batch_size,
+                             progress=progress, reference_stats=reference_stats,
+                             inception_weights=inception_weights, device=device,
+                             workers=workers, feature_cache=feature_cache, on_error=on_error,
+                             diagnostics=diagnostics)
+        finally:
+            if bar is not None:
+                bar.stop()
+        late = LateInterrupts()  # from here on, Ctrl-C cannot stop the scorecard
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.stop()
+        LateInterrupts()  # a second Ctrl-C must not turn this message into a traceback
         _err("interrupted: no scorecard written. Features extracted so far are in the feature "
              "cache: the same command resumes from there")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        if bar is not None:
-            bar.stop()
     from genmetrics.distributed import shutdown, world
+    from genmetrics.runner import hold_for_test
 
     try:
         if world()[0] == 0:  # under torchrun, every rank holds the result; rank 0 writes it
             write_scorecard(card, out)
+            hold_for_test("written", until=lambda: late.received)
             if show:
-                print_summary(card, None if str(out) == "-" else str(out))
+                print_summary(card, None if str(out) == "-" else str(out), signatures)
             if profile:
                 print_profile(card)
     finally:
         shutdown()
+        late.release()
     if card.errors:
         raise typer.Exit(EXIT_METRIC_FAILED)
 
@@ -564,6 +653,11 @@ def stats_build(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    feature_cache: Annotated[bool, typer.Option(
+        "--feature-cache/--no-feature-cache",
+        help="Reuse Inception features stored by file content, the cache `score` uses (a "
+        "rerun on unchanged images neither decodes them nor runs the network; see "
+        "`genmetrics cache info`).")] = True,
 ) -> None:
     """Extract Inception features of FOLDER and write OUT_DIR/NAME.npz (mean, covariance,
     n; float64, no pickle) plus a manifest entry with the extractor signature and sha256.
@@ -580,13 +674,18 @@ def stats_build(
         path, entry = build_stats(folder, name, out_dir=out_dir, source=source,
                                   weights=str(inception_weights) if inception_weights else None,
                                   device=device, batch_size=batch_size,
-                                  keep_features=keep_features, progress=progress)
+                                  keep_features=keep_features, progress=progress,
+                                  feature_cache=feature_cache)
     finally:
         if bar is not None:
             bar.stop()
     print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., features "
           f"{'kept' if entry['features_kept'] else 'not kept'}"
           + (f", {entry['skipped']} unreadable file(s) skipped" if entry["skipped"] else ""))
+    cache = entry.get("feature_cache")
+    if cache:
+        print(f"feature cache: {cache['hits']} hit(s), {cache['extracted']} extracted "
+              f"({cache['path']})")
 
 
 @stats_app.command("list")
@@ -602,6 +701,8 @@ def stats_list() -> None:
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one-line messages (exit 2)."""
+    global _PROCESS_ENTRY
+    _PROCESS_ENTRY = True
     try:
         app()  # click's standalone mode handles usage errors (exit 2) and Ctrl-C
     except GenmetricsError as exc:

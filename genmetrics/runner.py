@@ -228,6 +228,7 @@ class _Pass:
     """What one pass over the inputs collects besides the metric states."""
 
     ids: list[str] = field(default_factory=list)
+    batches: int = 0  # batches fed so far (both passes)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -263,6 +264,23 @@ def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
                          "1000 is usual)")
     if seed < 0:
         raise UsageError("--seed must be a whole number >= 0")
+
+
+#: a test hook: ``GENMETRICS_TEST_HOLD=batch:N`` pauses a run after its N-th batch of
+#: samples (``written``: after the CLI wrote the scorecard), so that a test can interrupt
+#: it at a known point instead of racing it
+TEST_HOLD_ENV = "GENMETRICS_TEST_HOLD"
+TEST_HOLD_S = 120.0
+
+
+def hold_for_test(point: str, until: Callable[[], bool] = lambda: False) -> None:
+    """Sleep at ``point`` while ``GENMETRICS_TEST_HOLD`` names it, until ``until()`` is
+    true or :data:`TEST_HOLD_S` passed (a signal's exception ends it at once)."""
+    if os.environ.get(TEST_HOLD_ENV) != point:
+        return
+    deadline = time.monotonic() + TEST_HOLD_S
+    while not until() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _feed(source: Any, active: dict[str, Metric], batch_size: int,
@@ -331,6 +349,9 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         run.extracted += getattr(batch_samples, "extracted", 0)
         if advance:
             advance(len(batch))
+        run.batches += 1
+        if not reference_pass:
+            hold_for_test(f"batch:{run.batches}")
 
 
 def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
@@ -357,6 +378,7 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
         except Exception as exc:  # recorded under "errors"; the run exits 1
             run.errors[name] = _describe(exc)
             continue
+        run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
         for result in computed.values():
             if have_refs:
                 result.signature.setdefault("refs", run.refs_digest())
@@ -526,6 +548,7 @@ def score(
             _feed_reference_set(source, active, batch_size, batch_type, advance, run)
         _feed(source, active, batch_size, advance, run=run, batch_type=batch_type)
         gather_pass(run, active)
+        _require_some_input(run)
         results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,
                                          bootstrap, seed)
     finally:
@@ -591,6 +614,17 @@ def _use_reference_stats(active: dict[str, Metric], stats: Any, explicit: bool,
                 raise
             unavailable[name] = str(exc)
             del active[name]
+
+
+def _require_some_input(run: _Pass) -> None:
+    """Every input skipped: an input error (exit 2) naming the first reasons, not a run of
+    failed metrics."""
+    if run.ids or not run.skipped:
+        return
+    shown = "; ".join(f"{s.path}: {s.reason}" for s in run.skipped[:3])
+    more = f"; and {len(run.skipped) - 3} more" if len(run.skipped) > 3 else ""
+    raise InputError(f"every input was skipped ({len(run.skipped)} unreadable): {shown}{more}. "
+                     "Fix or remove them and run again")
 
 
 def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:

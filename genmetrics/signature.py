@@ -11,6 +11,16 @@ Rules: the ``metric`` entry leads without a key; long keys are abbreviated
 (``ABBREVIATIONS``); booleans render as yes/no; digests
 (``sha256:...``) are cut to 8 hex digits; nested dicts render as ``key:a=1,b=2``;
 ``None`` renders as ``-``.
+
+A terminal summary prints the short form, one line per metric (:func:`render_short`):
+the options that differ from the metric's defaults, the fields that say what was
+compared (``SHORT_FIELDS``), and ``#`` with a digest of every comparable field, so two
+results with the same short string are comparable by the gate::
+
+    >>> render_short({"metric": "kid", "v": "1", "subset_size": 12, "subsets": 100,
+    ...               "n": 12, "ref": "folder", "torch": "2.14.1", "refs": "sha256:8f0f3450aa"},
+    ...              defaults={"subset_size": None, "subsets": 100})
+    'kid|subset:12|ref:folder|refs:8f0f3450|#f4fc9b30'
 """
 
 from __future__ import annotations
@@ -35,7 +45,10 @@ ABBREVIATIONS = {
     "aggregate": "agg",
     "genmetrics": "gm",
     "sacrebleu": "sacrebleu",
+    "subset_size": "subset",
 }
+#: fields the short form always keeps (when present): what the value is measured against
+SHORT_FIELDS = ("tokenize", "mode", "rate", "lm", "ext", "ref", "nrefs", "refs")
 SHORT_DIGEST_LEN = 8
 
 
@@ -67,6 +80,31 @@ def render(signature: dict[str, Any]) -> str:
 
 #: fields that may differ between two results that are still comparable
 UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "seed"})
+
+
+def comparable_digest(signature: dict[str, Any]) -> str:
+    """8 hex digits of sha256 over the signature's comparable fields (all but
+    ``UNCOMPARED_FIELDS``), independent of key order."""
+    import hashlib
+    import json
+
+    kept = {k: v for k, v in signature.items() if k not in UNCOMPARED_FIELDS}
+    text = json.dumps(kept, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:SHORT_DIGEST_LEN]
+
+
+def render_short(signature: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+    """The one-line form (see the module docstring): ``metric``, options that differ
+    from ``defaults`` (the metric's option defaults; none known: none shown), the
+    ``SHORT_FIELDS``, then ``#`` and :func:`comparable_digest`."""
+    defaults = defaults or {}
+    parts = [str(signature.get("metric", "?"))]
+    for key, value in signature.items():
+        changed = key in defaults and value != defaults[key] and key not in UNCOMPARED_FIELDS
+        if key in SHORT_FIELDS or changed:
+            parts.append(f"{ABBREVIATIONS.get(key, key)}:{_render_value(value)}")
+    parts.append(f"#{comparable_digest(signature)}")
+    return "|".join(parts)
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

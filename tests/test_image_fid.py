@@ -83,6 +83,39 @@ def test_signature_and_rank_deficiency_are_recorded(ours):
     assert ours.inputs["reference"]["path"].endswith("refs")
 
 
+def test_default_kid_subset_and_is_splits_fit_a_small_set(image_sets):
+    """A default run on fewer images than torch-fidelity's KID subset (1000) and IS splits
+    (10) succeeds: subset size min(1000, n_samples, n_reference) as clean-fid, splits
+    min(10, n), each equal to torch-fidelity given the same sizes, named in the signature
+    and in a warning. An explicit size larger than the set is still an error."""
+    import torch_fidelity
+
+    few = image_sets["root"] / "few"
+    few.mkdir(exist_ok=True)
+    for path in sorted(image_sets["samples"].iterdir())[:7]:
+        (few / path.name).write_bytes(path.read_bytes())
+    card = score(few, image_sets["refs"], modality="image",
+                 metrics=["kid", "inception_score"], workers=0,
+                 inception_weights=image_sets["weights"], device=TEST_DEVICE)
+    assert not card.errors
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(few), input2=str(image_sets["refs"]), cuda=False, isc=True, kid=True,
+        kid_subset_size=7, isc_splits=7, verbose=False, cache=False,
+        feature_extractor_weights_path=str(image_sets["weights"]))
+    kid, isc = card.metrics["kid"], card.metrics["inception_score"]
+    assert kid.value == pytest.approx(theirs["kernel_inception_distance_mean"], rel=REL)
+    assert isc.value == pytest.approx(theirs["inception_score_mean"], rel=REL)
+    assert kid.signature["subset_size"] == 7 and isc.signature["splits"] == 7
+    notes = {w["path"]: w["message"] for w in card.warnings}
+    assert "reduced from 1000 to 7" in notes["kid"]
+    assert "reduced from 10 to 7" in notes["inception_score"]
+
+    explicit = score(few, image_sets["refs"], modality="image", metrics=["kid"], workers=0,
+                     options={"kid": {"subset_size": 8}},
+                     inception_weights=image_sets["weights"], device=TEST_DEVICE)
+    assert "lower kid.subset_size" in explicit.errors["kid"]
+
+
 @pytest.fixture(scope="module")
 def stats_file(image_sets) -> Path:
     from genmetrics.reference_stats import build_stats
@@ -151,7 +184,9 @@ def test_pool3_only_weights_make_is_unavailable_not_a_failure(image_sets, tmp_pa
     assert "inception_score" in card.unavailable and "classifier" in \
         card.unavailable["inception_score"]
     assert "fid" in card.metrics and "inception_score" not in card.errors
-    assert "kid.subset_size" in card.errors["kid"]  # too few images: says how to fix it
+    # the default KID subset fits the set (clean-fid's rule), said in a warning
+    assert card.metrics["kid"].signature["subset_size"] == min(N_SAMPLES, N_REFS)
+    assert not card.errors
     with pytest.raises(UsageError, match="inception_score is unavailable"):
         score(image_sets["samples"], modality="image", metrics=["inception_score"],
               workers=0, inception_weights=image_sets["pool3_weights"])

