@@ -41,6 +41,7 @@ MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "genmetrics.reference_stats/1"
 SHIPPED_DIR = Path(__file__).parent / "data" / "reference_stats"
 LOCAL_DIR = Path("reference_stats")
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the zip epoch: statistics files carry no write time
 
 
 @dataclass
@@ -188,11 +189,24 @@ def save_stats(path: Path, *, n: int, mu: np.ndarray, sigma: np.ndarray,
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            _write_npz(fh, arrays)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return sha256_file(path)
+
+
+def _write_npz(fh: Any, arrays: dict[str, Any]) -> None:
+    """``np.savez_compressed`` with a fixed member date: the same statistics give the same
+    bytes (and sha256) whenever they are written."""
+    import zipfile
+
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def add_to_manifest(folder: Path, name: str, entry: dict[str, Any]) -> None:
@@ -206,16 +220,23 @@ def build_stats(
     folder: str | os.PathLike[str], name: str, *, out_dir: str | os.PathLike[str] = LOCAL_DIR,
     weights: str | None = None, device: str = "auto", batch_size: int = 64,
     keep_features: int = 10_000, source: str = "", progress: Any = None,
+    feature_cache: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Extract Inception features of every image in ``folder`` and write ``NAME.npz``.
 
     Features are kept (for KID) when there are at most ``keep_features`` images.
-    Returns the file and its manifest entry. ``progress(total)`` as in ``score``.
+    ``feature_cache``: read and store features in the feature cache ``score`` uses
+    (:mod:`genmetrics.features.cache`, the same namespace as FID's), so a rerun over
+    unchanged images neither decodes them nor runs the network, and writes the same bytes.
+    Returns the file and its manifest entry, plus (not in the manifest) ``feature_cache``:
+    ``{"path", "hits", "extracted"}`` when the cache was used. ``progress(total)`` as in
+    ``score``.
     """
     from itertools import islice
 
     from genmetrics.io.common import Skipped
     from genmetrics.io.image import ImageSource
+    from genmetrics.io.image_batch import ImageBatch
     from genmetrics.metrics.image._distribution_math import mean_and_covariance, moments_update
     from genmetrics.metrics.image.fid import FID
 
@@ -226,16 +247,22 @@ def build_stats(
     images = ImageSource(Path(folder), [])
     fid = FID(device=device, weights=weights)
     fid.preflight()
+    cache = _open_feature_cache(fid) if feature_cache else None
+    if cache is not None:  # cached images are not even decoded: only Inception reads them
+        images.feature_cache, images.pixels_needed = cache, False
     advance = progress(len(images)) if progress else None
-    n, total, outer = 0, 0, 0
+    n, total, outer, hits, extracted = 0, 0, 0, 0, 0
     kept: list[np.ndarray] = []
     skipped: list[dict[str, str]] = []
     items = iter(images)
     while batch := list(islice(items, batch_size)):
-        good = [item.sample for item in batch if not isinstance(item, Skipped)]
+        good = [item for item in batch if not isinstance(item, Skipped)]
         skipped += [item.to_dict() for item in batch if isinstance(item, Skipped)]
         if good:
-            feats = fid.features(good)["2048"]
+            samples = ImageBatch([item.sample for item in good])
+            samples.attach_items(good, cache)
+            feats = fid.features(samples)["2048"]
+            hits, extracted = hits + samples.cache_hits, extracted + samples.extracted
             n, total, outer = moments_update(n, total, outer, feats)
             if n <= keep_features:
                 kept.append(feats)
@@ -256,4 +283,18 @@ def build_stats(
              "source": description, "skipped": len(skipped),
              "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     add_to_manifest(Path(out_dir), name, entry)
+    if cache is not None:
+        entry = {**entry, "feature_cache": {"path": str(cache.folder), "hits": hits,
+                                            "extracted": extracted}}
     return out, entry
+
+
+def _open_feature_cache(fid: Any) -> Any:
+    """The feature cache namespace ``score`` uses for this FID's extractor and Pillow's
+    decoding (see ``genmetrics.runner._plan_image_reads``)."""
+    from genmetrics.features.cache import FeatureCache, cache_root
+    from genmetrics.metrics.image._inception import feature_layout
+    from genmetrics.runner import PILLOW_DECODER
+
+    return FeatureCache(cache_root(), fid.feature_provenance(), feature_layout(fid.extractor),
+                        decoder=PILLOW_DECODER)

@@ -931,9 +931,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-child", nargs=2, metavar=("N", "FOLDER"),
                         help=argparse.SUPPRESS)
     parser.add_argument(
-        "--extras", default="startup,pipeline,cache", metavar="LIST",
+        "--extras", default="startup,pipeline,cache,stats-cache", metavar="LIST",
         help="measurements besides the rows: startup (--help/list wall time), pipeline "
-        "(decode-only / model-only / end-to-end img/s), cache (first run vs rerun); '' = none")
+        "(decode-only / model-only / end-to-end img/s), cache (first run vs rerun of score), "
+        "stats-cache (first run vs rerun of stats build); '' = none")
     parser.add_argument("--pipeline-n", type=int, default=256,
                         help="images for the pipeline measurement")
     # above 2048 a side, FID's covariances are full rank and its square root needs a
@@ -941,6 +942,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # model stages, which the cache does remove, are printed beside)
     parser.add_argument("--cache-n", type=int, default=2100,
                         help="sample images (and as many references) for the cache speedup")
+    parser.add_argument("--stats-cache-n", type=int, default=1000,
+                        help="reference images for the `stats build` cache speedup")
     parser.add_argument(
         "--json",
         type=Path,
@@ -951,9 +954,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.rows = [name.strip() for name in args.rows.split(",") if name.strip()]
     args.extras = [name.strip() for name in args.extras.split(",") if name.strip()]
-    bad = sorted(set(args.extras) - {"startup", "pipeline", "cache"})
+    bad = sorted(set(args.extras) - set(EXTRAS))
     if bad:
-        parser.error(f"unknown --extras {bad}; choose from startup,pipeline,cache")
+        parser.error(f"unknown --extras {bad}; choose from {','.join(EXTRAS)}")
     unknown = [name for name in args.rows if name not in names]
     if unknown or not args.rows:
         parser.error(f"unknown rows {unknown}; choose from {','.join(names)}")
@@ -1067,10 +1070,16 @@ def print_memory(rows: Sequence[dict[str, Any]]) -> None:
 # folders in a fresh process, first with an empty cache, then again (best of 2): the
 # rerun reads every feature from the cache and decodes nothing. Target >= 20x; the
 # values must be identical.
+# Statistics cache: `genmetrics stats build` on a reference folder in a fresh process,
+# first with an empty cache, then again (best of 2): the rerun reads every feature from
+# the cache `score` fills and decodes nothing. Target >= 20x; the .npz files must be
+# byte-identical.
 
+EXTRAS = ("startup", "pipeline", "cache", "stats-cache")
 STARTUP_TARGET_S = 0.5
 PIPELINE_TARGET = 0.9
 CACHE_TARGET = 20.0
+STATS_CACHE_TARGET = 20.0
 
 
 def startup_times(repeat: int = 5) -> dict[str, float]:
@@ -1173,6 +1182,44 @@ def cache_speedup(n: int) -> dict[str, Any]:
                 "rerun_timing": card["timing"]}
 
 
+def stats_cache_speedup(n: int) -> dict[str, Any]:
+    import hashlib
+    import re
+    import subprocess
+    import tempfile
+
+    from genmetrics.features.inception import random_weights_file
+
+    with tempfile.TemporaryDirectory(prefix="bench-stats-cache-") as tmp:
+        root = Path(tmp)
+        refs = _photo_folders(n, root, ("refs",))["refs"]
+        weights = random_weights_file(root / "w.pth")
+        env = {**os.environ, "GENMETRICS_CACHE_DIR": str(root / "cache")}
+
+        def run(out: str) -> tuple[float, dict[str, Any]]:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "genmetrics", "stats", "build", str(refs), "--name",
+                 "bench", "--out-dir", str(root / out), "--inception-weights", str(weights),
+                 "--device", "cpu", "-q"], env=env, check=True, cwd=REPO, capture_output=True,
+                text=True)
+            seconds = time.perf_counter() - started
+            found = re.search(r"feature cache: (\d+) hit\(s\), (\d+) extracted", done.stdout)
+            if found is None:
+                raise RuntimeError(f"no feature-cache line in: {done.stdout!r}")
+            digest = hashlib.sha256((root / out / "bench.npz").read_bytes()).hexdigest()
+            return seconds, {"hits": int(found[1]), "extracted": int(found[2]),
+                             "sha256": digest}
+
+        first_s, first = run("first")
+        again_s, again = min((run(f"again{i}") for i in range(2)), key=lambda pair: pair[0])
+        return {"images": n, "first_s": first_s, "rerun_s": again_s,
+                "speedup": first_s / again_s,
+                "identical_bytes": again["sha256"] == first["sha256"],
+                "first_extracted": first["extracted"], "rerun_hits": again["hits"],
+                "rerun_extracted": again["extracted"]}
+
+
 def print_extras(extras: dict[str, Any]) -> None:
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
@@ -1196,6 +1243,14 @@ def print_extras(extras: dict[str, Any]) -> None:
               f"{verdict(cache['speedup'] >= CACHE_TARGET)}); identical values: "
               f"{cache['identical_values']}; decode + model stages alone: "
               f"{cache['feature_stage_speedup']:.0f}x; rerun stages: {cache['rerun_timing']}")
+    stats = extras.get("stats-cache")
+    if stats:
+        print(f"stats     `stats build` on {stats['images']} images: first run "
+              f"{stats['first_s']:.1f} s ({stats['first_extracted']} extracted), rerun "
+              f"{stats['rerun_s']:.2f} s ({stats['rerun_hits']} hits, "
+              f"{stats['rerun_extracted']} extracted) = {stats['speedup']:.1f}x (target >= "
+              f"{STATS_CACHE_TARGET}x: {verdict(stats['speedup'] >= STATS_CACHE_TARGET)}); "
+              f"byte-identical statistics: {stats['identical_bytes']}")
 
 
 def extras_pass(extras: dict[str, Any]) -> bool:
@@ -1204,6 +1259,10 @@ def extras_pass(extras: dict[str, Any]) -> bool:
         ok &= extras["pipeline"]["end_to_end"] / extras["pipeline"]["model"] >= PIPELINE_TARGET
     if "cache" in extras:
         ok &= extras["cache"]["speedup"] >= CACHE_TARGET and extras["cache"]["identical_values"]
+    if "stats-cache" in extras:
+        ok &= (extras["stats-cache"]["speedup"] >= STATS_CACHE_TARGET
+               and extras["stats-cache"]["identical_bytes"]
+               and extras["stats-cache"]["rerun_extracted"] == 0)
     return bool(ok)
 
 
@@ -1222,6 +1281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extras["pipeline"] = pipeline_rates(args.pipeline_n, args.repeat)
     if "cache" in args.extras:
         extras["cache"] = cache_speedup(args.cache_n)
+    if "stats-cache" in args.extras:
+        extras["stats-cache"] = stats_cache_speedup(args.stats_cache_n)
     print_extras(extras)
     counts = [int(c) for c in args.memory.split(",") if c.strip()]
     memory = fid_memory(counts) if counts and "fid" in args.rows else []
