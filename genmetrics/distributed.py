@@ -4,11 +4,11 @@ When a default process group is initialised (by you, or by ``torchrun`` for the 
 each process scores its own shard and the states are combined before ``compute``:
 
 * ``"sum"`` fields (counts, sums, sums of outer products) are **all-reduced**;
-* ``"cat"`` fields (per-sample values, feature rows) are **gathered in rank order** with
-  ``all_gather_object``; shards are contiguous blocks of the input in its order
-  (:func:`shard_bounds`), so rank order is input order and the result is the one a single
-  process computes (sums may differ in the last bits: floating-point addition is done in
-  another order);
+* ``"cat"`` fields (per-sample rows, typed :class:`~genmetrics.rows.Rows` or lists of
+  feature arrays) are **gathered in rank order** with ``all_gather_object``; shards are
+  contiguous blocks of the input in its order (:func:`shard_bounds`), so rank order is
+  input order and the result is the one a single process computes (sums may differ in
+  the last bits: floating-point addition is done in another order);
 * sample ids, skipped files, warnings and errors are gathered the same way; a metric that
   failed on any rank is dropped on every rank.
 
@@ -28,7 +28,6 @@ Multi-node, e.g. 2 nodes x 8 GPUs (run on every node, ``--node-rank`` 0 and 1)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import MetricError
+from genmetrics.rows import Rows, cat_states
 
 
 def _dist() -> Any:
@@ -163,16 +163,23 @@ def reduce_metric_states(metrics: dict[str, Any]) -> None:
         for key, reduction in metric.state_reductions.items():
             if reduction == "sum":
                 metric.state[key] = all_reduce_sum(metric.state[key], f"{name}.{key}")
-            else:
-                metric.state[key] = [x for part in all_gather(list(metric.state[key]))
-                                     for x in part]
+            else:  # typed Rows travel as one compact array each; lists as lists
+                value = metric.state[key]
+                parts = all_gather(value if isinstance(value, Rows) else list(value))
+                metric.state[key] = cat_states(parts)
 
 
 def combine_digests(digest: Any) -> str:
-    """The digest of the whole input: every rank's item hashes in rank order, hashed as one
-    process hashes them (so it does not depend on the number of processes). ``digest`` is a
-    :class:`~genmetrics.io.common.Digest` made with ``keep_items=True``."""
+    """The digest of the whole input: every rank's item hashes, hashed as one process
+    hashes them (sorted, so it depends neither on the number of processes nor on their
+    order). ``digest`` is a :class:`~genmetrics.io.common.Digest`."""
+    from genmetrics.io.common import Digest
+
     parts = all_gather(list(digest.items))
     if len(parts) == 1:
         return digest.hexdigest()
-    return "sha256:" + hashlib.sha256(b"".join(h for part in parts for h in part)).hexdigest()
+    whole = Digest()
+    for part in parts:
+        for item in part:
+            whole.add_item(item)
+    return whole.hexdigest()

@@ -4,7 +4,9 @@ Every metric is a plugin that subclasses :class:`Metric` and declares
 
 * ``spec`` -- a :class:`MetricSpec` (name, modality, kind, direction, unit, options);
 * ``state_reductions`` -- its state fields and how two partial states combine
-  (``"sum"``: add numbers or arrays; ``"cat"``: concatenate per-sample lists);
+  (``"sum"``: add numbers or arrays; ``"cat"``: concatenate per-sample rows);
+* ``state_dtypes`` (optional) -- ``"cat"`` fields kept as typed numpy rows
+  (:class:`~genmetrics.rows.Rows`, a few bytes per sample) instead of Python lists;
 * ``update(samples, references)`` -- add a batch to the state;
 * ``compute(per_sample=False)`` -- turn the state into :class:`MetricResult` objects.
 
@@ -86,7 +88,7 @@ class Option:
             value = float(raw)  # 2 and "2" give the same value and the same signature
         elif isinstance(raw, str) and self.type is not str:
             text = raw.strip().lower()
-            if text in ("none", "null", "") and self.default is None:
+            if text in ("none", "null", "", "auto") and self.default is None:
                 value = None
             elif self.type is bool:
                 if text not in _TRUE | _FALSE:
@@ -200,6 +202,10 @@ class Metric:
 
     spec: ClassVar[MetricSpec]
     state_reductions: ClassVar[dict[str, Reduction]] = {}
+    #: ``"cat"`` fields held as :class:`~genmetrics.rows.Rows` of this numpy dtype (one
+    #: row per sample: ``state[field].append(rows)``, ``.array()`` to read); other
+    #: ``"cat"`` fields are lists
+    state_dtypes: ClassVar[dict[str, str]] = {}
     #: options that may differ between two states that are merged or loaded
     merge_ignores: ClassVar[frozenset[str]] = frozenset()
     #: state fields that describe the reference distribution (FID, KID): kept by
@@ -217,15 +223,25 @@ class Metric:
         self.reset()
 
     # -- state -------------------------------------------------------------
+    def _empty(self, key: str) -> Any:
+        """The initial value of state field ``key``."""
+        if self.state_reductions[key] == "sum":
+            return 0
+        if key in self.state_dtypes:
+            from genmetrics.rows import Rows  # numpy: not imported with the registry
+
+            return Rows(self.state_dtypes[key])
+        return []
+
     def reset(self) -> None:
         """Forget every sample seen so far."""
-        self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
+        self.state = {k: self._empty(k) for k in self.state_reductions}
 
     def reset_samples(self) -> None:
         """Forget the samples but keep the reference distribution (``reference_state``
         fields and precomputed reference statistics) -- for one evaluation per epoch."""
         kept = {k: self.state[k] for k in self.reference_state}
-        self.state = {k: (0 if r == "sum" else []) for k, r in self.state_reductions.items()}
+        self.state = {k: self._empty(k) for k in self.state_reductions}
         self.state.update(kept)
 
     def _merge_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -236,19 +252,33 @@ class Metric:
         if type(other) is not type(self) or \
                 self._merge_options(other.options) != self._merge_options(self.options):
             raise MetricError(f"cannot merge {self.spec.name} states with different settings")
+        from genmetrics.rows import cat_states
+
         for key, reduction in self.state_reductions.items():
             if reduction == "sum":
                 self.state[key] = self.state[key] + other.state[key]
             else:
-                self.state[key] = list(self.state[key]) + list(other.state[key])
+                self.state[key] = cat_states([self.state[key], other.state[key]])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"options": dict(self.options), "state": copy.deepcopy(self.state)}
+        """Options and state as plain Python and numpy objects (``Rows`` fields become
+        read-only numpy arrays, shared rather than copied: they never change)."""
+        from genmetrics.rows import Rows
+
+        state = {k: v.array() if isinstance(v, Rows) else copy.deepcopy(v)
+                 for k, v in self.state.items()}
+        return {"options": dict(self.options), "state": state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self._merge_options(state["options"]) != self._merge_options(self.options):
             raise MetricError(f"saved {self.spec.name} state was made with other options")
-        self.state = copy.deepcopy(state["state"])
+        from genmetrics.rows import Rows
+
+        loaded = copy.deepcopy(state["state"])
+        for key, dtype in self.state_dtypes.items():  # arrays, or lists from older versions
+            if key in loaded and not isinstance(loaded[key], Rows):
+                loaded[key] = Rows.of(loaded[key], dtype)
+        self.state = loaded
 
     # -- to implement --------------------------------------------------------
     def update(self, samples: Sequence[Any], references: Sequence[Sequence[Any]] | None = None):
@@ -293,6 +323,11 @@ class Metric:
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         """The value of ``result`` for each row of ``totals`` (``b x k`` summed rows)."""
         raise NotImplementedError(f"{self.spec.name} does not support resampling")
+
+    def warnings(self) -> list[str]:
+        """Notes on the last :meth:`compute` a user should read (e.g. a default adapted to
+        a small set); the runner lists them under the scorecard's ``warnings``."""
+        return []
 
     def libraries(self) -> dict[str, str]:
         """Versions of the libraries this metric's numbers depend on (for the signature)."""

@@ -2,6 +2,8 @@
 20,000 small images, each scored by the CLI in a fresh process, with peak RSS and
 throughput printed. Memory must stay bounded: the run over N items may not need much
 more memory than the run over N / 10 (streaming; only per-sample numbers grow).
+1,000,000 text pairs must score in under 1 GiB peak RSS (the metrics keep their
+per-sample statistics as typed numpy rows); the peak RSS each pair adds is printed.
 
     make test-slow        # or: .venv/bin/python -m pytest -s loadtests
 """
@@ -36,6 +38,8 @@ RUNNER = (
 )
 #: how much more memory the full run may use than the tenth-size run
 GROWTH_ALLOWED_MIB = 150
+#: peak RSS allowed for scoring 1,000,000 text pairs with bleu, chrf and rouge
+MILLION_PAIRS_PEAK_MIB = 1024
 
 
 def _run(args: list[str], tmp: Path, label: str) -> dict:
@@ -113,3 +117,23 @@ def test_20k_small_images_with_bounded_memory(tmp_path, n_large):
         assert runs[n]["count"] == n and runs[n]["skipped"] == 0
     _report("images 16x16 (ssim, psnr)", runs[n_large // 10], runs[n_large])
     assert runs[n_large]["peak_mib"] - runs[n_large // 10]["peak_mib"] < GROWTH_ALLOWED_MIB
+
+
+def test_1m_text_pairs_under_1_gib(tmp_path):
+    """1,000,000 pairs with bleu, chrf and rouge: peak RSS under 1 GiB; the marginal
+    bytes per pair over a 100,000-pair run are printed (several minutes on 2 cores)."""
+    runs = {}
+    for n in (100_000, 1_000_000):
+        hyps, refs = _write_text(tmp_path / str(n), n, seed=n)
+        runs[n] = _run([str(hyps), "-r", str(refs), "--metrics", "bleu,chrf,rouge"], tmp_path,
+                       f"text-{n}")
+        assert runs[n]["count"] == n and runs[n]["skipped"] == 0
+        for path in (hyps, refs):
+            path.unlink()
+    _report("text (bleu, chrf, rouge)", runs[100_000], runs[1_000_000])
+    per_pair = (runs[1_000_000]["peak_mib"] - runs[100_000]["peak_mib"]) * 2**20 / 900_000
+    print(f"1,000,000 text pairs: peak RSS {runs[1_000_000]['peak_mib']:.0f} MiB "
+          f"(limit {MILLION_PAIRS_PEAK_MIB} MiB); {per_pair:.0f} bytes of peak RSS per pair "
+          "between 100,000 and 1,000,000 pairs (the whole run: the metrics' per-sample "
+          "statistics, sample ids, diagnostics and transient peaks)")
+    assert runs[1_000_000]["peak_mib"] < MILLION_PAIRS_PEAK_MIB

@@ -69,6 +69,47 @@ def test_parity_with_pesq_package(rate, mode):
     assert result.signature["rate"] == RATES[mode] and result.signature["mode"] == mode
 
 
+def test_a_narrowband_sample_is_brought_up_never_the_reference_down(tmp_path):
+    """An 8 kHz sample against a 16 kHz reference (files, through ``score``): wide-band
+    PESQ judges 0-8 kHz, so the sample is resampled up to 16 kHz and the reference is
+    used as it is -- what a user of the pesq package does. Downsampling the reference to
+    8 kHz first (as genmetrics did) removed the band the sample lacks and scored it
+    near-perfect. Narrow band (0-4 kHz) takes both to 8 kHz; a 44.1 kHz sample is taken
+    down to 16 kHz directly (not the reference up to 44.1 kHz and back)."""
+    import soundfile as sf
+
+    from genmetrics.runner import score as score_files
+    from tests.speech import write_wav
+
+    text = SENTENCES[1]
+    write_wav(tmp_path / "r" / "a.wav", speech(text, 16000), 16000)
+    write_wav(tmp_path / "s" / "a.wav", add_noise(speech(text, 8000), 30, seed=2), 8000)
+    write_wav(tmp_path / "r" / "b.wav", speech(text, 16000), 16000)
+    write_wav(tmp_path / "s" / "b.wav", add_noise(speech(text, 44100), 20, seed=3), 44100)
+    read = {f"{side}/{n}": sf.read(tmp_path / side / f"{n}.wav")[0]
+            for side in "sr" for n in "ab"}
+
+    def cut(x, y):
+        n = min(len(x), len(y))
+        return x[:n], y[:n]
+
+    wb = [pesq.pesq(16000, *cut(read["r/a"], resample(read["s/a"], 8000, 16000)), "wb"),
+          pesq.pesq(16000, *cut(read["r/b"], resample(read["s/b"], 44100, 16000)), "wb")]
+    nb = [pesq.pesq(8000, *cut(resample(read["r/a"], 16000, 8000), read["s/a"]), "nb"),
+          pesq.pesq(8000, *cut(resample(read["r/b"], 16000, 8000),
+                               resample(read["s/b"], 44100, 8000)), "nb")]
+    for mode, expected in (("wb", wb), ("nb", nb)):
+        card = score_files(tmp_path / "s", tmp_path / "r", modality="audio", metrics=["pesq"],
+                           options={"pesq": {"mode": mode, "workers": 1}}, per_sample=True,
+                           diagnostics=False)
+        assert card.per_sample["ids"] == ["a", "b"]
+        assert card.metrics["pesq"].per_sample == expected, mode
+    # the old direction: the reference taken down to 8 kHz, both back up to 16 kHz
+    ref8 = resample(read["r/a"], 16000, 8000)
+    old = pesq.pesq(16000, *(resample(x, 8000, 16000) for x in cut(ref8, read["s/a"])), "wb")
+    assert old - wb[0] > 0.3, (old, wb[0])
+
+
 @pytest.mark.parametrize("mode", ["wb", "nb"])
 def test_monotone_in_noise_level(mode):
     pairs = [(add_noise(speech(SENTENCES[2]), snr, seed=3), speech(SENTENCES[2])) for snr in SNRS]
@@ -207,7 +248,7 @@ def test_copies_pickles_and_checkpoints_carry_no_pool():
     assert metric._pool is None
     metric.close()  # twice is fine
     # a closed metric starts a new pool for its next large batch
-    assert score(metric, pairs, 16000).per_sample[:4] == metric.state["values"][:4]
+    assert score(metric, pairs, 16000).per_sample[:4] == metric.state["values"].tolist()[:4]
 
 
 ORIGINAL_SCORE_STORED = pesq_module.score_stored  # also in the workers, which import this

@@ -7,6 +7,10 @@ scorecard), they are listed under the component ``failed`` with the reason, and 
 corpus value is the mean over the scored pairs (``math.fsum``: independent of order and
 batching). Bootstrap rows are ``[value, 1]`` per scored pair and ``[0, 0]`` otherwise.
 
+The state is one float64 per pair (NaN for a failed pair; a scored value is always
+finite) and, for the failed pairs only, their reasons in order: the k-th NaN's reason is
+``reasons[k]``, so both fields concatenate (``"cat"``) across batches and processes.
+
     >>> class Half(PerPairMean):
     ...     spec = MetricSpec(name="half", modality="text", kind="paired",
     ...                       higher_is_better=True, unit="-")
@@ -42,8 +46,9 @@ class Failed:
 class PerPairMean(Metric):
     """Base class: per-pair values (or failures) kept in order; their mean is the value."""
 
-    # per pair: the value, or None; and the failure reason, or None
+    # per pair: the value, or NaN; per failed pair, in order: the reason
     state_reductions = {"values": "cat", "reasons": "cat"}
+    state_dtypes = {"values": "float64"}
     _device: str | None = None  # option "device", resolved on first use
 
     def device(self) -> str:
@@ -57,32 +62,54 @@ class PerPairMean(Metric):
 
     def record(self, outcomes: Iterable[float | Failed]) -> None:
         """Append each pair's value, or its failure (a non-finite value is a failure)."""
+        values: list[float] = []
         for out in outcomes:
             if isinstance(out, Failed):
-                self.state["values"].append(None)
+                values.append(math.nan)
                 self.state["reasons"].append(out.reason)
             elif not math.isfinite(out):
-                self.state["values"].append(None)
+                values.append(math.nan)
                 self.state["reasons"].append(f"value is {out}")
             else:
-                self.state["values"].append(float(out))
-                self.state["reasons"].append(None)
+                values.append(float(out))
+        self.state["values"].append(values)
+
+    def _values(self) -> tuple[Any, Any]:
+        """The per-pair values (float64, NaN where failed) and the mask of failed pairs."""
+        import numpy as np
+
+        values = self.state["values"].array()
+        return values, np.isnan(values)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        values, reasons = self.state["values"], self.state["reasons"]
-        scored = [v for v in values if v is not None]
+        import numpy as np
+
+        values, failed_mask = self._values()
+        reasons = self.state["reasons"]
+        scored = values[~failed_mask].tolist()
         if not scored:
-            if values:
+            if len(values):
                 raise MetricError(f"{self.spec.name}: none of the {len(values)} pairs could be "
-                                  f"scored (first reason: {next(r for r in reasons if r)})")
+                                  f"scored (first reason: {reasons[0]})")
             self.require_samples(0)
         components: dict[str, Any] = {}
-        failed = [{"index": i, "reason": r} for i, r in enumerate(reasons) if r is not None]
+        failed_at = np.flatnonzero(failed_mask).tolist()
+        failed = [{"index": i, "reason": r} for i, r in zip(failed_at, reasons, strict=True)]
         if failed:
             components["failed"] = failed
+        per_pair: list[float | None] | None = None
+        if per_sample:
+            per_pair = values.tolist()
+            for i in failed_at:
+                per_pair[i] = None
         return {self.spec.name: self.result(
             math.fsum(scored) / len(scored), n=len(scored), components=components,
-            per_sample=list(values) if per_sample else None, **self.signature_extra())}
+            per_sample=per_pair, **self.signature_extra())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        # older states kept a reason or None for every pair (and None for a failed value)
+        self.state["reasons"] = [r for r in self.state["reasons"] if r is not None]
 
     def signature_extra(self) -> dict[str, Any]:
         """Fields this metric adds to its signature (e.g. a rate or its constants)."""
@@ -91,8 +118,9 @@ class PerPairMean(Metric):
     def bootstrap_rows(self) -> dict[str, Any]:
         import numpy as np
 
-        rows = [[v, 1.0] if v is not None else [0.0, 0.0] for v in self.state["values"]]
-        return {self.spec.name: np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
+        values, failed = self._values()
+        rows = np.column_stack([np.where(failed, 0.0, values), (~failed).astype(np.float64)])
+        return {self.spec.name: rows.reshape(-1, 2)}
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         import numpy as np

@@ -2,8 +2,9 @@
 
 sacrebleu already separates *sufficient statistics* (per-segment n-gram counts) from
 the *score* computed on their sum. We call that same code: statistics are extracted
-once per sample in ``update`` and kept as the state; the corpus score is sacrebleu's
-own computation on their sum, so it equals ``corpus_score`` exactly; the per-sample
+once per sample in ``update`` and kept as the state (int32 rows, widened to int64 if a
+count ever needs it: 4 bytes per count); the corpus score is sacrebleu's own computation
+on their sum (exact integer sums), so it equals ``corpus_score`` exactly; the per-sample
 score is sacrebleu's sentence-level computation on each row.
 """
 
@@ -33,6 +34,7 @@ class SacrebleuMetric(Metric):
     """A metric whose statistics and scores come from a sacrebleu metric object."""
 
     state_reductions = {"stats": "cat", "nrefs": "cat"}
+    state_dtypes = {"stats": "int32", "nrefs": "int32"}
 
     def corpus_scorer(self) -> Any:
         """The sacrebleu object that computes the corpus score."""
@@ -70,18 +72,23 @@ class SacrebleuMetric(Metric):
         if not samples:
             return
         streams = reference_streams(references)
-        self.state["stats"].extend(self.extract_statistics(samples, streams))
-        self.state["nrefs"].extend(len(r) for r in references)
+        self.state["stats"].append(self.extract_statistics(samples, streams))
+        self.state["nrefs"].append([len(r) for r in references])
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        import numpy as np
+
         stats = self.state["stats"]
         self.require_samples(len(stats))
-        score = self._corpus._aggregate_and_compute(stats)
+        # sacrebleu sums the rows as Python ints; int64 column sums are the same numbers
+        totals = stats.array().sum(axis=0, dtype=np.int64).tolist()
+        score = self._corpus._aggregate_and_compute([totals])
         sentence = None
         if per_sample:
-            sentence = [self._sentence._aggregate_and_compute([row]).score for row in stats]
-        counts = set(self.state["nrefs"])
-        nrefs = counts.pop() if len(counts) == 1 else "var"
+            sentence = [self._sentence._aggregate_and_compute([row]).score
+                        for row in stats.iter_lists()]
+        counts = np.unique(self.state["nrefs"].array()).tolist()
+        nrefs = counts[0] if len(counts) == 1 else "var"
         return {
             self.spec.name: self.result(
                 score.score,
@@ -95,7 +102,7 @@ class SacrebleuMetric(Metric):
     def bootstrap_rows(self) -> dict[str, Any]:
         import numpy as np
 
-        return {self.spec.name: np.asarray(self.state["stats"], dtype=np.float64)}
+        return {self.spec.name: self.state["stats"].array().astype(np.float64)}
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         import numpy as np

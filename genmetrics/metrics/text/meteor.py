@@ -404,6 +404,7 @@ class METEOR(Metric):
         assets=("wordnet",),
     )
     state_reductions = {"scores": "cat", "nrefs": "cat"}
+    state_dtypes = {"scores": "float64", "nrefs": "int32"}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -436,30 +437,31 @@ class METEOR(Metric):
         hyps = _tokenized(samples, self.tokens)
         if counts.count(1) == len(counts):  # one reference each: no lists of lists
             refs = _tokenized(map(_first, references), self.tokens)
-            self.state["scores"].extend(map(aligner.score_one, hyps, refs, *options))
+            scores = list(map(aligner.score_one, hyps, refs, *options))
         else:
             refs = (list(_tokenized(r, self.tokens)) for r in references)
-            self.state["scores"].extend(map(aligner.score, hyps, refs, *options))
-        self.state["nrefs"].extend(counts)
+            scores = list(map(aligner.score, hyps, refs, *options))
+        self.state["scores"].append(scores)
+        self.state["nrefs"].append(counts)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        scores = self.state["scores"]
-        n = len(scores)
+        import numpy as np
+
+        n = len(self.state["scores"])
         self.require_samples(n)
-        counts = set(self.state["nrefs"])
+        scores = self.state["scores"].tolist()
+        counts = np.unique(self.state["nrefs"].array()).tolist()
         return {
             "meteor": self.result(
                 math.fsum(scores) / n,
                 n=n,
-                per_sample=list(scores) if per_sample else None,
-                nrefs=counts.pop() if len(counts) == 1 else "var",
+                per_sample=scores if per_sample else None,
+                nrefs=counts[0] if len(counts) == 1 else "var",
             )
         }
 
     def bootstrap_rows(self) -> dict[str, Any]:
-        import numpy as np
-
-        return {"meteor": np.asarray(self.state["scores"], dtype=np.float64).reshape(-1, 1)}
+        return {"meteor": self.state["scores"].array().reshape(-1, 1)}
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         return totals[:, 0] / n

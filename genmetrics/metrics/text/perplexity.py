@@ -113,6 +113,7 @@ class Perplexity(Metric):
     )
     # per sample: the summed negative log-likelihood (nats) and the number of tokens
     state_reductions = {"nll": "cat", "tokens": "cat"}
+    state_dtypes = {"nll": "float64", "tokens": "int64"}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -196,11 +197,11 @@ class Perplexity(Metric):
         for owner, (nll, count) in zip(owners, scored, strict=True):
             parts[owner].append(nll)
             tokens[owner] += count
-        self.state["nll"].extend(math.fsum(p) for p in parts)
-        self.state["tokens"].extend(tokens)
+        self.state["nll"].append([math.fsum(p) for p in parts])
+        self.state["tokens"].append(tokens)
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        nll, tokens = self.state["nll"], self.state["tokens"]
+        nll, tokens = self.state["nll"].tolist(), self.state["tokens"].tolist()
         scored = [i for i, t in enumerate(tokens) if t > 0]
         if not scored:
             if tokens:
@@ -245,8 +246,8 @@ class Perplexity(Metric):
 
         # (nll, tokens) per sample; unscored samples are (0, 0) and weigh nothing
         return {"perplexity": np.column_stack([
-            np.asarray(self.state["nll"], dtype=np.float64),
-            np.asarray(self.state["tokens"], dtype=np.float64)])}
+            self.state["nll"].array(),
+            self.state["tokens"].array().astype(np.float64)])}
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         import numpy as np

@@ -55,8 +55,9 @@ class ROUGE(Metric):
         ),
         outputs=ROUGE_TYPES,
     )
-    # per sample: for each type, (precision, recall, fmeasure)
+    # per sample: for each type, (precision, recall, fmeasure): rows of types x 3 float64
     state_reductions = {"scores": "cat"}
+    state_dtypes = {"scores": "float64"}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -77,17 +78,18 @@ class ROUGE(Metric):
             scorer = self._scorer
             pairs = zip(samples, references, strict=True)
             scored = [scorer.score_multi(list(r), s) for s, r in pairs]
-        self.state["scores"].extend(
-            tuple(tuple(float(x) for x in row[t]) for t in self.types) for row in scored
-        )
+        if not scored:
+            return
+        self.state["scores"].append(
+            [[tuple(row[t]) for t in self.types] for row in scored])
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        scores = self.state["scores"]
-        n = len(scores)
+        n = len(self.state["scores"])
         self.require_samples(n)
+        scores = self.state["scores"].array()
         results = {}
         for k, rouge_type in enumerate(self.types):
-            p, r, f = ([row[k][i] for row in scores] for i in range(3))
+            p, r, f = (scores[:, k, i].tolist() for i in range(3))
             results[rouge_type] = self.result(
                 math.fsum(f) / n,
                 n=n,
@@ -104,9 +106,7 @@ class ROUGE(Metric):
         return results
 
     def bootstrap_rows(self) -> dict[str, Any]:
-        import numpy as np
-
-        scores = np.asarray(self.state["scores"], dtype=np.float64).reshape(-1, len(self.types), 3)
+        scores = self.state["scores"].array().reshape(-1, len(self.types), 3)
         return {t: scores[:, k, 2:3] for k, t in enumerate(self.types)}  # per-sample F
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
