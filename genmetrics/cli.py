@@ -297,6 +297,12 @@ def print_summary(card: Any, out: str | None, signatures: str = "short") -> None
         if len(card.warnings) > 5:
             console.print(f" ... and {len(card.warnings) - 5} more (the scorecard's "
                           "\"warnings\")")
+    from genmetrics.scorecard import small_sample_note
+
+    for name, r in card.metrics.items():  # e.g. FID on fewer images than features
+        small = small_sample_note(r)
+        if small:
+            console.print(f"[yellow]{escape(name)}: small sample[/]: {escape(small)}")
     from genmetrics.diagnostics import summary
 
     flagged = summary(card.diagnostics)
@@ -478,12 +484,21 @@ def list_command(
 def validate(
     cards: Annotated[list[Path], typer.Argument(help="Scorecard JSON files.")],
 ) -> None:
-    """Check scorecards against the shipped JSON Schema (exit 2 on the first invalid one)."""
+    """Check scorecards against the shipped JSON Schema, and recompute every value and
+    95% CI their per-sample statistics determine (exit 2 on the first invalid one)."""
+    from genmetrics.errors import InputError
+    from genmetrics.recompute import check_values, recomputable
     from genmetrics.scorecard import Scorecard
 
     for path in cards:
-        Scorecard.load(path)
-        print(f"{path}: valid genmetrics scorecard v1")
+        card = Scorecard.load(path)
+        problems = check_values(card)
+        if problems:
+            raise InputError(f"{path}: {'; '.join(problems)}")
+        checked = recomputable(card)
+        note = (f" ({', '.join(checked)} recomputed from per-sample statistics)" if checked
+                else "")
+        print(f"{path}: valid genmetrics scorecard v1{note}")
 
 
 @app.command("gate")
@@ -491,7 +506,7 @@ def gate_command(
     new: Annotated[Path, typer.Argument(help="The new scorecard (JSON).")],
     baseline: Annotated[Path, typer.Option("--baseline", "-b", help="The baseline scorecard.")],
     rules: Annotated[Path | None, typer.Option(
-        "--rules", help="TOML rules: [default] and [metrics.NAME] with max_drop, "
+        "--rules", help="TOML rules: \\[default] and \\[metrics.NAME] with max_drop, "
         "max_drop_relative, require_significance, alpha, replicates, ignore. Without it: a "
         "metric fails when worse than the baseline by more than the baseline's 95% CI "
         "half-width, or 0.5% when it has no CI.")] = None,
@@ -504,31 +519,45 @@ def gate_command(
 ) -> None:
     """Fail (exit 1) when a metric of NEW is really worse than in the baseline.
 
-    Exit codes: 0 pass, 1 regression, 2 usage or invalid input.
+    Exit codes: 0 pass, 1 regression, 2 usage or invalid input (a refusal, e.g. differing
+    signatures, still writes --junit and --markdown, saying why).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from genmetrics.gate import HEADERS, gate, junit_xml, load_rules, markdown, report_rows
+    from genmetrics import gate as g
     from genmetrics.io.common import write_text_atomically
     from genmetrics.scorecard import Scorecard
 
-    report = gate(Scorecard.load(new), Scorecard.load(baseline), load_rules(rules),
-                  allow_signature_mismatch)
-    table = Table(title=f"genmetrics gate: {new} vs {baseline}")
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in report_rows(report):
-        style = "green" if row[6] == "PASS" else "red"
-        table.add_row(*row[:6], f"[{style}]{row[6]}[/]", row[7])
-    console = Console()
+    try:
+        report = g.gate(Scorecard.load(new), Scorecard.load(baseline), g.load_rules(rules),
+                        allow_signature_mismatch)
+    except GenmetricsError as exc:  # CI shows the refusal too, then exit 2
+        for out, text in ((markdown_out, g.refusal_markdown), (junit_out, g.refusal_junit)):
+            if out:
+                write_text_atomically(out, text(str(exc)))
+        raise
+    table = Table(title=f"genmetrics gate: {escape(str(new))} vs {escape(str(baseline))}",
+                  title_justify="left")
+    for header in g.HEADERS[:-1]:  # notes go below: short cells never wrap mid-word
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         justify="left" if header in ("metric", "status") else "right")
+    rows = g.report_rows(report)
+    styles = {"PASS": "green", "SKIPPED": "yellow"}
+    for row in rows:
+        table.add_row(*map(escape, row[:6]), f"[{styles.get(row[6], 'red')}]{row[6]}[/]")
+    console = Console(highlight=False)
     console.print(table)
-    if report.new_only:
-        console.print(f"new metrics, not gated: {', '.join(report.new_only)}")
+    for row in rows:
+        if row[7]:
+            console.print(f" {row[0]}: {row[7]}", markup=False)
+    for note in g.notes(report):
+        console.print(note, markup=False)
     if markdown_out:
-        write_text_atomically(markdown_out, markdown(report))
+        write_text_atomically(markdown_out, g.markdown(report))
     if junit_out:
-        write_text_atomically(junit_out, junit_xml(report))
+        write_text_atomically(junit_out, g.junit_xml(report))
     if report.passed:
         console.print("[green]gate passed[/]")
     else:

@@ -2,10 +2,14 @@
 
 One row per metric, over the union of the cards' metrics in first-seen order. The
 first card is the baseline: every later card gets its delta (``card - first``) and
-whether its 95% CI overlaps the first card's. A card that lacks a metric shows ``-``;
-one that has it under ``errors`` shows ``failed``. Unlike ``gate``, comparing results
-with different signatures is allowed, but it is flagged (``≠sig`` and a footnote
-naming the fields); ``n``, ``bootstrap`` and ``seed`` are not compared.
+whether its 95% CI overlaps the first card's. Overlap is not a test: two CIs can overlap
+while a paired test over the same samples finds the change real. So where both cards
+hold per-sample statistics of a result (``score --per-sample``, the same samples), a
+``paired p`` column gives the two-sided paired bootstrap p-value (1000 resamples, as the
+gate's ``require_significance``, which runs it one-sided). A card that lacks a metric
+shows ``-``; one that has it under ``errors`` shows ``failed``. Unlike ``gate``,
+comparing results with different signatures is allowed, but it is flagged (``≠sig`` and
+a footnote naming the fields); ``n``, ``bootstrap`` and ``seed`` are not compared.
 
     >>> from genmetrics.metric import MetricResult
     >>> from genmetrics.scorecard import Scorecard
@@ -17,12 +21,13 @@ naming the fields); ``n``, ``bootstrap`` and ``seed`` are not compared.
     >>> row = comparison.rows[0]
     >>> row.delta, row.signature_differences
     ([None, 2.5], {'tokenize': ['13a', 'char']})
-    >>> print(render(comparison, "markdown"))
+    >>> print(render(comparison, "markdown"))  # doctest: +NORMALIZE_WHITESPACE
     | metric | better | a.json | b.json | Δ b.json | CI overlap b.json |
     |---|:---:|---:|---:|---:|:---:|
     | bleu ≠sig | ↑ | 30.0000 | 32.5000 | +2.5000 | - |
     <BLANKLINE>
-    - Δ: value − a.json's value; CI overlap: whether the 95% CIs overlap a.json's.
+    - Δ: value − a.json's value; CI overlap: whether the 95% bootstrap CIs overlap
+      a.json's (not a test; score both with --per-sample for the paired test).
     - ≠sig bleu: signatures differ in tokenize (a.json: 13a, b.json: char)
     <BLANKLINE>
 """
@@ -59,6 +64,9 @@ class Row:
     delta: list[float | None]  # card - first card; None for the first card
     ci_overlap: list[bool | None]  # None for the first card or when a CI is missing
     signature_differences: dict[str, list[Any]] = field(default_factory=dict)
+    #: two-sided paired bootstrap p against the first card; None for the first card or
+    #: where either card lacks per-sample statistics of this result
+    paired_p: list[float | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +78,7 @@ class Row:
             "errors": self.errors,
             "delta": self.delta,
             "ci_overlap": self.ci_overlap,
+            "paired_p": self.paired_p,
             "signature_differences": self.signature_differences,
         }
 
@@ -105,6 +114,24 @@ def _overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bo
     if a is None or b is None:
         return None
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+PAIRED_REPLICATES = 1000
+
+
+def _paired(card: Any, first: Any, name: str) -> float | None:
+    """Two-sided paired bootstrap p of ``name`` between ``card`` and ``first``; None when
+    they cannot be paired (no per-sample statistics, other samples, unknown metric)."""
+    from genmetrics.recompute import paired_p, sample_rows
+
+    if name not in card.metrics or name not in first.metrics:
+        return None
+    if sample_rows(card, name) is None or sample_rows(first, name) is None:
+        return None
+    try:
+        return paired_p(card, first, name, replicates=PAIRED_REPLICATES, two_sided=True)
+    except Exception:  # noqa: BLE001 - not pairable: the column says "-"
+        return None
 
 
 def compare(cards: Sequence[Any], names: Sequence[str], paths: Sequence[str] | None = None
@@ -155,8 +182,9 @@ def _row(name: str, family: str, cards: Sequence[Any]) -> Row:
         seen = [sig.get(key) for sig in present]
         if any(v != seen[0] for v in seen):
             diffs[key] = [r.signature.get(key) if r is not None else None for r in results]
+    paired = [None] + [_paired(card, cards[0], name) for card in cards[1:]]
     return Row(name, direction, status, values, ci95, errors, delta, overlap,  # type: ignore[arg-type]
-               diffs)
+               diffs, paired)
 
 
 # ---------------------------------------------------------------- rendering
@@ -176,6 +204,15 @@ def _delta_cell(delta: float | None) -> str:
 
 def _overlap_cell(overlap: bool | None) -> str:
     return "-" if overlap is None else "yes" if overlap else "no"
+
+
+def _p_cell(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
+def paired_columns(comparison: Comparison) -> set[int]:
+    """Indices of the cards with a paired p-value for at least one result."""
+    return {i for row in comparison.rows for i, p in enumerate(row.paired_p) if p is not None}
 
 
 def _better_cell(row: Row, words: bool = False) -> str:
@@ -210,8 +247,16 @@ def _notes(comparison: Comparison) -> list[str]:
         sources = comparison.paths or [f"card {i + 1}" for i in range(len(cards))]
         pairs = zip(cards, sources, strict=True)
         notes.append("cards: " + ", ".join(f"{c} = {p}" for c, p in pairs))
-    notes.append(f"Δ: value − {first}'s value; CI overlap: whether the 95% CIs overlap "
-                 f"{first}'s.")
+    legend = (f"Δ: value − {first}'s value; CI overlap: whether the 95% bootstrap CIs "
+              f"overlap {first}'s (not a test")
+    if paired_columns(comparison):
+        notes.append(f"{legend}); paired p: two-sided paired bootstrap test against "
+                     f"{first} over the per-sample statistics both cards hold "
+                     f"({PAIRED_REPLICATES} resamples of the same samples; the gate's "
+                     "require_significance runs it one-sided); - where they cannot be "
+                     "paired (statistics missing or of other samples).")
+    else:
+        notes.append(f"{legend}; score both with --per-sample for the paired test).")
     differing: dict[str, list[str]] = {}  # the same differences, for several metrics
     for row in comparison.rows:
         if row.signature_differences:
@@ -230,10 +275,14 @@ def _notes(comparison: Comparison) -> list[str]:
 
 def _text_table(comparison: Comparison) -> tuple[list[str], list[list[str]], str]:
     cards = comparison.cards
+    paired = paired_columns(comparison)
     header, align = ["metric", "better", cards[0]], "lcr"
-    for card in cards[1:]:
+    for i, card in enumerate(cards[1:], start=1):
         header += [card, f"Δ {card}", f"CI overlap {card}"]
         align += "rrc"
+        if i in paired:
+            header.append(f"paired p {card}")
+            align += "r"
     rows = []
     for row in comparison.rows:
         name = f"{row.metric} {SIG_MARK}" if row.signature_differences else row.metric
@@ -241,17 +290,22 @@ def _text_table(comparison: Comparison) -> tuple[list[str], list[list[str]], str
         for i in range(1, len(cards)):
             cells += [_value_cell(row, i), _delta_cell(row.delta[i]),
                       _overlap_cell(row.ci_overlap[i])]
+            if i in paired:
+                cells.append(_p_cell(row.paired_p[i]))
         rows.append(cells)
     return header, rows, align
 
 
 def _csv_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     cards = comparison.cards
+    paired = paired_columns(comparison)
     header = ["metric", "better"]
     for i, card in enumerate(cards):
         header += [card, f"{card} ci95 low", f"{card} ci95 high"]
         if i:
             header += [f"{card} delta", f"{card} ci overlap"]
+        if i in paired:
+            header.append(f"{card} paired p")
     header.append("note")
     rows = []
     for row in comparison.rows:
@@ -263,6 +317,9 @@ def _csv_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             if i:
                 d = row.delta[i]
                 cells += [repr(d) if d is not None else "-", _overlap_cell(row.ci_overlap[i])]
+            if i in paired:
+                p = row.paired_p[i]
+                cells.append(repr(p) if p is not None else "-")
         note = [f"{SIG_MARK} {_sig_note(row, cards)}"] if row.signature_differences else []
         note += [f"failed in {c}: {e}" for c, e in zip(cards, row.errors, strict=True)
                  if e is not None]

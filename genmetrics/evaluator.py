@@ -157,7 +157,12 @@ class Evaluator:
     # -- feeding ------------------------------------------------------------------
     def update(self, samples: Any, references: Any = None, *,
                sample_rate: int | None = None) -> None:
-        """Add a batch of samples (and their references, for paired metrics)."""
+        """Add a batch of samples (and their references, for paired metrics).
+
+        The whole batch is checked before any metric sees it: a bad batch (a ``None``
+        sample, float images outside [0, 1], audio outside [-1, 1], NaN, mismatched
+        lengths) raises one :class:`~genmetrics.errors.UsageError` and changes nothing.
+        """
         from genmetrics.runner import _batch_type, _feed
 
         items = self._items(samples, references, sample_rate)
@@ -228,8 +233,18 @@ class Evaluator:
         if isinstance(samples, str):
             raise UsageError("text samples are a list of strings, not one string")
         texts = list(samples)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise UsageError(f"text sample {i} of the batch is {type(text).__name__}, not "
+                                 "a string; nothing of this batch was added")
         refs_per = [[] for _ in texts] if references is None else [
-            [r] if isinstance(r, str) else list(r) for r in references]
+            [r] if isinstance(r, str) else list(r) if isinstance(r, (list, tuple)) else [r]
+            for r in references]
+        for i, refs in enumerate(refs_per):
+            if any(not isinstance(r, str) for r in refs):
+                raise UsageError(f"the references of text sample {i} are not strings (give "
+                                 "one string or a list of strings per sample); nothing of "
+                                 "this batch was added")
         _same_length(texts, refs_per)
         return [TextPair(f"{prefix}{self._count + i}", t, r)
                 for i, (t, r) in enumerate(zip(texts, refs_per, strict=True))]
@@ -290,12 +305,32 @@ def _same_length(samples: Sequence[Any], references: Sequence[Any]) -> None:
                          "reference per sample")
 
 
+#: how far a float image may stray outside [0, 1] (audio outside [-1, 1]) by rounding; a
+#: value further out is an error, never clipped (0-255 floats would lose most contrast)
+FLOAT_TOLERANCE = 1e-3
+
+
 def _images(batch: Any) -> list[Any]:
-    """``N x 3 x H x W`` (tensor or array; uint8, or float in [0, 1]) -> uint8 CPU tensors."""
+    """``N x 3 x H x W`` (tensor or array; uint8, or float in [0, 1]) -> uint8 CPU tensors.
+
+        >>> import torch
+        >>> try:
+        ...     _images(torch.full((1, 3, 2, 2), 255.0))
+        ... except UsageError as exc:
+        ...     print(str(exc).split(";")[0])
+        float images must be in [0, 1]
+    """
     import torch
 
     if isinstance(batch, (list, tuple)):
+        for i, item in enumerate(batch):
+            if not hasattr(item, "shape"):
+                raise UsageError(f"image {i} of the batch is {type(item).__name__}, not a "
+                                 "tensor or array; nothing of this batch was added")
         return [t for item in batch for t in _images(item[None] if _ndim(item) == 3 else item)]
+    if not hasattr(batch, "shape"):
+        raise UsageError(f"images must be an N x 3 x H x W tensor or array, or a list of them; "
+                         f"got {type(batch).__name__}")
     tensor = torch.as_tensor(batch)
     if tensor.dim() != 4 or tensor.shape[1] not in (1, 3):
         raise UsageError(f"images must be N x 3 x H x W (or N x 1 x H x W); got shape "
@@ -306,6 +341,13 @@ def _images(batch: Any) -> list[Any]:
             raise UsageError(f"images must be uint8 or float in [0, 1], not {tensor.dtype}")
         if not torch.isfinite(tensor).all():
             raise UsageError("images contain NaN or Inf")
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:  # never clipped silently
+            hint = ("pass uint8, or divide by 255" if high > 1 + FLOAT_TOLERANCE and low >= 0
+                    else "images in [-1, 1]: pass (x + 1) / 2" if low >= -1 - FLOAT_TOLERANCE
+                    else "pass uint8, or scale them into [0, 1]")
+            raise UsageError(f"float images must be in [0, 1]; got min {low:g}, max {high:g} "
+                             f"-- {hint}")
         tensor = (tensor.float().clamp(0, 1) * 255).round().to(torch.uint8)
     if tensor.shape[1] == 1:
         tensor = tensor.expand(-1, 3, -1, -1)
@@ -321,6 +363,11 @@ def _waveforms(batch: Any) -> list[np.ndarray]:
     """``B x T`` (tensor, array or list of 1-d arrays) -> float64 arrays."""
     if hasattr(batch, "detach"):
         batch = batch.detach().cpu().double().numpy()
+    if isinstance(batch, (list, tuple)):
+        for i, w in enumerate(batch):
+            if w is None or isinstance(w, (str, bytes)):
+                raise UsageError(f"waveform {i} of the batch is {type(w).__name__}, not an "
+                                 "array; nothing of this batch was added")
     rows = [np.asarray(w, dtype=np.float64).reshape(-1) for w in batch] \
         if isinstance(batch, (list, tuple)) or np.ndim(batch) == 2 else None
     if rows is None:
@@ -328,6 +375,10 @@ def _waveforms(batch: Any) -> list[np.ndarray]:
     for i, row in enumerate(rows):
         if not np.isfinite(row).all():
             raise UsageError(f"waveform {i} contains NaN or Inf")
+        peak = float(np.abs(row).max()) if row.size else 0.0
+        if peak > 1 + FLOAT_TOLERANCE:  # never clipped silently
+            raise UsageError(f"waveform {i}: float audio must be in [-1, 1]; got peak {peak:g} "
+                             "-- divide integer PCM by its full scale (32768 for int16)")
     return rows
 
 

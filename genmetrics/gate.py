@@ -28,11 +28,17 @@ Rules live in a TOML file::
     ignore = true
 
 Metrics are compared only when their signatures agree (fields ``n``, ``bootstrap``
-and ``seed`` excepted); otherwise the gate refuses, naming the fields, unless
-``allow_signature_mismatch``. A metric of the baseline missing from the new scorecard
-(or failed there) is a regression: nothing is lost silently.
+and ``seed`` excepted; ``refs`` of a reference-free metric such as perplexity, too);
+otherwise the gate refuses, naming each differing field once with the metrics it
+concerns, unless ``allow_signature_mismatch`` -- then the results compared anyway are
+marked ``≠sig``. A metric of the baseline missing from the new scorecard (or failed
+there) is a regression: nothing is lost silently. A metric that failed in the baseline
+has nothing to hold the new value to: it is ``skipped`` (not compared), with the reason.
+A scorecard whose values or CIs do not follow from its own per-sample statistics (edited
+by hand; see :mod:`genmetrics.recompute`) is refused.
 
-Exit codes of ``genmetrics gate``: 0 pass, 1 regression, 2 usage or invalid input.
+Exit codes of ``genmetrics gate``: 0 pass, 1 regression, 2 usage or invalid input
+(refusals included).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from genmetrics.scorecard import Scorecard
 from genmetrics.signature import UNCOMPARED_FIELDS, differences
 
 DEFAULT_RELATIVE = 0.005
-PASS, REGRESSION, MISSING = "pass", "regression", "missing"
+PASS, REGRESSION, MISSING, SKIPPED = "pass", "regression", "missing", "skipped"
+SIG_MARK = "≠sig"  # as in ``genmetrics compare``
 
 
 @dataclass(frozen=True)
@@ -133,17 +140,20 @@ class Check:
 
     metric: str
     status: str
-    baseline: float
+    baseline: float | None  # None: no finite value in the baseline (status skipped)
     new: float | None
     allowed: float | None = None
     allowance: str = ""
     p_value: float | None = None
     higher_is_better: bool = True
     message: str = ""
+    #: signature fields that differ, (baseline, new), compared under
+    #: ``allow_signature_mismatch``
+    signature_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def delta(self) -> float | None:
-        return None if self.new is None else self.new - self.baseline
+        return None if self.new is None or self.baseline is None else self.new - self.baseline
 
     @property
     def worse_by(self) -> float | None:
@@ -159,23 +169,73 @@ class GateReport:
 
     @property
     def passed(self) -> bool:
-        return all(c.status == PASS for c in self.checks)
+        return not self.regressions
 
     @property
     def regressions(self) -> list[Check]:
-        return [c for c in self.checks if c.status != PASS]
+        return [c for c in self.checks if c.status in (REGRESSION, MISSING)]
+
+    @property
+    def skipped(self) -> list[Check]:
+        """Metrics not compared: they failed (or have no finite value) in the baseline."""
+        return [c for c in self.checks if c.status == SKIPPED]
+
+
+def _reference_free(metric: Any) -> bool:
+    """True for a registered metric whose value reads no references (perplexity)."""
+    from genmetrics.registry import get_metric
+    from genmetrics.runner import reads_references
+
+    try:
+        return not reads_references(get_metric(str(metric)).spec)
+    except Exception:  # noqa: BLE001 - a plugin not installed here: compare every field
+        return False
 
 
 def signature_mismatches(new: Scorecard, base: Scorecard) -> dict[str, dict[str, tuple]]:
-    """Per metric in both cards, the signature fields that differ (ignoring n/bootstrap/seed)."""
+    """Per metric in both cards, the signature fields that differ, (baseline, new);
+    ``n``, ``bootstrap`` and ``seed`` are not compared, nor ``refs`` of a reference-free
+    metric (older scorecards recorded one for perplexity)."""
     out = {}
     for name, b in base.metrics.items():
         if name in new.metrics:
             diff = {k: v for k, v in differences(b.signature, new.metrics[name].signature).items()
                     if k not in UNCOMPARED_FIELDS}
+            if "refs" in diff and _reference_free(b.signature.get("metric", name)):
+                del diff["refs"]
             if diff:
                 out[name] = diff
     return out
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A signature value for one line: digests as their first 8 hex digits, long text cut."""
+    if isinstance(value, str) and value.startswith("sha256:"):
+        value = value[7:15]
+    text = repr(value) if value is not None else "-"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def describe_mismatches(mismatches: dict[str, dict[str, tuple]], most: int = 6) -> str:
+    """Each differing field once, baseline -> new, with the metrics it concerns.
+
+    >>> describe_mismatches({"bleu": {"refs": ("sha256:" + "1" * 64, "sha256:" + "2" * 64)},
+    ...                      "chrf": {"refs": ("sha256:" + "1" * 64, "sha256:" + "2" * 64)}})
+    "refs '11111111' -> '22222222' (bleu, chrf)"
+    """
+    concerns: dict[str, list[str]] = {}  # one change -> the metrics it concerns
+    for metric, diff in mismatches.items():
+        for key, (a, b) in diff.items():
+            concerns.setdefault(f"{key} {_show(a)} -> {_show(b)}", []).append(metric)
+    groups: dict[tuple[str, ...], list[str]] = {}  # the same metrics -> their changes
+    for change, metrics in concerns.items():
+        groups.setdefault(tuple(metrics), []).append(change)
+    parts = []
+    for metrics, changes in groups.items():
+        shown = ", ".join(metrics[:most])
+        more = f" and {len(metrics) - most} more" if len(metrics) > most else ""
+        parts.append(f"{', '.join(changes)} ({shown}{more})")
+    return "; ".join(parts)
 
 
 def _allowance(rule: Rule, base: Any) -> tuple[float, str]:
@@ -191,34 +251,26 @@ def _allowance(rule: Rule, base: Any) -> tuple[float, str]:
 
 
 def _paired_p_value(name: str, new: Scorecard, base: Scorecard, rule: Rule) -> float:
-    import numpy as np
+    from genmetrics.recompute import paired_p
 
-    from genmetrics.registry import get_metric
-    from genmetrics.stats import paired_bootstrap_p
+    try:
+        return paired_p(new, base, name, replicates=rule.replicates)
+    except ValueError as exc:
+        raise InputError(f"require_significance for {name}: {exc}") from None
+
+
+def check_consistency(new: Scorecard, base: Scorecard) -> None:
+    """Refuse (:class:`InputError`) a card whose values or CIs do not follow from its own
+    per-sample statistics (see :func:`genmetrics.recompute.check_values`)."""
+    from genmetrics.recompute import check_values
 
     for card, label in ((new, "new"), (base, "baseline")):
-        stats = (card.per_sample or {}).get("stats", {})
-        if name not in stats:
-            raise InputError(f"require_significance for {name}: the {label} scorecard has no "
-                             "per-sample statistics; score both with --per-sample")
-    if new.per_sample["ids"] != base.per_sample["ids"]:  # type: ignore[index]
-        raise InputError(f"require_significance for {name}: the two scorecards hold "
-                         "different samples (ids differ), so they cannot be paired")
-
-    def value_fn(card: Scorecard) -> Any:
-        sig = card.metrics[name].signature
-        cls = get_metric(sig["metric"])
-        opts = {o.name: sig[o.name] for o in cls.spec.options if o.name in sig}
-        metric = cls(**opts)
-        return lambda totals, n: metric.value_from_totals(name, totals, n)
-
-    rows_new = np.asarray(new.per_sample["stats"][name], dtype=np.float64)  # type: ignore[index]
-    rows_base = np.asarray(base.per_sample["stats"][name], dtype=np.float64)  # type: ignore[index]
-    if rows_new.shape != rows_base.shape:
-        raise InputError(f"require_significance for {name}: the per-sample statistics differ "
-                         f"in shape ({rows_new.shape} vs {rows_base.shape}); re-score both")
-    return paired_bootstrap_p(rows_new, rows_base, value_fn(new), value_fn(base),
-                              new.metrics[name].higher_is_better, replicates=rule.replicates)
+        problems = check_values(card)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise InputError(f"the {label} scorecard is inconsistent: "
+                             f"{'; '.join(problems[:3])}{more}. Re-score it; the gate does "
+                             "not compare numbers its own statistics contradict")
 
 
 def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
@@ -230,14 +282,12 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
     if unknown:
         raise UsageError(f"rules name metric(s) not in the baseline: {', '.join(unknown)} "
                          f"(baseline has {', '.join(base.metrics) or 'none'})")
+    check_consistency(new, base)
     mismatches = signature_mismatches(new, base)
     if mismatches and not allow_signature_mismatch:
-        detail = "; ".join(
-            f"{m}: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in d.items())
-            for m, d in mismatches.items())
-        raise InputError(f"signatures differ, so the numbers are not comparable ({detail}). "
-                         "Re-score with the baseline's settings, or pass "
-                         "--allow-signature-mismatch")
+        raise InputError("signatures differ (baseline -> new), so the numbers are not "
+                         f"comparable: {describe_mismatches(mismatches)}. Re-score with the "
+                         "baseline's settings, or pass --allow-signature-mismatch")
     checks = []
     for name, b in base.metrics.items():
         rule = rules.for_metric(name, b.signature.get("metric"))
@@ -251,8 +301,9 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
                                 else "missing from the new scorecard"))
             continue
         if not math.isfinite(b.value):  # nothing to hold the new value to
-            checks.append(Check(name, PASS, b.value, n.value, message="not gated: no finite "
-                                f"value in the baseline ({b.reason or b.value})"))
+            checks.append(Check(name, SKIPPED, None, n.value, higher_is_better=b.higher_is_better,
+                                message="not compared: no finite value in the baseline "
+                                f"({b.reason or b.value})"))
             continue
         if not math.isfinite(n.value):
             checks.append(Check(name, MISSING, b.value, None, higher_is_better=b.higher_is_better,
@@ -261,7 +312,8 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
             continue
         allowed, allowance = _allowance(rule, b)
         check = Check(name, PASS, b.value, n.value, allowed, allowance,
-                      higher_is_better=b.higher_is_better)
+                      higher_is_better=b.higher_is_better,
+                      signature_differences=mismatches.get(name, {}))
         worse = check.worse_by or 0.0
         if worse > allowed and not math.isclose(worse, allowed, rel_tol=1e-12, abs_tol=0.0):
             check.status = REGRESSION
@@ -277,8 +329,11 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
             check.message = f"better by {-worse:.4g}"
         checks.append(check)
     for name, reason in base.errors.items():  # failed in the baseline: nothing to hold
-        checks.append(Check(name, PASS, math.nan, None, message=f"not gated: failed in the "
-                            f"baseline ({reason})"))
+        if rules.for_metric(name).ignore:
+            continue
+        result = new.metrics.get(name)
+        checks.append(Check(name, SKIPPED, None, None if result is None else result.value,
+                            message=f"not compared: failed in the baseline ({reason})"))
     new_only = [m for m in new.metrics if m not in base.metrics]
     return GateReport(checks, new_only)
 
@@ -288,41 +343,102 @@ HEADERS = ["metric", "baseline", "new", "delta", "allowed", "p", "status", "note
 
 
 def report_rows(report: GateReport) -> list[list[str]]:
+    """One row of :data:`HEADERS` per check; a result compared although its signature
+    differs is named ``metric ≠sig`` (see :func:`notes`)."""
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.4f}"
 
-    return [[c.metric, num(c.baseline), num(c.new),
+    return [[f"{c.metric} {SIG_MARK}" if c.signature_differences else c.metric,
+             num(c.baseline), num(c.new),
              "-" if c.delta is None else f"{c.delta:+.4f}", num(c.allowed),
              "-" if c.p_value is None else f"{c.p_value:.3g}", c.status.upper(), c.message]
             for c in report.checks]
 
 
+def notes(report: GateReport) -> list[str]:
+    """Lines below the table: signature differences compared anyway, new metrics."""
+    out = []
+    differing = {c.metric: c.signature_differences for c in report.checks
+                 if c.signature_differences}
+    if differing:
+        out.append(f"{SIG_MARK}: compared although the signatures differ "
+                   f"(--allow-signature-mismatch), baseline -> new: "
+                   f"{describe_mismatches(differing)}")
+    if report.new_only:
+        out.append(f"new metrics, not gated: {', '.join(report.new_only)}")
+    return out
+
+
+def verdict(report: GateReport) -> str:
+    """``PASS`` or ``FAIL (n regression(s))``, with the number of metrics not compared."""
+    text = "PASS" if report.passed else f"FAIL ({len(report.regressions)} regression(s))"
+    return text + (f", {len(report.skipped)} not compared" if report.skipped else "")
+
+
 def markdown(report: GateReport) -> str:
     from genmetrics.tables import markdown as markdown_table
 
-    verdict = "PASS" if report.passed else f"FAIL ({len(report.regressions)} regression(s))"
-    text = f"### genmetrics gate: {verdict}\n\n" + markdown_table(HEADERS, report_rows(report))
-    if report.new_only:
-        text += f"\nNew metrics (not gated): {', '.join(report.new_only)}\n"
-    return text
+    text = f"### genmetrics gate: {verdict(report)}\n\n" + markdown_table(HEADERS,
+                                                                        report_rows(report))
+    return text + "\n\n" + "".join(f"- {note}\n" for note in notes(report))
 
 
-def junit_xml(report: GateReport) -> str:
-    """JUnit XML: one test case per gated metric; regressions are failures."""
+def refusal_markdown(message: str) -> str:
+    """The markdown summary of a gate that refused to compare (exit 2)."""
+    return (f"### genmetrics gate: REFUSED\n\nNothing was compared (exit 2):\n\n"
+            f"> {message}\n")
+
+
+def _suite(**counts: int) -> Any:
     import xml.etree.ElementTree as ET
 
-    suite = ET.Element("testsuite", name="genmetrics gate", tests=str(len(report.checks)),
-                       failures=str(len(report.regressions)), errors="0", skipped="0")
-    for c in report.checks:
-        case = ET.SubElement(suite, "testcase", classname="genmetrics.gate", name=c.metric)
-        if c.status != PASS:
-            failure = ET.SubElement(case, "failure", message=c.message or c.status,
-                                    type=c.status)
-            failure.text = (f"baseline {c.baseline!r}, new {c.new!r}, allowed {c.allowed!r} "
-                            f"({c.allowance})")
-        else:
-            ET.SubElement(case, "system-out").text = c.message or "within the allowance"
+    values = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, **counts}
+    return ET.Element("testsuite", name="genmetrics gate",
+                      **{k: str(v) for k, v in values.items()})
+
+
+def _xml(suite: Any) -> str:
+    import xml.etree.ElementTree as ET
+
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def junit_xml(report: GateReport) -> str:
+    """JUnit XML: one test case per metric; regressions are failures, metrics that
+    failed in the baseline are skipped (with the reason)."""
+    import xml.etree.ElementTree as ET
+
+    suite = _suite(tests=len(report.checks), failures=len(report.regressions),
+                   skipped=len(report.skipped))
+    for c in report.checks:
+        case = ET.SubElement(suite, "testcase", classname="genmetrics.gate", name=c.metric)
+        out = c.message or "within the allowance"
+        if c.signature_differences:
+            out += (f"; {SIG_MARK}: compared although the signatures differ: "
+                    f"{describe_mismatches({c.metric: c.signature_differences})}")
+        if c.status == SKIPPED:
+            ET.SubElement(case, "skipped", message=c.message)
+        elif c.status != PASS:
+            failure = ET.SubElement(case, "failure", message=c.message or c.status,
+                                    type=c.status)
+            failure.text = (f"baseline {c.baseline!r}, new {c.new!r}, allowed {c.allowed!r} "
+                            f"({c.allowance})")
+            if c.signature_differences:
+                ET.SubElement(case, "system-out").text = out
+        else:
+            ET.SubElement(case, "system-out").text = out
+    return _xml(suite)
+
+
+def refusal_junit(message: str) -> str:
+    """JUnit XML of a gate that refused to compare: one test case in error."""
+    import xml.etree.ElementTree as ET
+
+    suite = _suite(tests=1, errors=1)
+    case = ET.SubElement(suite, "testcase", classname="genmetrics.gate", name="comparable")
+    ET.SubElement(case, "error", message=message, type="refused").text = (
+        "genmetrics gate refused to compare the scorecards (exit 2); nothing was gated")
+    return _xml(suite)

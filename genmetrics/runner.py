@@ -366,6 +366,18 @@ def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
         active.pop(name, None)
 
 
+def reads_references(spec: Any) -> bool:
+    """Whether a metric's value depends on references: paired metrics and those with a
+    reference distribution (FID, KID). Perplexity and Inception Score do not, so their
+    signatures carry no references digest.
+
+    >>> from genmetrics.registry import get_metric
+    >>> reads_references(get_metric("bleu").spec), reads_references(get_metric("perplexity").spec)
+    (True, False)
+    """
+    return spec.kind == "paired" or bool(spec.reference_set)
+
+
 def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample: bool,
              bootstrap: int, seed: int) -> tuple[dict[str, Any], dict[str, list[list[float]]]]:
     """Results of every metric (with reference digest and CIs) and per-sample statistics."""
@@ -380,7 +392,9 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
             continue
         run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
         for result in computed.values():
-            if have_refs:
+            _name_failed(result.components, run.ids)
+        for result in computed.values():  # reference-free metrics (perplexity) get none
+            if have_refs and reads_references(metric.spec):
                 result.signature.setdefault("refs", run.refs_digest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
@@ -395,6 +409,21 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
         results.update(computed)
     run.metric_s += time.perf_counter() - t0
     return results, sample_stats
+
+
+def _name_failed(components: dict[str, Any], ids: list[str]) -> None:
+    """Give each ``failed`` entry of a paired metric (``{"index", "reason"}``) the id of
+    its sample, which the metric does not know: ``{"index", "id", "reason"}``.
+
+    >>> parts = {"failed": [{"index": 1, "reason": "silent reference: SNR undefined"}]}
+    >>> _name_failed(parts, ["a", "b"]); parts["failed"][0]["id"]
+    'b'
+    """
+    for entry in components.get("failed", ()):
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if isinstance(index, int) and 0 <= index < len(ids) and "id" not in entry:
+            rest = {k: entry.pop(k) for k in list(entry) if k != "index"}
+            entry.update({"id": ids[index], **rest})  # index, id, reason
 
 
 def _inputs_doc(samples: Path, references: list[Path], have_refs: bool, run: _Pass,
@@ -515,6 +544,11 @@ def score(
                         "being run has a device option")
     unavailable: dict[str, str] = {}
     problem = source.pairing_problem() if hasattr(source, "pairing_problem") else None
+    if not metrics and ref_paths and not have_refs:  # references given, but no pairs
+        for name in default_metrics(modality, True, have_set):
+            if name not in names:
+                unavailable[name] = ("the references could not be paired with the "
+                                     f"samples: {problem or 'give one per sample'}")
     active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
                            pairing_problem=problem, explicit=bool(metrics),
                            unavailable=unavailable)
@@ -555,9 +589,26 @@ def score(
         for metric in active.values():
             metric.close()
 
+    if not results and not run.errors:
+        raise InputError(_nothing_scored(modality, unavailable, bool(ref_paths or stats)))
     return assemble_scorecard(
         modality, _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
         results, sample_stats, run, unavailable, per_sample, started)
+
+
+def _nothing_scored(modality: str, unavailable: dict[str, str], have_refs: bool) -> str:
+    """Why a run produced no metric at all (an input error, exit 2: no empty scorecard)."""
+    reasons = [f"{name} is unavailable: {reason}" for name, reason in unavailable.items()]
+    if not have_refs:
+        free = default_metrics(modality, False, False)
+        for more, how in ((default_metrics(modality, False, True), "--reference refs/ or "
+                           "--reference-stats NAME"),
+                          (default_metrics(modality, True, False), "--reference refs/")):
+            needing = [n for n in more if n not in free]
+            if needing:
+                reasons.append(f"{', '.join(needing)} need {how}")
+    return "no metric produced a value, so no scorecard was written: " + "; ".join(
+        reasons or ["no metric could run on these inputs"])
 
 
 def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,

@@ -59,6 +59,26 @@ def validate(document: dict[str, Any]) -> None:
         raise InputError(f"not a valid genmetrics scorecard v1 at {where}: {error.message}")
 
 
+def small_sample_note(result: Any) -> str:
+    """What a result's ``components.rank_deficient`` says (FID on fewer images than
+    features), as one sentence; "" when it has none.
+
+    >>> from genmetrics.metric import MetricResult
+    >>> r = MetricResult("fid", 9.0, 12, False, "", {}, components={"rank_deficient": {
+    ...     "sides": ["samples"], "note": "n <= 2048 features: the covariance is singular"}})
+    >>> small_sample_note(r)
+    'in the samples, n <= 2048 features: the covariance is singular'
+    """
+    flag = (result.components or {}).get("rank_deficient")
+    if not flag:
+        return ""
+    if not isinstance(flag, dict):
+        return "rank-deficient covariance"
+    sides = " and the ".join(str(s) for s in flag.get("sides", []))
+    note = str(flag.get("note", "rank-deficient covariance"))
+    return f"in the {sides}, {note}" if sides else note
+
+
 @dataclass
 class Scorecard:
     """Results of one run: metrics, inputs, what was skipped, environment and timing."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from genmetrics.scorecard import Scorecard
-from tests.conftest import assert_one_line_error, write_files
+from tests.conftest import assert_one_line_error, cli_env, write_files
 
 
 def test_score_writes_a_valid_scorecard_and_prints_a_table(run_cli, text_pair_dirs, tmp_path):
@@ -57,15 +57,43 @@ def test_bad_option_is_a_one_line_error(run_cli, text_pair_dirs):
     assert_one_line_error(run_cli("score", samples, "--metrics", "bleu"), "pass --reference")
 
 
-def test_metric_failure_exits_1_and_still_writes_the_scorecard(run_cli, tmp_path):
+def test_every_input_skipped_exits_2_naming_them(run_cli, tmp_path):
     samples = write_files(tmp_path / "s", {"a.txt": b"\xff\xfe"})
     refs = write_files(tmp_path / "r", {"a.txt": "ref"})
     out = tmp_path / "card.json"
     done = run_cli("score", samples, "-r", refs, "--metrics", "bleu", "--out", out)
-    assert done.returncode == 1, done.stderr
-    doc = json.loads(out.read_text())
-    assert doc["errors"] == {"bleu": "bleu: no samples were scored"}
-    assert doc["skipped"][0]["path"] == "a.txt"
+    assert_one_line_error(done, "every input was skipped (1 unreadable)", "a.txt")
+    assert not out.exists()
+
+
+def test_a_run_that_scores_nothing_exits_2_and_says_why(run_cli, tmp_path, random_weights):
+    """Images without references: only Inception Score could run, and the offline
+    (pool3-only) weights cannot give it -- exit 2 with the reasons, no empty scorecard."""
+    from tests.photos import save_png, tiles
+
+    for i, (_, tile) in enumerate(tiles()[:2]):
+        for folder, name in (("s", f"{i}.png"), ("r", f"x{i}.png")):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            save_png(tile[:32, :32], tmp_path / folder / name)
+    out = tmp_path / "card.json"
+    pool3_only = random_weights(with_classifier=False)
+    done = run_cli("score", tmp_path / "s", "--modality", "image", "--workers", "0",
+                   "--inception-weights", pool3_only, "--out", out)
+    assert_one_line_error(done, "no metric produced a value", "inception_score is unavailable",
+                          "fid, kid need --reference refs/ or --reference-stats NAME",
+                          "psnr, ssim need --reference refs/")
+    assert not out.exists()
+    # references whose names match none of the samples: SSIM and PSNR are listed as
+    # unavailable with the reason (FID and KID still use the folder as a distribution)
+    done = run_cli("score", tmp_path / "s", "-r", tmp_path / "r", "--modality", "image",
+                   "--workers", "0", "--inception-weights", pool3_only, "--out", out,
+                   env=cli_env(COLUMNS="80"))
+    assert done.returncode == 0, done.stderr
+    card = json.loads(out.read_text())
+    assert set(card["metrics"]) == {"fid", "kid"}
+    for name in ("ssim", "psnr"):
+        assert "could not be paired" in card["unavailable"][name]
+        assert f"unavailable {name}: the references could not be paired" in done.stdout
 
 
 def test_list_shows_the_registry(run_cli):

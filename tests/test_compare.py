@@ -45,14 +45,17 @@ def cards(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
     samples = write_files(root / "samples", SAMPLES)
     refs = write_files(root / "refs", REFS)
-    bad = write_files(root / "bad", {"a.txt": b"\xff\xfe", "b.txt": b"\xff", "sub/c.txt": b"\xfe"})
+    # every metric failed (a run whose every input is unreadable is now an input error,
+    # so the card is written as such a run would have left it)
+    failed = Scorecard("text", {"samples": {"path": str(root / "bad"), "count": 0}},
+                       errors={m: f"{m}: no samples were scored" for m in ("bleu", "rouge")})
     runs = {
         "base": score(samples, refs, metrics=["bleu", "rouge"], bootstrap=200),
         "reseed": score(samples, refs, metrics=["bleu", "rouge"], bootstrap=200, seed=7),
         "perfect": score(refs, refs, metrics=["bleu", "rouge"], bootstrap=200),
         "char": score(samples, refs, metrics=["bleu"], options={"bleu": {"tokenize": "char"}}),
         "chrf": score(samples, refs, metrics=["bleu", "chrf"]),
-        "failed": score(bad, refs, metrics=["bleu", "rouge"]),
+        "failed": failed,
         "selfref": score(samples, samples, metrics=["bleu", "rouge"]),
     }
     paths = {}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from genmetrics.errors import UsageError
+from genmetrics.errors import InputError, UsageError
 from genmetrics.runner import default_metrics, score
 from tests.conftest import write_files
 
@@ -80,13 +80,12 @@ def test_skipped_samples_are_listed_and_the_rest_scored(tmp_path, text_pair_dirs
     assert card.inputs["samples"]["count"] == 3
 
 
-def test_all_samples_unreadable_is_a_metric_failure_not_a_crash(tmp_path):
+def test_all_samples_unreadable_is_an_input_error_naming_them(tmp_path):
     samples = write_files(tmp_path / "s", {"a.txt": b"\xff"})
     refs = write_files(tmp_path / "r", {"a.txt": "x"})
-    card = score(samples, refs, metrics=["bleu"])
-    assert card.metrics == {}
-    assert card.errors == {"bleu": "bleu: no samples were scored"}
-    assert len(card.skipped) == 1
+    with pytest.raises(InputError, match=r"every input was skipped \(1 unreadable\): a.txt: "
+                       "not valid UTF-8"):
+        score(samples, refs, metrics=["bleu"])
 
 
 def test_input_digests_identify_content(text_pair_dirs):

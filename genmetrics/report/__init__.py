@@ -5,8 +5,10 @@ every result's per-sample values, the worst-k and best-k samples of every result
 has them (images: thumbnail, reference and their difference; audio: players for both
 sides; text: output, reference and a word diff), and the scorecard's ``diagnostics``
 when it has some. With two or more scorecards, a comparison comes first: each metric
-side by side with the delta to the first card and whether the 95% CIs overlap (the
-logic of :mod:`genmetrics.compare`), and the per-sample distributions overlaid.
+side by side with the delta to the first card, whether the 95% CIs overlap and, where
+both cards hold per-sample statistics, the paired bootstrap test's p (the logic of
+:mod:`genmetrics.compare`), and the per-sample distributions overlaid. A small-sample
+FID (``components.rank_deficient``) is flagged next to its value.
 
 Everything is inside the one file: the stylesheet, thumbnails and plots as PNG data
 URIs, and audio (mono, first seconds, at most 16 kHz) as WAV data URIs, each clip

@@ -15,6 +15,7 @@ from typing import Any
 from genmetrics.report._html import MediaStore, esc, number
 from genmetrics.report.media import SampleFinder, audio_html, images_html, text_html
 from genmetrics.report.plots import finite, histogram
+from genmetrics.scorecard import small_sample_note
 
 NO_PER_SAMPLE = ("No per-sample values in this scorecard: score with --per-sample to see "
                  "samples.")
@@ -106,10 +107,14 @@ def metrics_table(card: LoadedCard) -> str:
     """Value, 95% CI, n, direction, unit and signature of every result; failures too."""
     head = ("<table class=\"metrics\"><tr><th>metric</th><th>value</th><th>95% CI</th>"
             "<th>n</th><th>better</th><th>unit</th><th>signature</th></tr>")
-    rows = []
+    rows, flags = [], []
     for name, r in card.card.metrics.items():
         value = number(r.value) if math.isfinite(r.value) else \
             f'<span class="failed" title="{esc(r.reason or "")}">no value</span>'
+        small = small_sample_note(r)
+        if small:  # FID on fewer images than features: say so next to the number
+            value += f' <span class="unavailable" title="{esc(small)}">small sample</span>'
+            flags.append(f"<p class=\"note\">{esc(name)}: small sample: {esc(small)}</p>")
         ci = f"{number(r.ci95[0])} – {number(r.ci95[1])}" if r.ci95 else "-"
         rows.append(f"<tr><td>{esc(name)}</td><td class=\"num\">{value}</td>"
                     f"<td class=\"num\">{ci}</td><td class=\"num\">{r.n}</td>"
@@ -124,7 +129,34 @@ def metrics_table(card: LoadedCard) -> str:
                     "</tr>")
     if not rows:
         return "<h3>Metrics</h3><p class=\"note\">No metrics in this scorecard.</p>"
-    return "<h3>Metrics</h3>" + head + "".join(rows) + "</table>"
+    return ("<h3>Metrics</h3>" + head + "".join(rows) + "</table>" + "".join(flags)
+            + failed_pairs(card))
+
+
+def failed_pairs(card: LoadedCard, shown: int = 50) -> str:
+    """Per result, the pairs it could not score (its ``failed`` component), by sample id
+    with the reason, folded. Older scorecards name a pair by index only: its id is then
+    looked up in the per-sample ids (``#index`` without them)."""
+    ids = [str(i) for i in (card.per_sample or {}).get("ids", [])]
+    out = []
+    for name, result in card.card.metrics.items():
+        components = result.components if isinstance(result.components, dict) else {}
+        failed = [e for e in components.get("failed") or [] if isinstance(e, dict)]
+        if not failed:
+            continue
+        items = []
+        for entry in failed[:shown]:
+            ident, index = entry.get("id"), entry.get("index")
+            if not isinstance(ident, str):
+                ident = ids[index] if isinstance(index, int) and 0 <= index < len(ids) \
+                    else f"#{index}"
+            items.append(f"<li><code>{esc(ident)}</code>: {esc(str(entry.get('reason', '')))}"
+                         "</li>")
+        more = f"<li>… {len(failed) - shown} more</li>" if len(failed) > shown else ""
+        out.append(f'<details class="failed-pairs" data-metric="{esc(name)}"><summary>'
+                   f"{esc(name)}: {len(failed)} pair(s) not scored</summary><ul>"
+                   f"{''.join(items)}{more}</ul></details>")
+    return "\n".join(out)
 
 
 def inputs_notes(card: LoadedCard) -> str:
@@ -265,6 +297,9 @@ def samples_section(card: LoadedCard, k: int, view: SampleView) -> str:
         low, high = ("lowest", "highest") if higher else ("highest", "lowest")
         skipped = len(raw) - len(finite(raw))
         note = f" · {skipped} sample(s) without a value left out" if skipped else ""
+        result = card.card.metrics.get(name)
+        if skipped and result is not None and result.components.get("failed"):
+            note += " (reasons under Metrics)"
         out.append(f"<h4>{esc(name)}</h4><p class=\"meta\">{'higher' if higher else 'lower'} "
                    f"is better · {len(raw)} samples{note}"
                    f"{'' if paired else ' · not paired: samples shown without references'}"
@@ -404,17 +439,29 @@ def diagnostics_section(card: LoadedCard, k: int, view: SampleView, anchor: str 
 
 
 def comparison_section(cards: list[LoadedCard], k: int = 5) -> str:
-    """Every metric side by side: value (95% CI), delta to the first card, CI overlap;
-    the logic is :func:`genmetrics.compare.compare`'s."""
-    from genmetrics.compare import SIG_MARK, _notes, _overlap_cell, _value_cell, compare
+    """Every metric side by side: value (95% CI), delta to the first card, CI overlap and,
+    where both cards hold per-sample statistics, the paired test's p; the logic is
+    :func:`genmetrics.compare.compare`'s."""
+    from genmetrics.compare import (
+        SIG_MARK,
+        _notes,
+        _overlap_cell,
+        _p_cell,
+        _value_cell,
+        compare,
+        paired_columns,
+    )
 
     comparison = compare([c.card for c in cards], [c.path.name if c.path else c.label
                                                    for c in cards],
                          [str(c.path) if c.path else c.label for c in cards])
     labels = comparison.cards
+    paired = paired_columns(comparison)
     head = ["metric", "better", esc(labels[0])]
-    for label in labels[1:]:
+    for i, label in enumerate(labels[1:], start=1):
         head += [esc(label), f"Δ {esc(label)}", f"CI overlap {esc(label)}"]
+        if i in paired:
+            head.append(f"paired p {esc(label)}")
     rows = []
     for row in comparison.rows:
         mark = f' <span title="signatures differ">{SIG_MARK}</span>' \
@@ -432,6 +479,8 @@ def comparison_section(cards: list[LoadedCard], k: int = 5) -> str:
             cells += [f'<td class="num">{esc(_value_cell(row, i))}</td>',
                       f'<td class="num {css}">{text}</td>',
                       f"<td>{_overlap_cell(row.ci_overlap[i])}</td>"]
+            if i in paired:
+                cells.append(f'<td class="num">{_p_cell(row.paired_p[i])}</td>')
         rows.append(f'<tr data-metric="{esc(row.metric)}">{"".join(cells)}</tr>')
     table = ("<table class=\"comparison\"><tr>" + "".join(f"<th>{h}</th>" for h in head)
              + "</tr>" + "".join(rows) + "</table>")
