@@ -54,11 +54,15 @@ def test_bad_audio_in_one_run_loses_nothing(run_cli, tmp_path):
     ids = doc["per_sample"]["ids"]
     assert sorted(ids) == ["clipped", "good", "rate", "short", "silent", "stereo"]
     values = {m: dict(zip(ids, v, strict=True)) for m, v in doc["per_sample"]["values"].items()}
-    assert values["snr"]["stereo"] > 100  # identical channels mix down to the reference
+    # identical channels mix down to the reference exactly: infinite SNR, not scored
+    assert values["snr"]["stereo"] is None and values["pesq"]["stereo"] is not None
     assert values["pesq"]["short"] is None and values["snr"]["silent"] is None
-    failed = {(f["index"], f["reason"].split(":")[0])
+    failed = {(f["index"], f["id"], f["reason"].split(":")[0])
               for f in doc["metrics"]["pesq"]["components"]["failed"]}
-    assert (ids.index("short"), "too short") in failed
+    assert (ids.index("short"), "short", "too short") in failed
+    snr_failed = {f["id"]: f["reason"] for f in doc["metrics"]["snr"]["components"]["failed"]}
+    assert snr_failed["stereo"] == "identical signals (SNR is infinite)"
+    assert snr_failed["silent"] == "silent reference: SNR undefined"
     assert values["pesq"]["good"] is not None and values["pesq"]["clipped"] is not None
     warned = {w["path"] for w in doc["warnings"]}
     assert "rate" in warned

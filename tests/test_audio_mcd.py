@@ -156,6 +156,84 @@ def test_shortest_clip_that_has_a_frame(wavs, tmp_path):
     _close(ours([(a, b)]), theirs([(a, b)], dtw_radius=None))
 
 
+# -- sample and reference at different rates ---------------------------------------------
+
+#: name -> (sentence, sample rate, reference rate); the library scores each pair at the
+#: lower of its two rates, so these pairs are scored at 16000, 16000, 8000 and 22050 Hz
+MIXED = {
+    "s44-r16": (SENTENCES[0], 44100, 16000),
+    "s16-r22": (SENTENCES[2], 16000, 22050),
+    "s8-r16": (SENTENCES[1], 8000, 16000),
+    "s48-r22": (SENTENCES[3], 48000, 22050),
+}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``all/{s,r}``: the four MIXED pairs; ``at16k/{s,r}``: the two scored at 16 kHz.
+    Each side is the sentence synthesised at its own rate; the sample with noise."""
+    require_speech_tools()
+    root = tmp_path_factory.mktemp("mcd-rates")
+    for name, (text, s_rate, r_rate) in MIXED.items():
+        sample = _peak(add_noise(speech(text, s_rate), 10, seed=len(name)))
+        reference = _peak(speech(text, r_rate))
+        folders = ["all"] + (["at16k"] if min(s_rate, r_rate) == 16000 else [])
+        for folder in folders:
+            write_wav(root / folder / "s" / f"{name}.wav", sample, s_rate)
+            write_wav(root / folder / "r" / f"{name}.wav", reference, r_rate)
+    return root
+
+
+def _files(root: Path) -> list[tuple[Path, Path]]:
+    return [(s, root / "r" / s.name) for s in sorted((root / "s").iterdir())]
+
+
+def test_pairs_of_two_rates_equal_the_library(mixed):
+    """The library resamples both files to the lower of their rates (scipy's FFT
+    resample from each file's own rate); so does genmetrics, given the clips as read."""
+    pairs = _files(mixed / "all")
+    one_by_one = [ours([pair])[0] for pair in pairs]  # scored at different rates
+    _close(one_by_one, theirs(pairs, dtw_radius=None))
+    _close([ours([pair], align="pad")[0] for pair in pairs], theirs(pairs, aligning="pad"))
+    _close(ours(pairs, sample_rate=16000), theirs(pairs, sample_rate=16000, dtw_radius=None))
+    metric = MCD(device="cpu")
+    metric.update([_clip(s) for s, _ in pairs[:1]], [[_clip(r)] for _, r in pairs[:1]])
+    assert metric.compute()["mcd"].signature["rate"] == min(MIXED[pairs[0][0].stem][1:])
+
+
+def test_a_folder_of_mixed_rates_through_score(mixed):
+    """End to end (the CLI's path): a 44.1 kHz sample against a 16 kHz reference gives
+    the library's value (it gave 7x that before: the reference was resampled to 44.1 kHz
+    first). Pairs that the library scores at different rates are not averaged into one
+    value: the metric fails with the rates it met, unless one rate is set."""
+    from genmetrics.runner import score
+
+    pairs = _files(mixed / "at16k")
+    card = score(mixed / "at16k" / "s", mixed / "at16k" / "r", modality="audio",
+                 metrics=["mcd"], per_sample=True, diagnostics=False)
+    expected = theirs(pairs, dtw_radius=None)
+    result = card.metrics["mcd"]
+    _close(result.per_sample, expected)
+    assert result.value == pytest.approx(math.fsum(expected) / len(expected), abs=TOL)
+    assert result.signature["rate"] == 16000 and "rates" not in result.components
+
+    everything = score(mixed / "all" / "s", mixed / "all" / "r", modality="audio",
+                       metrics=["mcd"], diagnostics=False)
+    assert "mcd" not in everything.metrics
+    reason = everything.errors["mcd"]
+    for part in ("8000 Hz: 1 pair", "16000 Hz: 2 pairs", "22050 Hz: 1 pair",
+                 "--set mcd.sample_rate=8000"):
+        assert part in reason, reason
+
+    one_rate = score(mixed / "all" / "s", mixed / "all" / "r", modality="audio",
+                     metrics=["mcd"], options={"mcd": {"sample_rate": 16000}},
+                     per_sample=True, diagnostics=False)
+    result = one_rate.metrics["mcd"]
+    _close(result.per_sample, theirs(_files(mixed / "all"), sample_rate=16000,
+                                     dtw_radius=None))
+    assert result.signature["rate"] == 16000 and result.signature["sample_rate"] == 16000
+
+
 # -- properties -------------------------------------------------------------------------
 
 

@@ -104,6 +104,13 @@ def test_a_narrowband_sample_is_brought_up_never_the_reference_down(tmp_path):
                            diagnostics=False)
         assert card.per_sample["ids"] == ["a", "b"]
         assert card.metrics["pesq"].per_sample == expected, mode
+        assert card.metrics["pesq"].signature["rate"] == RATES[mode]
+    # the same pairs in the worker processes (they resample them)
+    with PESQ(workers=2) as metric:
+        clip = {k: AudioClip(k[2:], v, sf.info(tmp_path / f"{k}.wav").samplerate)
+                for k, v in read.items()}
+        metric.update([clip[f"s/{n}"] for n in "abab"], [[clip[f"r/{n}"]] for n in "abab"])
+        assert metric.compute(per_sample=True)["pesq"].per_sample == wb + wb
     # the old direction: the reference taken down to 8 kHz, both back up to 16 kHz
     ref8 = resample(read["r/a"], 16000, 8000)
     old = pesq.pesq(16000, *(resample(x, 8000, 16000) for x in cut(ref8, read["s/a"])), "wb")

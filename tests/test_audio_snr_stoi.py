@@ -153,16 +153,82 @@ def test_si_snr_is_gain_invariant_and_snr_is_not():
     assert abs(snr[1] - snr[0]) > 1.0 and abs(snr[2] - snr[0]) > 1.0
 
 
-def test_identical_signals_give_torchmetrics_large_finite_value():
+def test_identical_pairs_are_infinite_so_they_fail_as_psnr_does(plain_snr_path):
+    """One rule for SNR, SI-SNR and PSNR: a pair with no error at all has an infinite
+    value, so it is not scored -- it fails with the reason, and the mean is over the
+    other pairs. torchmetrics gives such a pair a large finite number (about 180 dB for
+    speech) that comes from its eps, a float floor, not from the signals."""
+    from genmetrics.metrics.image.psnr import IDENTICAL, PSNR
+
     clean = speech(SENTENCES[0], RATE)
-    snr, si = per_sample(SNR(device="cpu"), [clean], [clean]), \
-        per_sample(SISNR(device="cpu"), [clean], [clean])
-    energy = float(np.sum(clean**2))
-    assert snr[0] == pytest.approx(10 * np.log10((energy + snr_module.EPS) / snr_module.EPS),
-                                   abs=1e-9)
-    assert snr[0] == pytest.approx(tm_snr(clean, clean), abs=TOL_DB)
-    assert si[0] == pytest.approx(tm_si_snr(clean, clean), abs=TOL_DB)
-    assert 150 < snr[0] < 250
+    noisy = add_noise(clean, 10.0)
+    assert 150 < tm_snr(clean, clean) < 250 and 150 < tm_si_snr(clean, clean) < 250
+    for metric, word, tm in [(SNR(device="cpu"), "SNR", tm_snr),
+                             (SNR(device="cpu", zero_mean=True), "SNR",
+                              lambda p, t: tm_snr(p, t, zero_mean=True)),
+                             (SISNR(device="cpu"), "SI-SNR", tm_si_snr)]:
+        metric.update(clips([clean, noisy]), [[c] for c in clips([clean, clean])])
+        result = metric.compute(per_sample=True)[metric.spec.name]
+        assert result.per_sample[0] is None and result.n == 1
+        assert result.per_sample[1] == pytest.approx(tm(noisy, clean), abs=TOL_DB)
+        assert result.value == result.per_sample[1]
+        assert result.components["failed"] == [
+            {"index": 0, "reason": f"identical signals ({word} is infinite)"}]
+    # SI-SNR ignores the gain: a copy at twice the level has no noise either
+    assert snr_values([2 * clean], [clean], scale_invariant=True) == [
+        Failed("identical signals (SI-SNR is infinite)")]
+    assert isinstance(snr_values([2 * clean], [clean])[0], float)  # SNR: about 0 dB
+    # PSNR, by the same rule
+    image = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    other = image.clone()
+    other[0, 0, 0] ^= 1
+    psnr = PSNR()
+    psnr.update([image, other], [[image], [image]])
+    result = psnr.compute(per_sample=True)["psnr"]
+    assert result.per_sample[0] is None and result.n == 1
+    assert IDENTICAL == "identical images (PSNR is infinite)"
+    assert result.components["failed"] == [{"index": 0, "reason": IDENTICAL}]
+    every = SNR(device="cpu")
+    every.update(clips([clean]), [clips([clean])])
+    with pytest.raises(MetricError, match=r"identical signals \(SNR is infinite\)"):
+        every.compute()
+
+
+@pytest.mark.parametrize(("s_rate", "r_rate"), [(8000, 16000), (16000, 8000), (44100, 16000)])
+def test_pairs_of_two_rates_are_compared_at_the_higher(tmp_path, s_rate, r_rate):
+    """Resampling never removes a band the metrics judge: of a pair at two rates, the
+    clip at the lower rate is brought up to the higher one (soxr), never the other down.
+    An 8 kHz sample is judged against the 16 kHz reference's whole band (0-8 kHz), so
+    the 4-8 kHz it lacks counts as error. In memory and through files alike."""
+    import soundfile as sf
+
+    from genmetrics.io.audio import resample
+    from genmetrics.runner import score
+    from tests.speech import write_wav
+
+    text = SENTENCES[1]
+    write_wav(tmp_path / "s" / "a.wav", add_noise(speech(text, s_rate), 20, seed=4), s_rate)
+    write_wav(tmp_path / "r" / "a.wav", speech(text, r_rate), r_rate)
+    sample, reference = (sf.read(tmp_path / side / "a.wav")[0] for side in "sr")
+    high = max(s_rate, r_rate)
+    p, t = resample(sample, s_rate, high), resample(reference, r_rate, high)
+    n = min(len(p), len(t))
+    p, t = p[:n], t[:n]
+    expected = {"snr": tm_snr(p, t), "si_snr": tm_si_snr(p, t),
+                "stoi": float(pystoi.stoi(t, p, high))}
+    card = score(tmp_path / "s", tmp_path / "r", modality="audio", metrics=list(expected),
+                 options={"snr": {"device": "cpu"}, "si_snr": {"device": "cpu"}},
+                 diagnostics=False)
+    for metric in (SNR(device="cpu"), SISNR(device="cpu"), STOI()):
+        name = metric.spec.name
+        metric.update([AudioClip("a", sample, s_rate)], [[AudioClip("a", reference, r_rate)]])
+        got = metric.compute()[name]
+        if name == "stoi":
+            assert got.value == card.metrics[name].value == expected[name]
+        else:
+            assert got.value == pytest.approx(expected[name], abs=TOL_DB, rel=0)
+            assert card.metrics[name].value == pytest.approx(expected[name], abs=TOL_DB, rel=0)
 
 
 # -- edge cases -------------------------------------------------------------------------
@@ -299,6 +365,25 @@ def test_states_on_different_devices_merge_and_signature():
     si = SISNR(device="cpu")
     si.update(clips([add_noise(clean, 3.0)]), [clips([clean])])
     assert "device" not in si.compute()["si_snr"].signature
+
+
+def test_states_saved_before_rates_were_kept_still_load():
+    """A checkpoint from before the per-pair rates were kept loads (rates unknown) and
+    computes the same value; one that has them keeps them through merges."""
+    clean = speech(SENTENCES[5], RATE)
+    a = SNR(device="cpu")
+    a.update(clips([add_noise(clean, 3.0)]), [clips([clean])])
+    b = SNR(device="cpu")
+    b.update([AudioClip("x", add_noise(clean, 9.0), RATE)],
+             [[AudioClip("x", speech(SENTENCES[5], 22050), 22050)]])
+    a.merge(b)
+    assert a.compute()["snr"].components["rates"] == {"16000": 1, "22050": 1}
+    old = a.state_dict()
+    del old["state"]["rates"]
+    fresh = SNR(device="cpu")
+    fresh.load_state_dict(old)
+    result = fresh.compute()["snr"]
+    assert result.value == a.compute()["snr"].value and "rates" not in result.components
 
 
 def test_importing_the_modules_does_not_import_torch():

@@ -433,7 +433,7 @@ def test_a_reference_missing_for_some_samples_fails_only_those_pairs(tmp_path, w
         result = card.metrics[name]
         assert result.value == clean.metrics[name].value
         assert result.per_sample == [*clean.metrics[name].per_sample, None]
-        assert result.components["failed"] == [{"index": 4, "reason": reason}]
+        assert result.components["failed"] == [{"index": 4, "id": "extra", "reason": reason}]
     assert {"path": "extra", "message": f"{reason}: not compared by SSIM/PSNR"} in card.warnings
     strict = ImageSource(samples, [refs], workers=0)  # what the runner sets under fail
     strict.strict_pairs = True
@@ -486,7 +486,8 @@ def test_bad_reference_files_relative_paths_and_duplicate_reference_names(
     assert card.metrics["kid"].value == fewer.metrics["kid"].value
     ssim = card.metrics["ssim"]
     assert ssim.per_sample == [None, *clean_card.metrics["ssim"].per_sample[1:]]
-    assert ssim.components["failed"] == [{"index": 0, "reason": f"reference: {duplicate}"}]
+    assert ssim.components["failed"] == [{"index": 0, "id": "0",
+                                          "reason": f"reference: {duplicate}"}]
     with pytest.raises(InputError, match=r"^0.jpg: reference image: two files named 0"):
         _score(weights, "bad/s", "bad/r", metrics=("kid",), on_error="fail")
 

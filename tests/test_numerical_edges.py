@@ -103,5 +103,5 @@ def test_psnr_of_identical_images_is_a_failed_pair_not_infinity(tmp_path):
     assert card.metrics["psnr"].value == pytest.approx(peak_signal_noise_ratio(a, b,
                                                                                data_range=255))
     failed = card.metrics["psnr"].components["failed"]
-    assert failed == [{"index": 0, "reason": "identical images (PSNR is infinite)"}]
+    assert failed == [{"index": 0, "id": "0", "reason": "identical images (PSNR is infinite)"}]
     _strict_loads(card.to_json())

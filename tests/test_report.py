@@ -311,6 +311,56 @@ def test_audio_players_hold_the_first_seconds_of_both_sides(cards):
     assert len(re.findall(r'class="pic p[0-9a-f]{16} spec"', ranked)) == 8  # spectrograms
 
 
+def test_audio_durations_are_read_at_the_files_own_rate(tmp_path):
+    """A 3.67 s clip at 44.1 kHz is played at 16 kHz; its duration is still 3.7 s (it
+    was shown as 10.1 s: the file's frames divided by the player's rate)."""
+    import soundfile as sf
+
+    from genmetrics.report._html import MediaStore
+    from genmetrics.report.media import Item, audio_html
+
+    seconds, rate = 3.67, 44100
+    t = np.arange(int(seconds * rate)) / rate
+    for name, length in (("short", len(t)), ("long", 2 * len(t))):  # 3.67 s and 7.34 s
+        sf.write(tmp_path / f"{name}.wav", 0.3 * np.sin(2 * np.pi * 440 * np.resize(t, length)),
+                 rate, subtype="PCM_16")
+    html = audio_html(Item("short", path=tmp_path / "short.wav"),
+                      Item("long", path=tmp_path / "long.wav"), MediaStore())
+    notes = re.findall(r"</audio><span>([^<]*)</span>", html)
+    assert notes == ["3.7 s", "first 4 s of 7.3 s"], notes
+
+
+def test_failed_pairs_are_listed_with_their_ids_and_reasons(tmp_path):
+    """Every pair a metric could not score is named in the scorecard (``failed``
+    entries carry the sample's id beside its index) and in the report, with the
+    reason; without --per-sample too."""
+    import soundfile as sf
+
+    s, r = tmp_path / "s", tmp_path / "r"
+    s.mkdir()
+    r.mkdir()
+    for i in range(3):
+        clean, noisy = _tone(0.5, i, 0.05)
+        sf.write(r / f"clip{i}.wav", clean, RATE, subtype="PCM_16")
+        sf.write(s / f"clip{i}.wav", np.clip(noisy, -1, 1), RATE, subtype="PCM_16")
+    sf.write(r / "quiet.wav", np.zeros(RATE // 2), RATE, subtype="PCM_16")
+    sf.write(s / "quiet.wav", _tone(0.5, 7, 0.05)[1], RATE, subtype="PCM_16")
+    for per_sample in (True, False):
+        card = score(s, r, metrics=["snr"], per_sample=per_sample)
+        failed = card.metrics["snr"].components["failed"]
+        assert failed == [{"index": 3, "id": "quiet",
+                           "reason": "silent reference: SNR undefined"}]
+        path = tmp_path / f"card-{per_sample}.json"
+        card.save(path)
+        html = render_report([path], k=2)
+        listed = re.search(r'<details class="failed-pairs"[^>]*>(.*?)</details>', html, re.S)
+        assert listed, html
+        assert "snr: 1 pair(s) not scored" in listed.group(1)
+        assert "<code>quiet</code>: silent reference: SNR undefined" in listed.group(1)
+        if per_sample:
+            assert "1 sample(s) without a value left out (reasons under Metrics)" in html
+
+
 def test_without_per_sample_values_the_report_says_how_to_get_them(cards):
     html = render_report([cards["plain"]])
     assert html.count("score with --per-sample to see samples") == 2  # histograms, samples

@@ -9,12 +9,16 @@
   it looked for; when no sample has one, or a reference has no sample, that is an error
   listing the first few. Two files of one name (``a.wav``, ``a.flac``) are both skipped
   (as samples), or skip their sample (as references).
-* **Lengths**: a pair whose lengths differ (after bringing both to one rate) gets a
-  warning; metrics that compare sample by sample (SNR, SI-SNR, PESQ, STOI) use the
-  first ``min(n, m)`` samples of both, MCD aligns the full clips with DTW.
-* **Sample rates**: the two sides of a pair may differ: the reference is resampled to
-  the sample's rate (soxr, very-high quality). Each metric then resamples the pair to
-  the rate it needs (PESQ: 8 or 16 kHz) with :func:`resample`.
+* **Lengths**: a pair whose durations differ gets a warning; metrics that compare
+  sample by sample (SNR, SI-SNR, PESQ, STOI) use the first ``min(n, m)`` samples of
+  both once they are at one rate, MCD aligns the full clips with DTW.
+* **Sample rates**: the two sides of a pair may differ. Both clips are kept as read,
+  each at its own rate (and a warning names the two rates); each metric brings the pair
+  to the rate it compares at, so that resampling never removes a band the metric
+  judges (see :meth:`~genmetrics.metrics.audio._base.PairedAudioMetric.pair_rate`):
+  SNR, SI-SNR and STOI bring the clip at the lower rate up to the higher one, PESQ
+  takes each clip to 16 kHz (``wb``) or 8 kHz (``nb``), MCD to the lower of the two
+  rates with the library's own resampler, as ``mel-cepstral-distance`` does.
 * **Bad files** (unreadable, 0 bytes, not decodable, no frames, NaN or Inf samples, a
   sample rate outside 1000-768000 Hz, which only a damaged header gives) are skipped and
   named with the reason in the scorecard; the rest is scored. ``--on-error fail`` makes
@@ -136,7 +140,7 @@ def read_clip(path: Path, clip_id: str) -> AudioClip:
 
 @dataclass
 class AudioPair:
-    """A sample and its reference, both at the sample's rate (lengths may differ)."""
+    """A sample and its reference, each at its own rate (lengths may differ)."""
 
     id: str
     sample: AudioClip
@@ -276,20 +280,33 @@ def _stem(relative: str) -> str:
     return Path(relative).with_suffix("").as_posix()
 
 
+def resampled_length(n: int, rate_from: int, rate_to: int) -> int:
+    """The length :func:`resample` gives ``n`` samples: ``n * rate_to / rate_from``
+    rounded half up (soxr's rule).
+
+    >>> resampled_length(5, 16000, 8000), resampled_length(136977, 44100, 16000)
+    (3, 49697)
+    """
+    return (2 * n * rate_to + rate_from) // (2 * rate_from)
+
+
 def align(sample: AudioClip, reference: AudioClip) -> AudioPair:
-    """Bring the reference to the sample's rate; note (not fix) a length difference."""
-    warning = None
-    ref_wave = resample(reference.waveform, reference.sample_rate, sample.sample_rate)
-    if reference.sample_rate != sample.sample_rate:
-        warning = (f"reference resampled from {reference.sample_rate} Hz to "
-                   f"{sample.sample_rate} Hz")
-    n, m = len(sample.waveform), len(ref_wave)
+    """Pair two clips as they are (each at its own rate); note, not fix, a difference
+    in rate or length. Lengths are compared at the higher of the two rates."""
+    notes = []
+    s_rate, r_rate = sample.sample_rate, reference.sample_rate
+    if s_rate != r_rate:
+        notes.append(f"sample at {s_rate} Hz, reference at {r_rate} Hz: each metric brings "
+                     "them to one rate without removing a band it judges (the rate is in "
+                     "its signature or components)")
+    rate = max(s_rate, r_rate)
+    n = resampled_length(len(sample.waveform), s_rate, rate)
+    m = resampled_length(len(reference.waveform), r_rate, rate)
     if n != m:
-        note = (f"lengths differ ({n} vs {m} samples at {sample.sample_rate} Hz): metrics "
-                f"that compare sample by sample use the first {min(n, m)}; mcd aligns with DTW")
-        warning = f"{warning}; {note}" if warning else note
-    return AudioPair(sample.id, sample, AudioClip(sample.id, ref_wave, sample.sample_rate),
-                     warning)
+        notes.append(f"lengths differ ({n} vs {m} samples at {rate} Hz): metrics that "
+                     f"compare sample by sample use the first {min(n, m)}; mcd aligns with DTW")
+    reference = AudioClip(sample.id, reference.waveform, r_rate)
+    return AudioPair(sample.id, sample, reference, "; ".join(notes) or None)
 
 
 def open_audio(samples: Path, references: Sequence[Path] = ()) -> AudioSource:

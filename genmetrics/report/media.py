@@ -210,8 +210,10 @@ class SampleFinder:
 
     def _read(self, item: Item) -> Item:
         if self.modality == "text" and item.path is not None:
+            from genmetrics.io.text import strip_bom  # as scoring reads it
+
             try:
-                item.text = item.path.read_bytes().decode("utf-8", "replace")
+                item.text = strip_bom(item.path.read_bytes().decode("utf-8", "replace"))
             except OSError as exc:
                 item.problem = f"cannot read: {exc.strerror or exc}"
         return item
@@ -342,6 +344,10 @@ def _audio_tag(item: Item, media: MediaStore) -> str:
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
         return missing_html(Item(item.label, problem=f"cannot read: {exc}"))
     mono = data.mean(axis=1)
+    # durations at the file's own rate, before the player's copy is resampled
+    seconds = total / rate if rate else 0.0
+    note = f"first {AUDIO_SECONDS:g} s of {seconds:.1f} s" if total > len(data) else \
+        f"{seconds:.1f} s"
     if rate > AUDIO_RATE:
         from genmetrics.io.audio import resample
 
@@ -350,9 +356,6 @@ def _audio_tag(item: Item, media: MediaStore) -> str:
     buf = io.BytesIO()
     sf.write(buf, np.clip(mono, -1, 1), rate, format="WAV", subtype="PCM_16")
     key = media.add(buf.getvalue(), "audio/wav")
-    seconds = total / rate if rate else 0.0
-    note = f"first {AUDIO_SECONDS:g} s of {seconds:.1f} s" if total > len(data) else \
-        f"{len(data) / rate:.1f} s"
     return (f'{picture}<audio controls preload="none" data-media="{key}" '
             f'title="{esc(item.label)}"></audio><span>{esc(note)}</span>')
 

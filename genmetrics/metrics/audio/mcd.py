@@ -5,11 +5,12 @@ Per pair, exactly ``mel_cepstral_distance.compare_audio_files(sample, reference)
 "DTW" below); lower is better, 0 for a clip against itself. The corpus value is the
 mean over pairs (``math.fsum``). Step by step, with the defaults at 16 kHz:
 
-1. **Signal.** Optionally resampled first (option ``sample_rate``; default: the pair's
-   own rate, which is what the library's ``sample_rate=None`` amounts to for two
-   files of equal rate) with the library's method, ``scipy.signal.resample`` (FFT) to
-   ``int(len * rate / sr)`` samples. Then peak-normalised: ``x / max|x|``
-   (``norm_audio``; a silent clip fails).
+1. **Signal.** Each clip is resampled from its own rate ``sr`` to the pair's rate with
+   the library's method, ``scipy.signal.resample`` (FFT) to ``int(len * rate / sr)``
+   samples (nothing is done to a clip already at that rate). The pair's rate is option
+   ``sample_rate`` when set, else the *lower* of the sample's and the reference's rates:
+   the library's ``sample_rate=None`` (``min(sr1, sr2)`` in ``compare_audio_files``).
+   Then peak-normalised: ``x / max|x|`` (``norm_audio``; a silent clip fails).
 2. **Frames.** Lengths in samples are ``int(ms / 1000 * sr)``: window ``win_len`` 32 ms
    = 512, hop ``hop_len`` 8 ms = 128, FFT ``n_fft`` 32 ms = 512. Frames start at
    ``0, hop, 2 hop, ...`` while the start is ``< len - win`` (so a clip of ``K > win``
@@ -78,8 +79,15 @@ with one such sample the values were still identical).
 
 Lengths: the two clips of a pair may differ in length (DTW is what makes MCD useful
 for a synthesised utterance against a recording of another speed); both are framed
-in full. Note that the audio reader of ``genmetrics score`` currently truncates the
-longer clip of a pair to the shorter length before any metric sees it.
+in full.
+
+Rates. The rate a pair is scored at sets the frame sizes in samples and the mel bands
+(0 to ``rate / 2`` by default), so MCD values at different rates are on different
+scales. The signature records the rate (``rate``). A 44.1 kHz sample against a 16 kHz
+reference is scored at 16 kHz, as the library does; a folder whose pairs come out at
+*different* rates (say some references at 16 kHz, others at 22.05 kHz) is not averaged
+into one value: the metric fails with the rates it met and how many pairs each, and
+``--set mcd.sample_rate=N`` (every clip resampled to ``N``) scores them all at one rate.
 
 Computation: STFT, mel filtering, log and DCT batched over all clips in torch
 (float64) on option ``device`` (``auto``: CUDA when available); DTW distance matrices
@@ -113,9 +121,9 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import UsageError
+from genmetrics.errors import MetricError, UsageError
 from genmetrics.io.audio import AudioClip
-from genmetrics.metric import MetricSpec, Option, library_version
+from genmetrics.metric import MetricResult, MetricSpec, Option, library_version
 from genmetrics.metrics.audio._base import Failed, PairedAudioMetric
 
 EPS = float(np.finfo(float).eps)  # the log floor: log10(energy + eps)
@@ -186,6 +194,7 @@ class _Setup:
 
 class MCD(PairedAudioMetric):
     equal_lengths = False  # DTW aligns clips of different lengths
+    resamples_itself = True  # each clip from its own rate, with the library's resampler
     spec = MetricSpec(
         name="mcd",
         modality="audio",
@@ -203,7 +212,8 @@ class MCD(PairedAudioMetric):
             Option("align_target", "mel", "features that are aligned: mel (log-mel), spec "
                    "(magnitude spectrum) or mfcc", choices=("mel", "spec", "mfcc")),
             Option("sample_rate", None, "resample both clips to this rate first (FFT "
-                   "resampling, as the library); none: the clips' rate", type=int),
+                   "resampling, as the library); none: the lower of the pair's two rates, "
+                   "as the library", type=int),
             Option("n_fft", 32.0, "FFT length in ms", type=float),
             Option("win_len", 32.0, "window length in ms (frames are cut or padded to "
                    "n_fft)", type=float),
@@ -242,6 +252,29 @@ class MCD(PairedAudioMetric):
 
     def libraries(self) -> dict[str, str]:
         return {"torch": library_version("torch")}
+
+    def pair_rate(self, sample_rate: int, reference_rate: int) -> int:
+        """Option ``sample_rate``, else the lower of the two rates (as the library)."""
+        return self.options["sample_rate"] or min(sample_rate, reference_rate)
+
+    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
+        rates = self.scored_rates()
+        if len(rates) > 1:
+            found = ", ".join(f"{rate} Hz: {n} pair{'s' if n > 1 else ''}"
+                              for rate, n in sorted(rates.items()))
+            raise MetricError(
+                f"mcd: the pairs were scored at {len(rates)} sample rates ({found}): the "
+                "library scores a pair at the lower rate of its two clips, and MCD values "
+                "at different rates are on different mel scales, so they are not averaged. "
+                f"Score every pair at one rate with the option sample_rate={min(rates)} "
+                f"(--set mcd.sample_rate={min(rates)}: each clip resampled to it, as the "
+                "library's sample_rate=), or split the folder by rate")
+        return super().compute(per_sample)
+
+    def signature_extra(self) -> dict[str, Any]:
+        """The rate the pairs were scored at."""
+        rates = self.scored_rates()
+        return {"rate": next(iter(rates))} if len(rates) == 1 else {}
 
     # -- preparation -------------------------------------------------------------------
     def _setup(self, rate: int) -> _Setup | Failed:
@@ -285,7 +318,7 @@ class MCD(PairedAudioMetric):
         groups: dict[int, list[tuple[int, _Clip, _Clip]]] = {}
         setups: dict[int, _Setup] = {}
         for k, (s, r) in enumerate(zip(samples, references, strict=True)):
-            rate = self.options["sample_rate"] or s.sample_rate
+            rate = self.pair_rate(s.sample_rate, r.sample_rate)
             setup = setups.get(rate) or self._setup(rate)
             if isinstance(setup, Failed):
                 out[k] = setup

@@ -2,13 +2,21 @@
 
 For each pair the value is, bit for bit::
 
-    pesq.pesq(rate, resample(reference, sr, rate), resample(sample, sr, rate), mode)
+    ref, deg = resample(reference, ref_sr, rate), resample(sample, sr, rate)
+    n = min(len(ref), len(deg))
+    pesq.pesq(rate, ref[:n], deg[:n], mode)
 
 with ``resample`` = :func:`genmetrics.io.audio.resample` (soxr, very high quality; a
 no-op when the clip is already at ``rate``) and the float64 waveforms in [-1, 1] that
 genmetrics decodes -- exactly the arrays a user of the ``pesq`` package passes it (the
 package divides both by their common peak and converts to float32 itself, so the scale
-does not matter). Options:
+does not matter). Each clip is resampled from its own rate straight to ``rate``, then
+the pair is cut to its shorter clip: a sample and a reference at different rates never
+pass through each other's rate. So an 8 kHz sample against a 16 kHz reference in ``wb``
+is brought *up* to 16 kHz and judged on the whole wide band, 0-8 kHz, where it lacks
+4-8 kHz (taking the reference down to 8 kHz instead would remove the very band the
+sample lacks and score it as near-perfect). Resampling down to ``rate`` removes only
+what the mode does not judge (above 8 kHz in ``wb``, above 4 kHz in ``nb``). Options:
 
 * ``mode``: ``wb`` (default; wide band, P.862.2, at 16 kHz) or ``nb`` (narrow band,
   P.862 with the P.862.1 mapping, at 8 kHz). The value is MOS-LQO, higher is better:
@@ -99,7 +107,8 @@ CRASHED_NO_RETRY = ("a PESQ worker process crashed while it held this pair, and 
 PRELOAD = ("genmetrics.metrics.audio.pesq", "pesq", "soxr")
 
 Outcome = tuple[float | None, str | None]  # (value, None) or (None, reason)
-Job = tuple[np.ndarray, np.ndarray, int, str]  # reference, degraded, their rate, mode
+#: reference, degraded, the degraded's rate, mode[, the reference's rate when it differs]
+Job = tuple[Any, ...]
 
 
 def _cores() -> int:
@@ -116,8 +125,10 @@ def _message(exc: BaseException) -> str:
 
 
 def score_pair(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
-               mode: str) -> Outcome:
-    """PESQ of one pair at its original ``sample_rate``: ``(value, None)`` or ``(None, why)``.
+               mode: str, reference_rate: int | None = None) -> Outcome:
+    """PESQ of one pair given at its original rates (``sample_rate``; the reference's
+    ``reference_rate``, if it differs): ``(value, None)`` or ``(None, why)``. Each clip is
+    resampled straight to PESQ's rate, then the pair is cut to the shorter clip.
 
     Runs in the worker processes (and in this process for small batches); never raises.
     """
@@ -127,9 +138,11 @@ def score_pair(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
         rate = RATES[mode]
         if not (np.isfinite(reference).all() and np.isfinite(degraded).all()):
             return None, "the waveform has NaN or Inf samples"
-        ref = resample(reference, sample_rate, rate)
+        ref = resample(reference, reference_rate or sample_rate, rate)
         deg = resample(degraded, sample_rate, rate)
         shortest = min(len(ref), len(deg))
+        if reference_rate not in (None, sample_rate):  # pairs of one rate come cut already
+            ref, deg = ref[:shortest], deg[:shortest]
         if shortest < rate // 4:
             return None, (f"too short: {shortest / rate:.3f} s at {rate} Hz; PESQ needs at "
                           "least 0.25 s")
@@ -148,14 +161,14 @@ def score_pair(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
 
 
 def score_stored(path: str, reference: tuple[str, int], degraded: tuple[str, int],
-                 sample_rate: int, mode: str) -> Outcome:
+                 sample_rate: int, mode: str, reference_rate: int | None = None) -> Outcome:
     """:func:`score_pair` of a pair written to ``path``: the reference's bytes, then the
     degraded's, each given as ``(dtype, length)``. Runs in the workers."""
     ref = np.fromfile(path, dtype=reference[0], count=reference[1])
     deg = np.fromfile(path, dtype=degraded[0], count=degraded[1], offset=ref.nbytes)
     if len(ref) != reference[1] or len(deg) != degraded[1]:
         raise OSError(f"{path} is shorter than written")  # the caller scores the pair itself
-    return score_pair(ref, deg, sample_rate, mode)
+    return score_pair(ref, deg, sample_rate, mode, reference_rate)
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:
@@ -209,7 +222,7 @@ class _Spool:
 
     def task(self, index: int, job: Job) -> tuple[tuple[Any, ...], str | None]:
         """The call that scores ``job`` in a worker, and the file it reads (or ``None``)."""
-        reference, degraded, sample_rate, mode = job
+        reference, degraded, sample_rate, mode, *reference_rate = job
         if self._folder is not None and _storable(reference) and _storable(degraded):
             path = os.path.join(self._folder.name, f"{index}.bin")
             try:
@@ -220,7 +233,8 @@ class _Spool:
                 self.discard(path)
             else:
                 return (score_stored, path, (reference.dtype.str, len(reference)),
-                        (degraded.dtype.str, len(degraded)), sample_rate, mode), path
+                        (degraded.dtype.str, len(degraded)), sample_rate, mode,
+                        *reference_rate), path
         return (score_pair, *job), None
 
     @staticmethod
@@ -285,6 +299,9 @@ def _run(pool: ProcessPoolExecutor, spool: _Spool, jobs: list[Job], order: list[
 
 class PESQ(PairedAudioMetric):
     """PESQ (ITU-T P.862 / P.862.2) via the ``pesq`` package; see the module docstring."""
+
+    resamples_itself = True  # in the worker processes, each clip from its own rate
+    equal_lengths = False  # cut in score_pairs (one rate) or score_pair (two rates)
 
     spec = MetricSpec(
         name="pesq",
@@ -355,11 +372,23 @@ class PESQ(PairedAudioMetric):
         return new
 
     # -- scoring ---------------------------------------------------------------------
+    def pair_rate(self, sample_rate: int, reference_rate: int) -> int:
+        """PESQ's rate (16 kHz ``wb``, 8 kHz ``nb``): each clip is taken straight to it."""
+        return RATES[self.options["mode"]]
+
     def score_pairs(self, samples: Sequence[AudioClip],
                     references: Sequence[AudioClip]) -> list[float | Failed]:
+        # clips arrive at their own rates (resamples_itself) and lengths; the workers
+        # resample them. A pair of one rate is cut to its shorter clip first, as ever;
+        # a pair of two rates is cut once both are at PESQ's rate (score_pair)
         mode = self.options["mode"]
-        jobs = [(r.waveform, s.waveform, s.sample_rate, mode)
-                for s, r in zip(samples, references, strict=True)]
+        jobs: list[Job] = []
+        for s, r in zip(samples, references, strict=True):
+            if s.sample_rate == r.sample_rate:
+                k = min(len(s.waveform), len(r.waveform))
+                jobs.append((r.waveform[:k], s.waveform[:k], s.sample_rate, mode))
+            else:
+                jobs.append((r.waveform, s.waveform, s.sample_rate, mode, r.sample_rate))
         outcomes: list[Outcome | None] = [None] * len(jobs)
         if self.workers > 1 and len(jobs) >= MIN_PARALLEL:
             self._score_in_pool(jobs, outcomes)

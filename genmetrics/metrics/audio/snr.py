@@ -22,7 +22,9 @@ adds on float64 input):
 
 Both are in dB, higher is better; the corpus value is the mean of the per-pair values.
 Each pair's value equals torchmetrics' on the float64 tensors within 1e-5 dB (in
-practice about 1e-12 dB).
+practice about 1e-12 dB), except for identical pairs (see below). A sample and a
+reference at different rates are compared at the higher rate: the clip at the lower
+rate is resampled up (see :mod:`._base`), so the band it lacks counts as noise.
 
     >>> import numpy as np
     >>> from genmetrics.io.audio import AudioClip
@@ -46,11 +48,18 @@ Edge cases:
   is 0). When the mean is removed (``si_snr``; ``snr`` with ``zero_mean``) a constant
   (DC) reference is silent too and fails the same way (``"constant reference (silent
   once its mean is removed): ..."``).
-* **Identical signals** have no noise: the value is ``10 * log10((sum(t**2) + eps) /
-  eps)``, large but finite (about 180 dB for speech), as in torchmetrics. Above about
-  150 dB the noise energy is of the order of ``eps`` and of float rounding (e.g. the
-  SI-SNR of a sample that is an exact multiple of its reference), so agreement with
-  torchmetrics there is only as good as the rounding of the two computations.
+* **Identical signals** have no noise, so their SNR is infinite. Such a pair is not
+  scored: it fails with the reason ``"identical signals (SNR is infinite)"`` (``SI-SNR``
+  for ``si_snr``), its per-sample value is ``None`` and the mean is over the other
+  pairs -- the rule PSNR follows for identical images (one rule for both modalities).
+  torchmetrics gives ``10 * log10((sum(t**2) + eps) / eps)`` instead, about 180 dB for
+  speech: a number set by ``eps``, a float floor, which would lift the mean by whatever
+  ``eps`` is. The test is exact: the noise energy is 0 (for ``si_snr`` this includes a
+  sample that is its reference times a power of two, whose projection is exact). A
+  pair that differs by float rounding only keeps a finite value; above about 150 dB the
+  noise is of the order of ``eps`` and of rounding, so agreement with torchmetrics there
+  is only as good as the rounding of the two computations. Compare the ``failed``
+  component's count with ``n`` to see how many samples reproduced their reference.
 * **Silent sample** (reference not silent): SNR is 0 dB; SI-SNR about 0 dB.
 * **Empty clips** fail with ``"empty clip"``. A sample and reference of different
   lengths are cut to the shorter one first (by the audio reader, and for in-memory
@@ -94,7 +103,7 @@ from genmetrics.io.audio import AudioClip
 from genmetrics.metric import Option, library_version
 from genmetrics.metrics.audio._base import Failed, MetricSpec, PairedAudioMetric
 
-__all__ = ["SNR", "SISNR", "snr_values", "EPS", "BLOCK"]
+__all__ = ["SNR", "SISNR", "snr_values", "identical", "EPS", "BLOCK"]
 
 EPS = 2.220446049250313e-16  # torch.finfo(torch.float64).eps, what torchmetrics adds
 BLOCK = 4096  # samples per partial sum: clips start at, and pad to, multiples of this
@@ -193,7 +202,7 @@ def _plain_snr(preds: list[Any], targets: list[Any], name: str) -> list[float | 
         if norm_t == 0.0:
             out.append(Failed(f"silent reference: {name} undefined"))
         else:
-            out.append(_db(norm_t * norm_t, norm_n * norm_n))
+            out.append(_db(norm_t * norm_t, norm_n * norm_n, name))
     return out
 
 
@@ -314,14 +323,14 @@ class _Chunk:
     def snr(self, name: str) -> list[float | Failed]:
         e_t, e_n = self.energies()  # rows: t, t - p
         return [Failed(f"silent reference: {name} undefined") if et == 0.0
-                else _db(et, en) for et, en in zip(e_t, e_n, strict=True)]
+                else _db(et, en, name) for et, en in zip(e_t, e_n, strict=True)]
 
     def snr_zero_mean(self, name: str) -> list[float | Failed]:
         mean_t = self.remove_mean()
         t, p = self.x
         self.torch.sub(t, p, out=p)  # rows: t, t - p
         e_t, e_n = self.energies()
-        return [self.silent(i, name) if self.constant(i, et, mean_t[i]) else _db(et, en)
+        return [self.silent(i, name) if self.constant(i, et, mean_t[i]) else _db(et, en, name)
                 for i, (et, en) in enumerate(zip(e_t, e_n, strict=True))]
 
     def si_snr(self, name: str) -> list[float | Failed]:
@@ -337,11 +346,24 @@ class _Chunk:
         p.sub_(t)  # rows: s, p - s (the noise, negated)
         e_s, e_n = self.energies()
         return [self.silent(i, name) if self.constant(i, e_t[i], mean_t[i])
-                else _db(es, en) for i, (es, en) in enumerate(zip(e_s, e_n, strict=True))]
+                else _db(es, en, name)
+                for i, (es, en) in enumerate(zip(e_s, e_n, strict=True))]
 
 
-def _db(signal: float, noise: float) -> float:
+def _db(signal: float, noise: float, name: str) -> float | Failed:
+    """``10 log10((signal + eps) / (noise + eps))``; no noise at all: infinite, failed."""
+    if noise == 0.0:
+        return Failed(identical(name))
     return 10.0 * math.log10((signal + EPS) / (noise + EPS))
+
+
+def identical(name: str) -> str:
+    """The reason a pair without noise fails (the wording of PSNR's identical images).
+
+    >>> identical("SNR")
+    'identical signals (SNR is infinite)'
+    """
+    return f"identical signals ({name} is infinite)"
 
 
 class _SNRMetric(PairedAudioMetric):

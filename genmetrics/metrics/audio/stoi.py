@@ -5,7 +5,11 @@ For each pair the value is exactly::
     pystoi.stoi(reference, sample, sample_rate, extended=extended)
 
 on the float64 waveforms genmetrics decodes (clean speech first, then the degraded
-sample). pystoi resamples both to 10 kHz itself, drops the frames where the reference
+sample). A sample and a reference at different rates are handed over at the higher of
+the two (the other clip resampled up with soxr, see :mod:`._base`), so the reference
+keeps its whole band: an 8 kHz sample is judged against everything a 16 kHz reference
+holds up to pystoi's 5 kHz, not against a reference cut to 4 kHz. pystoi resamples both
+to 10 kHz itself, drops the frames where the reference
 is more than 40 dB below its loudest frame, and averages the correlations of 384 ms
 segments of one-third-octave band envelopes. Higher is better; the value is a mean of
 correlations, about 0-1 for speech (1: the sample is as intelligible as the reference).

@@ -29,7 +29,10 @@ warning); one such pair would make the mean infinite. Such a pair is not scored:
 fails with the reason ``"identical images (PSNR is infinite)"``, its per-sample value is
 ``None`` and the mean is over the other pairs. (If every pair is identical, no value can
 be given and the metric reports an error.) Compare the ``failed`` component's count
-with ``n`` to see how many samples reproduced their reference exactly.
+with ``n`` to see how many samples reproduced their reference exactly. Audio SNR and
+SI-SNR follow the same rule: a pair without noise is infinite, so it fails with
+``"identical signals (SNR is infinite)"`` rather than counting torchmetrics' eps-bound
+~180 dB (see :mod:`genmetrics.metrics.audio.snr`).
 
 Computation: on the CPU (the work is one pass over the pixels; a GPU would spend more
 on the copy than on the arithmetic), each pair a task for the worker threads of option
