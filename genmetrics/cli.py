@@ -23,7 +23,13 @@ from genmetrics.errors import GenmetricsError, UsageError
 EXIT_OK, EXIT_METRIC_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
+# click's plain help layout: at 80 columns it wraps descriptions under long flag names
+# instead of cutting the names (rich's panels did: "--inception-weig…"), and it shows
+# every placeholder in one style (SAMPLES, PATH, INTEGER)
+HELP_LAYOUT: dict[str, Any] = {"rich_markup_mode": None}
+
 app = typer.Typer(
+    **HELP_LAYOUT,
     name="genmetrics",
     help="Evaluate generative models: text, image and audio metrics with reference parity "
     "and reproducibility signatures.",
@@ -34,18 +40,21 @@ app = typer.Typer(
 
 
 assets_app = typer.Typer(
+    **HELP_LAYOUT,
     help="Offline-first assets (WordNet, language models, weights): list, fetch, verify, path.",
     no_args_is_help=True,
 )
 app.add_typer(assets_app, name="assets")
 
 stats_app = typer.Typer(
+    **HELP_LAYOUT,
     help="Reference statistics for FID/KID: build them once from a folder, list them.",
     no_args_is_help=True,
 )
 app.add_typer(stats_app, name="stats")
 
 cache_app = typer.Typer(
+    **HELP_LAYOUT,
     help="The feature cache (Inception features by image content): info, clear.",
     no_args_is_help=True,
 )
@@ -316,12 +325,12 @@ def print_summary(card: Any, out: str | None, signatures: str = "short") -> None
 def score(
     samples: Annotated[Path, typer.Argument(
         help="Folder of samples (text, audio or images), a .txt / .jsonl file, or a .npy / "
-        ".npz array of uint8 images.")],
+        ".npz array of uint8 images.", metavar="SAMPLES")],
     reference: Annotated[list[Path] | None, typer.Option(
         "--reference", "-r",
         help="References: a folder (paired by relative path) or a line file. Repeat for "
         "several text reference sets. Images: the pairs of SSIM/PSNR and, without "
-        "--reference-stats, the reference distribution of FID/KID.")] = None,
+        "--reference-stats, the reference distribution of FID/KID.", metavar="PATH")] = None,
     reference_stats: Annotated[str | None, typer.Option(
         "--reference-stats", metavar="NAME|FILE.npz",
         help="Images: precomputed FID/KID reference statistics, by name (see `genmetrics "
@@ -333,21 +342,23 @@ def score(
         "into the signature.")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (CUDA when present), cpu, cuda or cuda:N, for every metric "
-        "that has a device option.")] = None,
+        "that has a device option.", metavar="TEXT")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", help="Images: decode processes (default: cores - 1, at most 8; 0 = "
-        "decode in the main process).")] = None,
+        "decode in the main process).", metavar="INTEGER")] = None,
     modality: Annotated[str | None, typer.Option(
-        "--modality", "-m", help="text, image or audio (default: guessed from the files).")] = None,
+        "--modality", "-m", help="text, image or audio (default: guessed from the files).",
+        metavar="TEXT")] = None,
     metrics: Annotated[str | None, typer.Option(
         "--metrics", help="Comma-separated metric names (default: every metric of the "
-        "modality that the inputs allow). See `genmetrics list`.")] = None,
+        "modality that the inputs allow). See `genmetrics list`.", metavar="TEXT")] = None,
     settings: Annotated[list[str] | None, typer.Option(
         "--set", "-s", metavar="METRIC.OPTION=VALUE",
         help="Set a metric option, e.g. --set bleu.tokenize=intl (repeatable; listed below).")
     ] = None,
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Where to write the JSON scorecard ('-' for standard output).")
+        "--out", "-o", help="Where to write the JSON scorecard ('-' for standard output).",
+        metavar="PATH")
     ] = Path("scorecard.json"),
     per_sample: Annotated[bool, typer.Option(
         "--per-sample", help="Store each sample's value and statistics in the scorecard "
@@ -357,9 +368,11 @@ def score(
         "bootstrap resamples (1000 is usual; 0 = off). Text metrics resample the per-sample "
         "statistics they already keep (a few numbers per sample), so the cost is N cheap "
         "re-aggregations, not N re-scorings. Seed and N go into the signature.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 12345,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.",
+        metavar="INTEGER")] = 12345,
     batch_size: Annotated[int | None, typer.Option(
-        help="Samples per batch (default: 256 for text and audio, 64 for images).")] = None,
+        help="Samples per batch (default: 256 for text and audio, 64 for images).",
+        metavar="INTEGER")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no table.")
                      ] = False,
     feature_cache: Annotated[bool, typer.Option(
@@ -443,7 +456,8 @@ def score(
 
 @app.command("list")
 def list_command(
-    modality: Annotated[str | None, typer.Option("--modality", "-m", help="Only this modality.")
+    modality: Annotated[str | None, typer.Option("--modality", "-m", help="Only this modality.",
+        metavar="TEXT")
                         ] = None,
     options: Annotated[bool, typer.Option("--options", help="Also show each metric's options.")
                        ] = False,
@@ -482,7 +496,7 @@ def list_command(
 
 @app.command()
 def validate(
-    cards: Annotated[list[Path], typer.Argument(help="Scorecard JSON files.")],
+    cards: Annotated[list[Path], typer.Argument(help="Scorecard JSON files.", metavar="CARDS")],
 ) -> None:
     """Check scorecards against the shipped JSON Schema, and recompute every value and
     95% CI their per-sample statistics determine (exit 2 on the first invalid one)."""
@@ -503,19 +517,21 @@ def validate(
 
 @app.command("gate")
 def gate_command(
-    new: Annotated[Path, typer.Argument(help="The new scorecard (JSON).")],
-    baseline: Annotated[Path, typer.Option("--baseline", "-b", help="The baseline scorecard.")],
+    new: Annotated[Path, typer.Argument(help="The new scorecard (JSON).", metavar="NEW")],
+    baseline: Annotated[Path, typer.Option("--baseline", "-b", help="The baseline scorecard.",
+        metavar="PATH")],
     rules: Annotated[Path | None, typer.Option(
-        "--rules", help="TOML rules: \\[default] and \\[metrics.NAME] with max_drop, "
+        "--rules", help="TOML rules: [default] and [metrics.NAME] with max_drop, "
         "max_drop_relative, require_significance, alpha, replicates, ignore. Without it: a "
         "metric fails when worse than the baseline by more than the baseline's 95% CI "
-        "half-width, or 0.5% when it has no CI.")] = None,
+        "half-width, or 0.5% when it has no CI.", metavar="PATH")] = None,
     allow_signature_mismatch: Annotated[bool, typer.Option(
         "--allow-signature-mismatch", help="Compare even when signatures differ.")] = False,
     markdown_out: Annotated[Path | None, typer.Option(
-        "--markdown", help="Also write a markdown summary (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+        "--markdown", help="Also write a markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+        metavar="PATH")] = None,
     junit_out: Annotated[Path | None, typer.Option(
-        "--junit", help="Also write JUnit XML, one test case per metric.")] = None,
+        "--junit", help="Also write JUnit XML, one test case per metric.", metavar="PATH")] = None,
 ) -> None:
     """Fail (exit 1) when a metric of NEW is really worse than in the baseline.
 
@@ -570,11 +586,12 @@ def gate_command(
 def compare_command(
     cards: Annotated[list[Path] | None, typer.Argument(
         help="Two or more scorecard JSON files; the first is the baseline of the deltas.",
-        show_default=False)] = None,
+        show_default=False, metavar="CARDS")] = None,
     fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="table, markdown, csv or json.")] = "table",
+        "--format", "-f", help="table, markdown, csv or json.", metavar="TEXT")] = "table",
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Write to this file instead of standard output.")] = None,
+        "--out", "-o", help="Write to this file instead of standard output.",
+        metavar="PATH")] = None,
 ) -> None:
     """Compare scorecards side by side: values, 95% CIs, delta and CI overlap vs the first.
 
@@ -625,7 +642,8 @@ def assets_list(
 
 @assets_app.command("fetch")
 def assets_fetch(
-    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: all).")
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: all).",
+        metavar="NAMES")
                      ] = None,
 ) -> None:
     """Make assets available: build from local sources, else download (unless --offline)."""
@@ -638,7 +656,8 @@ def assets_fetch(
 
 @assets_app.command("verify")
 def assets_verify(
-    names: Annotated[list[str] | None, typer.Argument(help="Assets to check (default: all).")
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to check (default: all).",
+        metavar="NAMES")
                      ] = None,
 ) -> None:
     """Check cached assets against their sha256 manifests; exit 1 on any problem."""
@@ -654,7 +673,7 @@ def assets_verify(
 
 
 @assets_app.command("path")
-def assets_path(name: Annotated[str, typer.Argument(help="Asset name.")]) -> None:
+def assets_path(name: Annotated[str, typer.Argument(help="Asset name.", metavar="NAME")]) -> None:
     """Print the local path of an asset (building it from a local source if needed)."""
     from genmetrics import assets
 
@@ -664,14 +683,15 @@ def assets_path(name: Annotated[str, typer.Argument(help="Asset name.")]) -> Non
 @stats_app.command("build")
 def stats_build(
     folder: Annotated[Path, typer.Argument(help="Folder of reference images (or a .npy/.npz "
-                                           "array of uint8 images).")],
+                                           "array of uint8 images).", metavar="FOLDER")],
     name: Annotated[str, typer.Option("--name", help="Name to score against later with "
-                                      "--reference-stats NAME.")],
+                                      "--reference-stats NAME.", metavar="TEXT")],
     out_dir: Annotated[Path, typer.Option(
-        "--out-dir", help="Where NAME.npz and manifest.json go.")] = Path("reference_stats"),
+        "--out-dir", help="Where NAME.npz and manifest.json go.",
+        metavar="PATH")] = Path("reference_stats"),
     source: Annotated[str, typer.Option(
         "--source", help="A description of where the images come from (kept in the "
-        "manifest).")] = "",
+        "manifest).", metavar="TEXT")] = "",
     keep_features: Annotated[int, typer.Option(
         "--keep-features", metavar="N", help="Also store the features (KID needs them) when "
         "there are at most N images (8 KiB per image).")] = 10_000,
@@ -679,8 +699,9 @@ def stats_build(
         "--inception-weights", metavar="PATH",
         help="A torch-fidelity-format Inception state dict (default: the inception-fid "
         "asset).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.",
+        metavar="TEXT")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.", metavar="INTEGER")] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     feature_cache: Annotated[bool, typer.Option(
         "--feature-cache/--no-feature-cache",
@@ -788,20 +809,25 @@ def _size(count: int) -> str:
 @app.command("logs")
 def logs_command(
     path: Annotated[Path, typer.Argument(help="TensorBoard event file or runs folder, a .csv "
-                                         "(step column + one per metric) or a .jsonl log.")],
+                                         "(step column + one per metric) or a .jsonl log.",
+                                         metavar="PATH")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the PNGs and summary.json "
-                                          "go.")] = Path("logs_report"),
+                                          "go.", metavar="PATH")] = Path("logs_report"),
     window: Annotated[int | None, typer.Option(
         "--window", metavar="N", help="Points in the last window of each test (default: 20% "
         "of the series, at least 10).")] = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", metavar="FILE", help="Also write the summary here ('-': standard output, "
         "no table).")] = None,
-    loss: Annotated[str | None, typer.Option("--loss", help="Train-loss series name.")] = None,
-    val_loss: Annotated[str | None, typer.Option("--val-loss", help="Validation-loss series.")
+    loss: Annotated[str | None, typer.Option("--loss", help="Train-loss series name.",
+        metavar="TEXT")] = None,
+    val_loss: Annotated[str | None, typer.Option("--val-loss", help="Validation-loss series.",
+        metavar="TEXT")
                         ] = None,
-    lr: Annotated[str | None, typer.Option("--lr", help="Learning-rate series.")] = None,
-    grad_norm: Annotated[str | None, typer.Option("--grad-norm", help="Gradient-norm series.")
+    lr: Annotated[str | None, typer.Option("--lr", help="Learning-rate series.",
+        metavar="TEXT")] = None,
+    grad_norm: Annotated[str | None, typer.Option("--grad-norm", help="Gradient-norm series.",
+        metavar="TEXT")
                          ] = None,
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", metavar="V1,V2", help="Exit 1 when a finding has one of these verdicts: "
@@ -826,14 +852,16 @@ def logs_command(
 def report_command(
     cards: Annotated[list[Path] | None, typer.Argument(
         help="A scorecard JSON file, or two or more to compare (the first is the baseline).",
-        show_default=False)] = None,
+        show_default=False, metavar="CARDS")] = None,
     html: Annotated[Path, typer.Option(
-        "--html", "-o", help="Where to write the HTML report.")] = Path("report.html"),
+        "--html", "-o", help="Where to write the HTML report.",
+        metavar="PATH")] = Path("report.html"),
     k: Annotated[int, typer.Option(
-        "--k", "-k", help="Worst and best samples shown per metric.")] = 5,
+        "--k", "-k", help="Worst and best samples shown per metric.", metavar="INTEGER")] = 5,
     root: Annotated[Path | None, typer.Option(
         "--root", help="Folder the scorecards' relative input paths are tried against "
-        "first (default: the current folder; then each scorecard's folder and its parent).")
+        "first (default: the current folder; then each scorecard's folder and its parent).",
+        metavar="PATH")
     ] = None,
 ) -> None:
     """Write one self-contained HTML page: metric table with CIs and signatures, per-sample

@@ -62,6 +62,10 @@ def library_version(distribution: str) -> str:
         return "-"
 
 
+#: how an option's type reads in an error message
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text"}
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting of a metric; the CLI exposes it as ``--set METRIC.NAME=VALUE``."""
@@ -98,9 +102,8 @@ class Option:
                 try:
                     value = self.type(raw)
                 except ValueError:
-                    raise UsageError(
-                        f"option {self.name!r} takes a {self.type.__name__}, not {raw!r}"
-                    ) from None
+                    kind = _TYPE_WORDS.get(self.type, self.type.__name__)
+                    raise UsageError(f"option {self.name!r} takes {kind}, not {raw!r}") from None
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
             raise UsageError(f"option {self.name!r} must be one of {allowed}; got {raw!r}")

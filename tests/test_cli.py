@@ -109,6 +109,30 @@ def test_help_explains_metric_options(run_cli):
     assert "bleu.tokenize=13a" in done.stdout and "--reference" in done.stdout
 
 
+def test_every_help_fits_80_columns_with_whole_flag_names(run_cli):
+    """At 80 columns no flag name is cut ("--inception-weig…"), no line is wider, and
+    every placeholder is in one style (upper case, never typer's <path>/{new} forms)."""
+    import re
+
+    commands = [["score"], ["gate"], ["compare"], ["validate"], ["report"], ["logs"],
+                ["list"], ["stats", "build"], ["assets", "fetch"], ["cache", "info"]]
+    for args in commands:
+        done = run_cli(*args, "--help", env=cli_env(COLUMNS="80"))
+        assert done.returncode == 0, (args, done.stderr)
+        lines = done.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, args
+        assert "…" not in done.stdout, args
+        usage = lines[0]
+        assert not re.search(r"\{[a-z]|\[[a-z]", usage), usage  # SAMPLES, [CARDS]...
+        for flag in re.findall(r"--[a-z][a-z-]+", done.stdout):
+            assert len(flag) > 3
+        options = done.stdout[done.stdout.index("Options:"):]
+        assert not re.search(r"<(path|int|str|float)>", options), (args, options)
+    gate = run_cli("gate", "--help", env=cli_env(COLUMNS="80")).stdout
+    assert "--inception-weights" in run_cli("score", "--help").stdout
+    assert "[default] and [metrics.NAME]" in " ".join(gate.split())  # not eaten as markup
+
+
 def test_validate(run_cli, tmp_path, text_pair_dirs):
     samples, refs = text_pair_dirs
     out = tmp_path / "card.json"

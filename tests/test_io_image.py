@@ -199,3 +199,20 @@ def test_deferred_jpeg_decoding_matches_pillow_keeps_order_and_skips_bad_files(t
                 assert int(diff.max()) == 0, ours.id
             else:  # nvJPEG's IDCT and chroma upsampling differ by rounding-level steps
                 assert float(diff.float().mean()) < 1.0 and int(diff.max()) <= 16, ours.id
+
+
+def test_lossy_webp_is_warned_about_like_jpeg_and_lossless_is_not(tmp_path):
+    from PIL import Image
+
+    (a, ta), (b, tb) = list(TILES.items())[:2]
+    (tmp_path / "s").mkdir()
+    Image.fromarray(ta).save(tmp_path / "s" / "lossy.webp", quality=80)
+    Image.fromarray(tb).save(tmp_path / "s" / "exact.webp", lossless=True)
+    Image.fromarray(tb).save(tmp_path / "s" / "photo.jpg", quality=90)
+    messages = [w["message"] for w in ImageSource(tmp_path / "s", [], workers=0).warnings()]
+    assert "1 sample image is lossy WebP: lossy compression alone moves FID; prefer PNG " \
+           "(or lossless WebP)" in messages
+    assert any(m.startswith("1 sample image is JPEG") for m in messages)
+    (tmp_path / "s" / "lossy.webp").unlink()
+    messages = [w["message"] for w in ImageSource(tmp_path / "s", [], workers=0).warnings()]
+    assert not any("is lossy WebP" in m for m in messages)  # lossless WebP is exact

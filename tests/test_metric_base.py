@@ -36,7 +36,7 @@ def test_options_parse_strings_and_check_choices():
         Lengths(mode="median")
     with pytest.raises(UsageError, match="takes true or false"):
         Lengths(strip="maybe")
-    with pytest.raises(UsageError, match="takes a float"):
+    with pytest.raises(UsageError, match="'scale' takes a number, not 'big'"):
         Lengths(scale="big")
     with pytest.raises(UsageError, match="has no option 'colour'"):
         Lengths(colour="red")

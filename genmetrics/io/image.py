@@ -25,7 +25,7 @@
   still counts for FID, KID and IS; its reference becomes
   :class:`~genmetrics.io.common.Unusable`, which SSIM and PSNR record as a failed pair
   with the reason (e.g. both sizes, or ``no reference named X``), and a warning names it.
-* **JPEG** input gets a warning: lossy compression alone moves FID.
+* **JPEG** and lossy **WebP** input get a warning: lossy compression alone moves FID.
 * **Bad files** (unreadable, truncated, empty, not images, decompression bombs,
   animated, two files of one name such as ``a.png`` and ``a.jpg``, broken links,
   sub-folders that cannot be listed) are skipped and named with the reason, relative to
@@ -355,6 +355,47 @@ class _Collection:
     def jpeg_count(self) -> int:
         return sum(p.suffix.lower() in JPEG_SUFFIXES for p in self.files.values())
 
+    @property
+    def lossy_webp_count(self) -> int:
+        """WebP files whose bitstream is lossy (a header read of each ``.webp`` file)."""
+        return sum(p.suffix.lower() == ".webp" and is_lossy_webp(p) for p in self.files.values())
+
+
+def _images_phrase(count: int, label: str) -> str:
+    """``1 sample image``, ``3 reference images``."""
+    return f"{count} {label} image{'' if count == 1 else 's'}"
+
+
+def is_lossy_webp(path: Path) -> bool:
+    """True when a WebP file holds a lossy (VP8) bitstream, from its RIFF chunks: ``VP8 ``
+    is lossy, ``VP8L`` lossless; an extended file (``VP8X``) is lossy when a ``VP8 ``
+    chunk follows. An unreadable header counts as not lossy (decoding reports it).
+
+        >>> import io, tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (8, 8)).save(folder / "a.webp", lossless=False)
+        >>> Image.new("RGB", (8, 8)).save(folder / "b.webp", lossless=True)
+        >>> is_lossy_webp(folder / "a.webp"), is_lossy_webp(folder / "b.webp")
+        (True, False)
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            for _ in range(64):  # chunks: 4-byte tag, little-endian size, padded to even
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                tag, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if tag in (b"VP8 ", b"VP8L"):
+                    return tag == b"VP8 "
+                f.seek(size + (size & 1), 1)
+    except OSError:
+        return False
+    return False
+
 
 class _Decoded:
     """A map-style dataset for DataLoader workers: index -> ImageItem or Skipped."""
@@ -570,10 +611,15 @@ class ImageSource:
         for label, collection in (("samples", self.samples), ("reference", self.references)):
             if collection is not None and collection.found is not None:
                 notes.extend(collection.found.warnings(label))
-            if collection is not None and collection.jpeg_count:
-                notes.append({"path": str(collection.path), "message":
-                              f"{collection.jpeg_count} {label} image(s) are JPEG: lossy "
-                              "compression alone moves FID; prefer PNG"})
+            if collection is None:
+                continue
+            for count, kind in ((collection.jpeg_count, "JPEG"),
+                                (collection.lossy_webp_count, "lossy WebP")):
+                if count:
+                    notes.append({"path": str(collection.path), "message": (
+                        f"{_images_phrase(count, 'sample' if label == 'samples' else label)} "
+                        f"{'is' if count == 1 else 'are'} {kind}: lossy compression alone "
+                        "moves FID; prefer PNG (or lossless WebP)")})
         return notes
 
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
