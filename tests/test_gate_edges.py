@@ -20,21 +20,11 @@ from genmetrics.compare import compare, render
 from genmetrics.errors import InputError
 from genmetrics.gate import Rule, Rules, gate, junit_xml, markdown, report_rows
 from genmetrics.io.common import Digest
-from genmetrics.metric import Metric, MetricResult, MetricSpec
+from genmetrics.metric import Metric, MetricSpec
 from genmetrics.runner import score
 from genmetrics.scorecard import Scorecard
 from tests.conftest import cli_env, write_files
-
-
-def result(name, value, higher=True, ci=None, **sig):
-    signature = {"metric": name, "v": "1", "n": 100, "genmetrics": "0.1.0", **sig}
-    return MetricResult(name, value, 100, higher, "u", signature, ci95=ci)
-
-
-def card(*results, errors=None):
-    return Scorecard(modality="text", inputs={"samples": {"path": "s", "count": 100}},
-                     metrics={r.name: r for r in results}, errors=errors or {})
-
+from tests.test_gate import card, result
 
 TEXTS = {
     "a": ("The cat sat on the mat.", "The cat was sitting on the mat."),
