@@ -181,10 +181,11 @@ class LateInterrupts:
     def _record(self, signum: int, frame: Any) -> None:
         self.received = True
 
-    def release(self) -> None:
+    def release(self, force: bool = False) -> None:
+        """Give SIGINT back (``force``: even in the process's entry point)."""
         import signal
 
-        if self._previous is not None and not _PROCESS_ENTRY:
+        if self._previous is not None and (force or not _PROCESS_ENTRY):
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
 
@@ -448,6 +449,8 @@ def score(
             if profile:
                 print_profile(card)
     finally:
+        if world()[1] > 1:  # a rank waiting at the final barrier stays stoppable by Ctrl-C
+            late.release(force=True)
         shutdown()
         late.release()
     if card.errors:

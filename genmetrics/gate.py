@@ -260,12 +260,13 @@ def _paired_p_value(name: str, new: Scorecard, base: Scorecard, rule: Rule) -> f
 
 
 def check_consistency(new: Scorecard, base: Scorecard) -> None:
-    """Refuse (:class:`InputError`) a card whose values or CIs do not follow from its own
-    per-sample statistics (see :func:`genmetrics.recompute.check_values`)."""
+    """Refuse (:class:`InputError`) a card whose values do not follow from its own
+    per-sample statistics (see :func:`genmetrics.recompute.check_values`; the CIs'
+    bootstraps are re-run by ``genmetrics validate``, not on every gate)."""
     from genmetrics.recompute import check_values
 
     for card, label in ((new, "new"), (base, "baseline")):
-        problems = check_values(card)
+        problems = check_values(card, intervals=False)
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise InputError(f"the {label} scorecard is inconsistent: "
@@ -277,7 +278,8 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
          allow_signature_mismatch: bool = False) -> GateReport:
     """Check every metric of ``base`` in ``new`` (see the module docstring)."""
     rules = rules or Rules()
-    known = set(base.metrics) | {r.signature.get("metric") for r in base.metrics.values()}
+    known = set(base.metrics) | {r.signature.get("metric") for r in base.metrics.values()} \
+        | set(base.errors)  # a rule may name (e.g. ignore) a metric that failed there
     unknown = sorted(set(rules.metrics) - known)
     if unknown:
         raise UsageError(f"rules name metric(s) not in the baseline: {', '.join(unknown)} "

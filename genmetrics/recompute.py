@@ -84,12 +84,14 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def check_values(card: Any) -> list[str]:
+def check_values(card: Any, intervals: bool = True) -> list[str]:
     """Problems, one line each, with the values and CIs that a card's per-sample
-    statistics determine (``[]``: every one of them holds)."""
+    statistics determine (``[]``: every one of them holds). ``intervals=False`` skips
+    re-running the bootstraps behind the CIs (the gate: values only, in milliseconds;
+    ``validate`` checks both)."""
     problems = []
     for name, result in card.metrics.items():
-        checked = _check_result(card, name, result)
+        checked = _check_result(card, name, result, intervals)
         if checked is not None:
             problems.extend(checked)
     return problems
@@ -102,7 +104,8 @@ def recomputable(card: Any) -> list[str]:
             and value_function(name, result.signature) is not None]
 
 
-def _check_result(card: Any, name: str, result: Any) -> list[str] | None:
+def _check_result(card: Any, name: str, result: Any, intervals: bool = True
+                  ) -> list[str] | None:
     rows = sample_rows(card, name)
     if rows is None or not math.isfinite(result.value):
         return None
@@ -118,7 +121,7 @@ def _check_result(card: Any, name: str, result: Any) -> list[str] | None:
                         f"per-sample statistics (they give {expected!r}); the scorecard was "
                         "edited or is damaged")
     replicates, seed = result.signature.get("bootstrap"), result.signature.get("seed")
-    if result.ci95 is not None and isinstance(replicates, int) and n >= 2:
+    if intervals and result.ci95 is not None and isinstance(replicates, int) and n >= 2:
         with np.errstate(all="ignore"):
             values = bootstrap_values(rows, value_fn, replicates,
                                       seed if isinstance(seed, int) else DEFAULT_SEED)
@@ -156,9 +159,16 @@ def paired_p(new: Any, base: Any, name: str, replicates: int = 1000,
             raise ValueError(f"{name} cannot be resampled by this install")
         rows.append(found)
         fns.append(fn)
-    if new.per_sample.get("ids") != base.per_sample.get("ids"):
-        raise ValueError("the two scorecards hold different samples (ids differ), so they "
-                         "cannot be paired")
+    new_ids, base_ids = new.per_sample.get("ids"), base.per_sample.get("ids")
+    if new_ids != base_ids:  # the same samples in another order pair by id
+        if new_ids is None or base_ids is None or sorted(new_ids) != sorted(base_ids) or \
+                len(set(new_ids)) != len(new_ids) or len(rows[0]) != len(new_ids):
+            raise ValueError("the two scorecards hold different samples (ids differ), so "
+                             "they cannot be paired")
+        if len(rows[1]) != len(base_ids):
+            raise ValueError("the baseline's per-sample statistics do not match its ids")
+        in_base = {sample_id: j for j, sample_id in enumerate(base_ids)}
+        rows[1] = rows[1][[in_base[sample_id] for sample_id in new_ids]]
     if rows[0].shape != rows[1].shape:
         raise ValueError(f"the per-sample statistics differ in shape ({rows[0].shape} vs "
                          f"{rows[1].shape}); re-score both")

@@ -104,7 +104,8 @@ def build_metrics(
 
     A metric whose ``preflight`` raises :class:`MetricUnavailable` is an error when it
     was asked for by name (``explicit``); otherwise it is left out and its reason is
-    recorded in ``unavailable``.
+    recorded in ``unavailable``, as is a default metric given no options whose
+    ``default_unavailable`` gives a reason (perplexity while its LM is not built).
     """
     from genmetrics.errors import MetricUnavailable
 
@@ -125,6 +126,12 @@ def build_metrics(
             raise UsageError(f"{name} compares with a reference distribution; pass "
                              "--reference refs/ or --reference-stats NAME")
         metrics[name] = cls(**options.get(name, {}))
+    for name, metric in list(metrics.items()):
+        reason = None if explicit or name in options else metric.default_unavailable()
+        if reason:
+            if unavailable is not None:
+                unavailable[name] = reason
+            del metrics[name]
     _check_assets(metrics)
     for name, metric in list(metrics.items()):
         try:
@@ -228,7 +235,7 @@ class _Pass:
     """What one pass over the inputs collects besides the metric states."""
 
     ids: list[str] = field(default_factory=list)
-    batches: int = 0  # batches fed so far (both passes)
+    batches: int = 0  # batches of samples fed so far (not of a reference distribution)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -349,8 +356,8 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         run.extracted += getattr(batch_samples, "extracted", 0)
         if advance:
             advance(len(batch))
-        run.batches += 1
         if not reference_pass:
+            run.batches += 1
             hold_for_test(f"batch:{run.batches}")
 
 

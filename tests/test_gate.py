@@ -233,6 +233,21 @@ def test_paired_test_needs_the_same_samples():
         gate(new, base, Rules(Rule(max_drop=0.0, require_significance=True)))
 
 
+def test_paired_test_lines_samples_up_by_id_whatever_their_order():
+    """The same samples in another order (e.g. another file order) pair by id: the same
+    p-value as in the original order, not a refusal."""
+    import numpy as np
+
+    rules = Rules(Rule(max_drop=0.0, require_significance=True))
+    new, base = paired_cards(shift=-0.02)
+    expected = gate(new, base, rules).checks[0].p_value
+    order = np.random.default_rng(3).permutation(300)
+    base.per_sample["ids"] = [base.per_sample["ids"][i] for i in order]
+    base.per_sample["stats"]["rouge1"] = [base.per_sample["stats"]["rouge1"][i] for i in order]
+    check = gate(new, base, rules).checks[0]
+    assert check.p_value == expected and check.status == "regression"
+
+
 def test_gate_usage_errors_exit_2(run_cli, e2e, tmp_path):
     base = e2e / "base.json"
     if not base.exists():

@@ -196,6 +196,13 @@ def test_a_metric_failed_in_the_baseline_is_skipped_not_passed():
     assert "not compared" in markdown(report).lower() or "SKIPPED" in markdown(report)
 
 
+def test_a_rule_may_name_a_metric_that_failed_in_the_baseline():
+    base = card(result("bleu", 30.0), errors={"meteor": "meteor: WordNet missing"})
+    new = card(result("bleu", 30.0), result("meteor", 0.3))
+    report = gate(new, base, Rules(metrics={"meteor": Rule(ignore=True)}))
+    assert [c.metric for c in report.checks] == ["bleu"] and report.passed
+
+
 def _save(c: Scorecard, path: Path) -> Path:
     c.save(path)
     return path
