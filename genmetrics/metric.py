@@ -311,6 +311,14 @@ class Metric:
         Raise :class:`~genmetrics.errors.UsageError` with what to do.
         """
 
+    def default_unavailable(self) -> str | None:
+        """Why to leave this metric out of a run that did not ask for it (listed under
+        ``unavailable``), or ``None`` to run it: e.g. a model that is not built yet. Asked
+        before assets are checked, and only when the metric was neither named nor given
+        options; a metric asked for runs (building what it needs) or fails.
+        """
+        return None
+
     def required_assets(self) -> list[str]:
         """Assets (see :mod:`genmetrics.assets`) this instance needs, checked before a run."""
         return list(self.spec.assets)

@@ -25,6 +25,15 @@ def isolated_home(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def default_lm(isolated_home) -> Path:
+    """The default perplexity LM built into the session's home (~20 s, once): a default
+    text run includes perplexity only once its LM is built."""
+    from genmetrics.assets import resolve
+
+    return resolve("smollm2-135m")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_feature_cache(tmp_path_factory) -> Path:
     """Every test run gets its own feature cache (also inherited by CLI subprocesses):

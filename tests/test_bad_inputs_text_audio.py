@@ -214,6 +214,18 @@ def test_jsonl_with_a_byte_order_mark_reads_its_first_line(tmp_path):
     assert_same_values(card, score(tmp_path / "clean.jsonl", metrics=TEXT_METRICS))
 
 
+def test_jsonl_row_with_an_empty_reference_list_is_skipped_by_name(tmp_path):
+    """Issue 20: one ``"references": []`` row made BLEU and chrF fail for the whole file
+    without naming it. It is skipped, named, and the rest is scored."""
+    rows = [{"id": f"r{i}", **row} for i, row in enumerate(GOOD_ROWS)]
+    empty = {"id": "nothing", "text": "a sample with no reference", "references": []}
+    write_files(tmp_path, {"s.jsonl": _jsonl([*rows[:2], empty, *rows[2:]]),
+                           "clean.jsonl": _jsonl(rows)})
+    clean = score(tmp_path / "clean.jsonl", metrics=TEXT_METRICS)
+    check_skipped(lambda **kw: score(tmp_path / "s.jsonl", metrics=TEXT_METRICS, **kw), clean,
+                  [("s.jsonl:3 (id nothing)", 'no reference: "references" is an empty list')])
+
+
 # -- scored as they are: empty texts, parity with sacrebleu and rouge-score ----------------
 def reference_values(hyps: list[str], refs: list[str]) -> dict[str, float]:
     """BLEU, chrF (sacrebleu) and the mean ROUGE F-measures (rouge-score) of the pairs."""
@@ -342,14 +354,13 @@ def test_no_reference_name_matching_at_all_is_fatal(tmp_path):
         score(samples, other, metrics=TEXT_METRICS)
 
 
-def test_every_sample_skipped_fails_each_metric(tmp_path):
-    """Nothing left to score: each metric is under errors (the CLI exits 1)."""
+def test_every_sample_skipped_is_an_input_error_naming_them(tmp_path):
+    """Nothing left to score: an input error (the CLI exits 2) naming the files."""
     samples = write_files(tmp_path / "s", {"a.txt": b"\xff", "b.txt": b"\xfe"})
     refs = write_files(tmp_path / "r", {"a.txt": "x", "b.txt": "y"})
-    card = score(samples, refs, metrics=["bleu", "rouge"])
-    assert len(card.skipped) == 2 and card.metrics == {}
-    assert card.errors == {"bleu": "bleu: no samples were scored",
-                           "rouge": "rouge: no samples were scored"}
+    with pytest.raises(InputError, match=r"every input was skipped \(2 unreadable\): a.txt: "
+                       r".*; b.txt: "):
+        score(samples, refs, metrics=["bleu", "rouge"])
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=FIXTURE_OK)
@@ -368,11 +379,12 @@ def test_fuzzed_text_files_are_skipped_or_scored_like_a_clean_run(tmp_path_facto
             ok.append(name)
         except UnicodeDecodeError:
             pass
+    if not ok:  # every file unreadable: an input error naming them
+        with pytest.raises(InputError, match="every input was skipped"):
+            score(root / "s", root / "r", metrics=["bleu", "chrf"])
+        return
     card = score(root / "s", root / "r", metrics=["bleu", "chrf"])
     assert [s["path"] for s in card.skipped] == [n for n in names if n not in ok]
-    if not ok:
-        assert set(card.errors) == {"bleu", "chrf"}
-        return
     write_files(root / "cs", {n: contents[names.index(n)] for n in ok})
     write_files(root / "cr", {n: "the reference text" for n in ok})
     assert_same_values(card, score(root / "cs", root / "cr", metrics=["bleu", "chrf"]))
@@ -552,7 +564,9 @@ def test_a_wav_header_that_lies_about_its_size_is_scored_with_a_warning(tmp_path
             assert values(card)[name] == pytest.approx(value, abs=1e-6)
 
 
-def test_a_reference_at_another_rate_is_resampled_with_a_warning(tmp_path):
+def test_a_reference_at_another_rate_is_compared_at_the_higher_rate_with_a_warning(tmp_path):
+    """The 16 kHz sample is brought up to the 22.05 kHz reference's rate (resampling never
+    removes a band the metric judges), not the reference down."""
     import soxr
 
     samples, refs = audio_folders(tmp_path)
@@ -561,10 +575,12 @@ def test_a_reference_at_another_rate_is_resampled_with_a_warning(tmp_path):
     card = score_audio(samples, refs)
     assert card.skipped == []
     (warning,) = card.warnings
-    assert warning["path"] == "1" and "resampled from 22050 Hz to 16000 Hz" in warning["message"]
-    resampled = soxr.resample(read(refs / "1.wav"), 22050, RATE, quality="VHQ")
-    pairs = [(read(samples / f"{k}.wav"), resampled if k == "1" else read(refs / f"{k}.wav"))
+    assert warning["path"] == "1"
+    assert warning["message"].startswith("sample at 16000 Hz, reference at 22050 Hz")
+    upsampled = soxr.resample(read(samples / "1.wav"), RATE, 22050, quality="VHQ")
+    pairs = [(upsampled if k == "1" else read(samples / f"{k}.wav"), read(refs / f"{k}.wav"))
              for k in GOOD_AUDIO]
+    assert card.metrics["snr"].components["rates"] == {"16000": 2, "22050": 1}
     for name, value in tm_values(pairs).items():
         assert values(card)[name] == pytest.approx(value, abs=1e-6)
 
@@ -603,7 +619,7 @@ def test_silent_reference_fails_its_pair_and_the_rest_equals_a_clean_run(tmp_pat
         card = score_audio(samples, refs, on_error=on_error)
         assert_same_values(card, clean_audio)
         assert card.metrics["snr"].components["failed"] == [
-            {"index": 3, "reason": "silent reference: SNR undefined"}]
+            {"index": 3, "id": "quiet", "reason": "silent reference: SNR undefined"}]
         assert card.metrics["si_snr"].components["failed"][0]["index"] == 3
 
 

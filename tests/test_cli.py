@@ -8,7 +8,8 @@ from genmetrics.scorecard import Scorecard
 from tests.conftest import assert_one_line_error, cli_env, write_files
 
 
-def test_score_writes_a_valid_scorecard_and_prints_a_table(run_cli, text_pair_dirs, tmp_path):
+def test_score_writes_a_valid_scorecard_and_prints_a_table(run_cli, text_pair_dirs, tmp_path,
+                                                           default_lm):
     samples, refs = text_pair_dirs
     out = tmp_path / "card.json"
     done = run_cli("score", "--modality", "text", samples, "--reference", refs,

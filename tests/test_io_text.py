@@ -158,15 +158,16 @@ def test_bad_jsonl_lines_are_skipped_with_line_numbers(tmp_path):
 @given(lines=st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
                       min_size=1, max_size=12))
 def test_fuzzed_line_files_lose_nothing(tmp_path_factory, lines):
-    """Any bytes: every line becomes exactly one pair or one skipped entry, in order."""
+    """Any bytes: every line becomes exactly one pair or one skipped entry, in order;
+    a readable line is the text sacrebleu's command line reads (``line.rstrip()``)."""
     root: Path = tmp_path_factory.mktemp("fuzz")
     (root / "h.txt").write_bytes(b"\n".join(lines) + b"\n")
     (root / "r.txt").write_bytes(b"\n".join(lines) + b"\n")
     got = items(open_text(root / "h.txt", [root / "r.txt"]))
     assert len(got) == len(lines)
-    for raw, item in zip(lines, got, strict=True):
+    for number, (raw, item) in enumerate(zip(lines, got, strict=True)):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if number == 0 else "utf-8").rstrip()
         except UnicodeDecodeError:
             assert isinstance(item, Skipped) and "UTF-8" in item.reason
         else:
@@ -222,3 +223,135 @@ def test_duplicate_reference_ids_and_mixed_ids_are_refused(tmp_path):
 def test_suffixes_are_case_insensitive(tmp_path):
     samples = write_files(tmp_path / "s", {"a.TXT": "x", "b.txt": "y"})
     assert [p.id for p in open_text(samples)] == ["a.TXT", "b.txt"]
+
+
+# -- byte order marks, trailing whitespace, empty reference lists (issue 20) --------------
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize("layout", ["folder", "txt", "jsonl"])
+@pytest.mark.parametrize("side", ["samples", "references"])
+def test_a_leading_byte_order_mark_is_dropped_by_every_reader(tmp_path, layout, side):
+    """A UTF-8 BOM (editors on Windows write one) is not part of the text: kept, it
+    would glue itself to the first word and lower every score of that sample."""
+    texts = ["The cat sat on the mat.", "A quick brown fox."]
+
+    def content(with_bom: bool) -> dict[str, bytes]:
+        bom = BOM.encode() if with_bom else b""
+        if layout == "folder":
+            return {f"{i}.txt": bom + t.encode() for i, t in enumerate(texts)}
+        if layout == "txt":
+            return {"x.txt": bom + "\n".join(texts).encode() + b"\n"}
+        rows = [json.dumps({"id": str(i), "text": t}) for i, t in enumerate(texts)]
+        return {"x.jsonl": bom + "\n".join(rows).encode() + b"\n"}
+
+    samples = write_files(tmp_path / "s", content(side == "samples"))
+    refs = write_files(tmp_path / "r", content(side == "references"))
+    if layout != "folder":
+        samples, refs = samples / f"x.{layout}", refs / f"x.{layout}"
+    got = items(open_text(samples, [refs]))
+    assert [(p.text, p.references) for p in got] == [(t, [t]) for t in texts]
+    if layout != "folder":  # the reader the report uses too
+        from genmetrics.io.text import read_lines
+
+        first = next(read_lines(samples if side == "samples" else refs))[1]
+        assert first.text == texts[0]
+
+
+@pytest.mark.parametrize("layout", ["folder", "txt", "jsonl"])
+def test_the_report_shows_samples_as_scoring_read_them(tmp_path, layout):
+    """``genmetrics report`` looks samples up with its own reader: no BOM there either,
+    and line files lose their trailing whitespace as when scored."""
+    from genmetrics.report.media import SampleFinder
+
+    if layout == "folder":
+        write_files(tmp_path, {"s/a.txt": f"{BOM}The cat ".encode()})
+        path, ident, expected = "s", "a.txt", "The cat "
+    elif layout == "txt":
+        write_files(tmp_path, {"s.txt": f"{BOM}The cat \t\r\nA dog\n".encode()})
+        path, ident, expected = "s.txt", "1", "The cat"
+    else:
+        write_files(tmp_path, {"s.jsonl": (BOM + json.dumps({"id": "a", "text": "The cat "})
+                                           + "\n").encode()})
+        path, ident, expected = "s.jsonl", "a", "The cat "
+    finder = SampleFinder("text", {"samples": {"path": path}}, [tmp_path])
+    item = finder.sample(ident)
+    assert item.problem is None and item.text == expected
+
+
+def test_only_a_leading_byte_order_mark_is_dropped(tmp_path):
+    """A U+FEFF inside the text (a zero-width no-break space) is the text's own."""
+    write_files(tmp_path, {"s/a.txt": f"{BOM}{BOM}a{BOM}b".encode(),
+                           "r/a.txt": "ab", "h.txt": f"x\n{BOM}y\n".encode(),
+                           "rr.txt": "x\ny\n"})
+    assert items(open_text(tmp_path / "s", [tmp_path / "r"]))[0].text == f"{BOM}a{BOM}b"
+    assert [p.text for p in items(open_text(tmp_path / "h.txt", [tmp_path / "rr.txt"]))] == [
+        "x", f"{BOM}y"]
+
+
+def _as_sacrebleu_cli_reads(path: Path) -> list[str]:
+    """The lines of ``path`` exactly as the ``sacrebleu`` command reads a line file:
+    its own ``smart_open`` and ``line.rstrip()`` (sacrebleu/sacrebleu.py, ``main``);
+    ``utf-8-sig`` is its ``-e utf-8-sig``, which drops a leading BOM as we do."""
+    from sacrebleu.utils import smart_open
+
+    with smart_open(str(path), encoding="utf-8-sig") as fh:
+        return [line.rstrip() for line in fh]
+
+
+WHITESPACE_LINES = [
+    "trailing spaces   ", "trailing tab\t", "both \t \t", "  leading kept", "in\tside kept",
+    "crlf end\r", "lone \r inside", "no-break space\u00a0", "ideographic\u3000", "",
+    "   ", "\t", "next line\x85", "vertical\x0b\x0c", "plain",
+]
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_txt_line_files_are_read_as_the_sacrebleu_command_reads_them(tmp_path, bom):
+    """One rule for every ``.txt`` line file, samples and references alike: a leading BOM
+    dropped, lines split on ``\\n`` only, trailing whitespace (``str.rstrip()``) removed."""
+    from genmetrics.io.text import read_lines
+
+    data = (BOM if bom else "") + "\n".join(WHITESPACE_LINES) + "\n"
+    write_files(tmp_path, {"h.txt": data.encode(), "r.txt": data.encode()})
+    expected = _as_sacrebleu_cli_reads(tmp_path / "h.txt")
+    assert len(expected) == len(WHITESPACE_LINES)
+    got = items(open_text(tmp_path / "h.txt", [tmp_path / "r.txt"]))
+    assert [p.text for p in got] == expected
+    assert [p.references for p in got] == [[t] for t in expected]
+    assert [r.text for _, r in read_lines(tmp_path / "r.txt")] == expected
+
+
+def test_jsonl_text_fields_are_used_exactly(tmp_path):
+    """A JSON string says where it ends: its trailing whitespace is the sample's own."""
+    write_files(tmp_path, {"s.jsonl": json.dumps({"text": "a \t", "reference": "b  "}) + "\n"})
+    assert items(open_text(tmp_path / "s.jsonl")) == [TextPair("1", "a \t", ["b  "])]
+
+
+def test_a_jsonl_row_without_references_is_skipped_by_name(tmp_path):
+    """``"references": []`` (or no reference field) in a file whose other rows carry
+    references: that row alone is skipped, named by line and id, with the reason."""
+    rows = [{"id": "a", "text": "x", "references": ["x"]},
+            {"id": "b", "text": "y", "references": []},
+            {"id": "c", "text": "z"},
+            {"text": "w", "references": []},
+            {"id": "e", "text": "v", "reference": "v"}]
+    write_files(tmp_path, {"s.jsonl": "\n".join(json.dumps(r) for r in rows) + "\n"})
+    got = items(open_text(tmp_path / "s.jsonl"))
+    assert got == [
+        TextPair("a", "x", ["x"]),
+        Skipped("s.jsonl:2 (id b)", 'no reference: "references" is an empty list'),
+        Skipped("s.jsonl:3 (id c)", 'no reference: no "references" or "reference" field'),
+        Skipped("s.jsonl:4", 'no reference: "references" is an empty list'),
+        TextPair("e", "v", ["v"]),
+    ]
+
+
+def test_a_reference_jsonl_row_with_an_empty_list_is_skipped_by_name(tmp_path):
+    write_files(tmp_path, {
+        "s.jsonl": '{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n',
+        "r.jsonl": '{"id": 2, "references": []}\n{"id": 1, "references": ["A"]}\n',
+    })
+    got = items(open_text(tmp_path / "s.jsonl", [tmp_path / "r.jsonl"]))
+    assert got == [TextPair("1", "a", ["A"]), Skipped(
+        "s.jsonl:2 (id 2)", 'no reference: "references" is an empty list in r.jsonl')]

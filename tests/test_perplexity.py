@@ -155,6 +155,76 @@ def test_batch_size_does_not_change_per_sample_values(tiny):
     assert one.signature == eight.signature  # batch size is not part of the signature
 
 
+def _work(lengths, batches, overhead):
+    return sum(overhead + len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_batches_follow_a_token_budget_and_length_buckets():
+    """Rows run longest first, cut into batches of similar lengths: at most ``max_tokens``
+    padded tokens (rows x the batch's longest) and ``max_rows`` rows, with the least
+    padded tokens plus per-pass overhead (checked against every possible cut)."""
+    from itertools import combinations
+
+    from genmetrics.features.causal_lm import plan_batches
+
+    rng = random.Random(0)
+    for trial in range(300):
+        n = rng.randint(0, 9) if trial < 200 else rng.randint(10, 150)
+        lengths = [rng.choice([rng.randint(1, 60), rng.randint(1, 3000)]) for _ in range(n)]
+        max_rows, max_tokens = rng.randint(1, 80), rng.choice([64, 1000, 4096, 16384])
+        overhead = rng.choice([0, 8, 64, 2048])
+        batches = plan_batches(lengths, max_rows, max_tokens, overhead)
+        assert sorted(i for b in batches for i in b) == list(range(n))
+        order = [i for b in batches for i in b]
+        assert [lengths[i] for i in order] == sorted(lengths, reverse=True)  # longest first
+        for batch in batches:
+            assert len(batch) <= max_rows
+            assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= max_tokens
+        if n <= 9:  # the least work over every way to cut the sorted rows
+            ranked = sorted(range(n), key=lambda i: (-lengths[i], i))
+            plans = [[ranked[a:b] for a, b in zip((0, *cuts), (*cuts, n), strict=True)]
+                     for k in range(n) for cuts in combinations(range(1, n), k)] if n else [[]]
+            allowed = [p for p in plans if all(
+                len(b) <= max_rows and (len(b) == 1 or len(b) * max(lengths[i] for i in b)
+                                        <= max_tokens) for b in p)]
+            assert _work(lengths, batches, overhead) == min(
+                _work(lengths, p, overhead) for p in allowed)
+    # the case of issue 20: 129 short texts and one of 1,582 tokens
+    lengths = [30 + i % 20 for i in range(129)] + [1582]
+    batches = plan_batches(lengths, 64, 8192)
+    assert [129] in batches  # the long text runs alone
+    assert sum(len(b) * max(lengths[i] for i in b) for b in batches) < 1.1 * sum(lengths)
+
+
+def test_skewed_lengths_waste_no_compute_on_padding(tiny, monkeypatch):
+    """A text near the context and one longer than it (sliding windows) among short
+    ones, at the default batch options: the model sees few padded positions, and every
+    value equals the text run alone."""
+    lm = load_causal_lm(str(tiny), device="cpu")
+    near_context = " ".join(TRAIN)[:105]  # about 58 tokens of the 64
+    texts = [*TEXTS, near_context, _long_text(), *TEXTS]
+    real = padded = 0
+    forward = lm._batch_nll
+
+    def counting(rows, starts):
+        nonlocal real, padded
+        inputs = [max(len(r) - 1, 1) for r in rows]  # the model runs without the last token
+        real += sum(inputs)
+        padded += len(rows) * max(inputs)
+        return forward(rows, starts)
+
+    monkeypatch.setattr(lm, "_batch_nll", counting)
+    batched = _ppl(tiny, texts)
+    assert padded <= 1.25 * real, (padded, real)
+    monkeypatch.setattr(lm, "_batch_nll", forward)
+    _close(batched.per_sample, _ppl(tiny, texts, batch_size=1).per_sample, rel=1e-5)
+    bos = lm.tokenizer.bos_token_id
+    ids = [bos, *lm.tokenizer(near_context, add_special_tokens=False).input_ids]
+    assert 50 < len(ids) <= CONTEXT
+    assert batched.per_sample[len(TEXTS)] == pytest.approx(
+        math.exp(_direct_nll(lm, ids) / (len(ids) - 1)), rel=1e-5)
+
+
 def test_padding_side_of_the_tokenizer_does_not_matter(tiny, tmp_path):
     left = tmp_path / "left"
     shutil.copytree(tiny, left)
@@ -273,7 +343,9 @@ def test_signature_and_options(tiny):
     assert sig["torch"] and sig["transformers"]
     assert result.signature_str.startswith(f"perplexity|v:1|lm:{tiny.name}|stride:63|")
     names = [o.name for o in Perplexity.spec.options]
-    assert names == ["lm", "batch_size", "stride", "max_length", "add_bos", "device", "dtype"]
+    assert names == ["lm", "batch_size", "batch_tokens", "stride", "max_length", "add_bos",
+                     "device", "dtype"]
+    assert "batch_tokens" not in sig
     assert Perplexity.spec.kind == "distribution" and not Perplexity.spec.higher_is_better
     assert Perplexity(lm=str(tiny)).required_assets() == []
     assert Perplexity().required_assets() == ["smollm2-135m"]
@@ -290,6 +362,7 @@ def test_output_layer_only_where_scored_equals_the_whole_model(tiny, monkeypatch
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"batch_size": 0}, "batch_size"),
+    ({"batch_tokens": 1}, "batch_tokens"),
     ({"stride": 0}, "stride"),
     ({"max_length": 1}, "max_length"),
     ({"dtype": "float64"}, "dtype"),
@@ -448,3 +521,45 @@ def test_default_lm_prefers_english_and_matches_the_gguf(isolated_home, monkeypa
         want = original(ids).logits
         got = converted.model(ids).logits
     assert (got - want).abs().max().item() <= 1e-4
+
+
+# -- in the default set only once its LM is built ---------------------------------------
+
+
+def test_a_default_run_leaves_perplexity_out_while_its_lm_is_not_built(tmp_path, monkeypatch):
+    """A run that did not name perplexity neither converts the LM (~20 s) nor fails for
+    want of it: perplexity is listed under ``unavailable`` with the command that builds
+    it, and the other metrics are scored. Named, it is built on first use as before."""
+    from genmetrics import assets
+    from genmetrics.errors import InputError
+    from genmetrics.runner import score
+    from tests.conftest import write_files
+
+    def no_build(self):
+        raise AssertionError("the LM was built")
+
+    monkeypatch.setattr(assets.SmolLM2, "cached", lambda self: None)  # not built here
+    monkeypatch.setattr(assets.SmolLM2, "build_local", no_build)
+    write_files(tmp_path, {"h.txt": "The cat sat.\nA dog ran.\n", "r.txt": "A cat sat.\nA dog.\n"})
+    card = score(tmp_path / "h.txt", tmp_path / "r.txt")  # the default set
+    assert "perplexity" not in card.metrics and {"bleu", "chrf", "rouge1"} <= set(card.metrics)
+    reason = card.unavailable["perplexity"]
+    assert "not built" in reason and "genmetrics assets fetch smollm2-135m" in reason
+    assert "--metrics perplexity" in reason
+    # reference-free, nothing else can run: no scorecard, the reason says what to do
+    with pytest.raises(InputError, match="perplexity is unavailable: .*assets fetch"):
+        score(tmp_path / "h.txt")
+    # asked for by name (or given options): built on first use, as before
+    for named in ({"metrics": ["perplexity"]}, {"options": {"perplexity": {"device": "cpu"}}}):
+        card = score(tmp_path / "h.txt", **named)
+        assert "the LM was built" in card.errors["perplexity"] and not card.unavailable
+
+
+def test_a_default_run_includes_perplexity_once_its_lm_is_built(tiny, tmp_path):
+    from genmetrics.runner import score
+    from tests.conftest import write_files
+
+    write_files(tmp_path, {"h.txt": "The cat sat.\nA dog ran.\n"})
+    assert Perplexity(lm=str(tiny)).default_unavailable() is None  # a local folder: ready
+    card = score(tmp_path / "h.txt", options={"perplexity": {"lm": str(tiny)}})
+    assert set(card.metrics) == {"perplexity"} and not card.unavailable

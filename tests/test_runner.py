@@ -21,7 +21,7 @@ def test_default_metrics_need_references_for_paired_metrics():
     assert "perplexity" in without_refs and not {"bleu", "chrf", "rouge", "meteor"} & without_refs
 
 
-def test_results_do_not_depend_on_batch_size(text_pair_dirs):
+def test_results_do_not_depend_on_batch_size(text_pair_dirs, default_lm):
     samples, refs = text_pair_dirs
     cards = [score(samples, refs, batch_size=b, per_sample=True) for b in (1, 2, 1000)]
     exact = [{k: v for k, v in values(c).items() if k != "perplexity"} for c in cards]

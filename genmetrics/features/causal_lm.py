@@ -8,7 +8,8 @@
   local Hugging Face cache, into a :class:`CausalLM` (model in eval mode on its
   device, tokenizer, sha256 digest of the weights), cached per (folder, device,
   dtype) so every metric instance of a process shares one copy.
-* :meth:`CausalLM.sequence_nll` scores token rows in padded batches.
+* :meth:`CausalLM.sequence_nll` scores token rows in padded batches of similar lengths
+  (:func:`plan_batches`).
 
 Nothing here touches the network: every ``from_pretrained`` call passes
 ``local_files_only=True`` and a model that is not on disk is a
@@ -37,8 +38,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 DIGEST_FILE = "genmetrics-weights-digest.json"
 #: Most logits materialised at once when scoring (elements; 2**26 float32 = 256 MiB).
 LOGIT_BUDGET = 1 << 26
-#: Most tokens (rows x padded length) in one forward pass, whatever the batch size.
-TOKEN_BUDGET = 16384
+#: Most tokens (rows x padded length) in one forward pass by default (``batch_tokens``).
+TOKEN_BUDGET = 8192
+#: What one forward pass costs beyond its tokens, in tokens, for :func:`plan_batches`: a
+#: CPU runs about 64 tokens in the time a pass of one short row loses to its overhead;
+#: a GPU is launch-bound below a few thousand tokens.
+PASS_OVERHEAD = {"cpu": 64, "other": 2048}
 
 _CACHE: dict[tuple[str, str, str], CausalLM] = {}
 _LOCK = threading.Lock()
@@ -205,6 +210,49 @@ def weights_digest(folder: Path) -> str:
     return digest
 
 
+# -- batching ----------------------------------------------------------------------------
+
+
+def plan_batches(lengths: Sequence[int], max_rows: int, max_tokens: int,
+                 overhead: int = 64) -> list[list[int]]:
+    """Row indices grouped into forward passes: length buckets under a token budget.
+
+    Rows go longest first and are cut into consecutive batches of at most ``max_rows``
+    rows and ``max_tokens`` padded tokens (rows x the batch's longest row; a longer row
+    runs alone). The cuts minimise the work: the padded tokens of all batches plus
+    ``overhead`` tokens per forward pass (what a pass costs beyond its tokens), found
+    exactly by dynamic programming. So rows of similar lengths share a pass, and a long
+    text -- or a window of a text longer than the context -- never pads short ones to
+    its length: adding a row of ``l`` tokens to a batch of width ``w`` costs ``w``,
+    a pass of its own ``l + overhead``.
+
+        >>> plan_batches([30, 1582, 28, 31, 12], max_rows=64, max_tokens=4096)
+        [[1], [3, 0, 2, 4]]
+        >>> plan_batches([30, 1582, 28, 31, 12], max_rows=64, max_tokens=4096, overhead=8)
+        [[1], [3, 0, 2], [4]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    width = [max(int(lengths[i]), 1) for i in order]
+    n = len(order)
+    cost = [0] * (n + 1)  # cost[k]: the least work for the first k rows
+    cut = [0] * (n + 1)  # the first row of the last batch of that best plan
+    for end in range(1, n + 1):
+        cost[end] = -1
+        for start in range(end - 1, max(end - max_rows, 0) - 1, -1):
+            rows = end - start
+            if rows > 1 and rows * width[start] > max_tokens:
+                break  # earlier starts only add rows and width
+            work = cost[start] + overhead + rows * width[start]
+            if cost[end] < 0 or work < cost[end]:
+                cost[end], cut[end] = work, start
+    batches: list[list[int]] = []
+    end = n
+    while end > 0:
+        batches.append(order[cut[end]:end])
+        end = cut[end]
+    return batches[::-1]
+
+
 # -- loading -----------------------------------------------------------------------------
 
 
@@ -244,29 +292,28 @@ class CausalLM:
         return [list(ids) for ids in encoded["input_ids"]]
 
     def sequence_nll(
-        self, rows: Sequence[Sequence[int]], starts: Sequence[int], batch_size: int
+        self, rows: Sequence[Sequence[int]], starts: Sequence[int], batch_size: int,
+        batch_tokens: int = TOKEN_BUDGET,
     ) -> list[tuple[float, int]]:
         """Per row: (sum of -log p(token | left context in the row), tokens scored).
 
         Row ``i`` scores its tokens at positions ``starts[i]`` (at least 1) to the end,
-        each predicted from all earlier tokens of the row. Rows run longest first,
-        ``batch_size`` at a time (fewer when rows are long, see ``TOKEN_BUDGET``),
-        right-padded with an attention mask, so a row's result does not depend on the
-        rows it is batched with (beyond float rounding). Sums are accumulated in float64.
+        each predicted from all earlier tokens of the row. Rows run longest first in
+        batches of similar lengths, at most ``batch_size`` rows and ``batch_tokens``
+        padded tokens each (:func:`plan_batches`), right-padded with an attention mask,
+        so a row's result does not depend on the rows it is batched with (beyond float
+        rounding). Sums are accumulated in float64.
         """
         import torch
 
         if any(s < 1 for s in starts):
             raise ValueError("the first token of a row has no context and cannot be scored")
         out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
+        # the model runs on each row without its last token (see _batch_nll)
+        lengths = [max(len(row) - 1, 1) for row in rows]
+        overhead = PASS_OVERHEAD["cpu" if self.device == "cpu" else "other"]
         with torch.inference_mode():
-            k = 0
-            while k < len(order):
-                longest = len(rows[order[k]])
-                take = max(1, min(batch_size, TOKEN_BUDGET // max(longest, 1)))
-                group = order[k : k + take]
-                k += take
+            for group in plan_batches(lengths, batch_size, batch_tokens, overhead):
                 sums = self._batch_nll([rows[i] for i in group], [starts[i] for i in group])
                 for i, value in zip(group, sums, strict=True):
                     out[i] = (value, max(0, len(rows[i]) - starts[i]))

@@ -15,16 +15,25 @@ Accepted layouts (``samples`` / ``references``):
   ``{"id", "references"}`` and pair by ``id`` when both sides have ids, else by line.
   Blank lines in ``.jsonl`` files are ignored; in ``.txt`` files they are empty samples.
 
-Sample text is used exactly as stored (files whole; lines without their line break).
+Sample text is used as stored, with two exceptions: a leading UTF-8 byte order mark
+(U+FEFF, which some editors write) is dropped from every file, and the lines of a
+``.txt`` line file are read as sacrebleu's command line reads them (``sacrebleu REFS -i
+HYPS``): split on ``\\n`` only, each without its trailing whitespace (Python's
+``str.rstrip()``: spaces, tabs, ``\\r`` and the other Unicode white space), leading
+whitespace kept. So BLEU and chrF of line files equal that command on the same files.
+A ``.txt`` file of one sample is used whole (only the BOM dropped), and a ``.jsonl``
+``"text"`` exactly as the JSON string gives it.
+
 Bad input is never dropped silently (``--on-error fail`` turns every skip into an error):
 
 * a file or line that is not valid UTF-8, a ``.jsonl`` line that is not a JSON object
   or has no ``"text"``, and a sample whose reference cannot be read are skipped and
   named in the scorecard's ``skipped`` with the reason;
 * a sample without a reference (a missing file in the reference folder, a missing id in
-  a reference ``.jsonl``) is skipped, naming the reference it looked for; when no sample
-  has one, or a reference has no sample, or line files differ in length, the inputs
-  cannot be paired and that is an error;
+  a reference ``.jsonl``, a ``.jsonl`` row with ``"references": []`` or no reference
+  field where others have references) is skipped, naming the reference it looked for
+  or the reason; when no sample has one, or a reference has no sample, or line files
+  differ in length, the inputs cannot be paired and that is an error;
 * an empty (0-byte) file is an empty sample or reference, scored as such (an empty
   output is a real output: leaving it out would raise the score), with a warning;
 * files in the folders that are not ``.txt`` are listed in one warning per folder.
@@ -75,8 +84,20 @@ class TextPair:
         return [self.id, self.text], [self.id, *self.references]
 
 
+BOM = "\ufeff"
+
+
+def strip_bom(text: str) -> str:
+    """``text`` without one leading byte order mark (U+FEFF), as every reader reads files.
+
+        >>> strip_bom("\\ufeffThe cat"), strip_bom("The\\ufeffcat")
+        ('The cat', 'The\\ufeffcat')
+    """
+    return text[1:] if text.startswith(BOM) else text
+
+
 def _read_utf8(path: Path) -> str:
-    return path.read_bytes().decode("utf-8")
+    return strip_bom(path.read_bytes().decode("utf-8"))
 
 
 # -- folders --------------------------------------------------------------------
@@ -259,12 +280,14 @@ class FolderSource:
 @dataclass
 class LineRecord:
     """One line of a ``.txt`` or ``.jsonl`` file: its ``text`` (``None`` when unusable,
-    then ``error`` says why), its ``id`` and ``references`` (``.jsonl`` only)."""
+    then ``error`` says why), its ``id`` and ``references`` (``.jsonl`` only;
+    ``reference_field``: the row has a ``"references"`` or ``"reference"`` key)."""
 
     id: str | None
     text: str | None
     references: list[str]
     error: str | None = None
+    reference_field: bool = False
 
 
 def _parse_line(path: Path, raw: bytes, jsonl: bool) -> LineRecord:
@@ -272,9 +295,9 @@ def _parse_line(path: Path, raw: bytes, jsonl: bool) -> LineRecord:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return LineRecord(None, None, [], unicode_error_reason(exc))
+    if not jsonl:  # as sacrebleu's command line: `line.rstrip()` (sacrebleu.py, main)
+        return LineRecord(None, line.rstrip(), [])
     line = line.rstrip("\r\n")
-    if not jsonl:
-        return LineRecord(None, line, [])
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -291,13 +314,14 @@ def _parse_line(path: Path, raw: bytes, jsonl: bool) -> LineRecord:
     text = obj.get("text")
     if text is not None and not isinstance(text, str):
         return LineRecord(ident, None, refs, '"text" must be a string')
-    return LineRecord(ident, text, refs)
+    return LineRecord(ident, text, refs, reference_field="references" in obj or "reference" in obj)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, LineRecord]]:
     """``(line number, record)`` for each line of a ``.txt`` (a sample per line) or
     ``.jsonl`` file (blank lines skipped), parsed as scoring parses them; the report
-    looks samples up with it too.
+    looks samples up with it too. A leading byte order mark is dropped; ``.txt`` lines
+    lose their trailing whitespace, as sacrebleu's command line reads them.
 
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as tmp:
@@ -308,12 +332,17 @@ def read_lines(path: Path) -> Iterator[tuple[int, LineRecord]]:
         [(1, 'a', 'hi', ['yo']), (3, None, None, [])]
         >>> lines[1][1].error
         'a JSON object is expected on each line'
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "h.txt"
+        ...     _ = path.write_bytes("\\ufeffThe cat \\t\\r\\n  sat\\n".encode())
+        ...     [r.text for _, r in read_lines(path)]
+        ['The cat', '  sat']
     """
     jsonl = path.suffix.lower() == ".jsonl"
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
-            if jsonl and number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]  # JSON parsers may ignore a byte order mark
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]  # a byte order mark is not text
             if jsonl and not raw.strip():
                 continue
             yield number, _parse_line(path, raw, jsonl)
@@ -406,6 +435,7 @@ class LineFileSource:
                 yield Skipped(label, 'no "text" field')
                 continue
             refs = list(line.references)
+            why = ['"references" is an empty list'] if line.reference_field else []
             problem = None
             for ref_path, idx, ref_line in zip(
                 self.reference_files, self._by_id, ref_lines, strict=True
@@ -422,6 +452,14 @@ class LineFileSource:
                 refs.extend(ref_line.references)
                 if ref_line.text is not None:
                     refs.append(ref_line.text)
+                elif not ref_line.references:
+                    why.append(f'"references" is an empty list in {printable(ref_path.name)}'
+                               if ref_line.reference_field else
+                               f'its line in {printable(ref_path.name)} has no "text"')
+            if not problem and self.has_references and not refs:
+                # a row without any reference would fail every paired metric of the run
+                problem = "no reference: " + ("; ".join(why) or
+                                              'no "references" or "reference" field')
             if problem:
                 yield Skipped(label, problem)
             else:

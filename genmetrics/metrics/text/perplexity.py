@@ -32,10 +32,14 @@ no context of its own and is never a target. The BOS token is only in the first 
     >>> windows(10, window=4, stride=2)      # (begin, end, first scored position)
     [(0, 4, 1), (2, 6, 4), (4, 8, 6), (6, 10, 8)]
 
-Batching: windows run longest first, ``batch_size`` per forward pass (fewer when they
-are long), right-padded with an attention mask whatever the tokenizer's own padding
-side, under ``torch.inference_mode``; a sample's value does not depend on what it is
-batched with (up to float rounding, about 1e-6 relative in float32).
+Batching, by a token budget in length buckets: windows run longest first, each forward
+pass holding at most ``batch_tokens`` padded tokens (rows x its longest row) and
+``batch_size`` rows, cut where padding would cost more than another pass
+(:func:`~genmetrics.features.causal_lm.plan_batches`). So a long text never pads short
+ones to its length, and a window of a text longer than the context runs alone. Rows are
+right-padded with an attention mask whatever the tokenizer's own padding side, under
+``torch.inference_mode``; a sample's value does not depend on what it is batched with
+(up to float rounding, about 1e-6 relative in float32).
 
 Empty samples: a sample that is empty or whitespace-only (or, with ``add_bos=false``,
 a single token) has no token to score. It does not fail the run: it is left out of the
@@ -58,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from genmetrics.errors import MetricError, UsageError
-from genmetrics.features.causal_lm import DTYPES
+from genmetrics.features.causal_lm import DTYPES, TOKEN_BUDGET
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
 
 DEFAULT_LM = "smollm2-135m"
@@ -98,7 +102,10 @@ class Perplexity(Metric):
         options=(
             Option("lm", DEFAULT_LM, f"language model: {DEFAULT_LM} (offline default), a "
                    "model folder, or a model id in the local Hugging Face cache"),
-            Option("batch_size", 16, "windows per forward pass", type=int,
+            Option("batch_size", 64, "most windows per forward pass", type=int,
+                   affects_values=False),
+            Option("batch_tokens", TOKEN_BUDGET, "most padded tokens per forward pass "
+                   "(rows x longest row; a longer window runs alone)", type=int,
                    affects_values=False),
             Option("stride", 512, "sliding-window step in tokens, for texts longer than "
                    "the window", type=int),
@@ -120,6 +127,8 @@ class Perplexity(Metric):
         o = self.options
         if o["batch_size"] < 1:
             raise UsageError("perplexity: batch_size must be at least 1")
+        if o["batch_tokens"] < 2:
+            raise UsageError("perplexity: batch_tokens must be at least 2")
         if o["stride"] < 1:
             raise UsageError("perplexity: stride must be at least 1")
         if o["max_length"] < 0 or o["max_length"] == 1:
@@ -138,6 +147,19 @@ class Perplexity(Metric):
             from genmetrics.features.causal_lm import _local_folder
 
             _local_folder(str(self.options["lm"]))
+
+    def default_unavailable(self) -> str | None:
+        """Not in a run that did not ask for it while the default LM is not built: such a
+        run neither converts it (about 20 s, once) nor fails for want of it."""
+        if self.options["lm"] != DEFAULT_LM:
+            return None
+        from genmetrics.assets import get_asset
+
+        if get_asset(DEFAULT_LM).locate(build=False) is not None:
+            return None
+        return (f"its language model ({DEFAULT_LM}) is not built yet; build it once (about "
+                f"20 s) with `genmetrics assets fetch {DEFAULT_LM}`, or ask for it with "
+                "--metrics perplexity (built on first use)")
 
     def language_model(self) -> Any:
         """The :class:`~genmetrics.features.causal_lm.CausalLM` in use (loaded once)."""
@@ -191,7 +213,8 @@ class Perplexity(Metric):
                 rows.append(ids[begin:end])
                 starts.append(first - begin)
                 owners.append(i)
-        scored = lm.sequence_nll(rows, starts, self.options["batch_size"])
+        scored = lm.sequence_nll(rows, starts, self.options["batch_size"],
+                                 self.options["batch_tokens"])
         parts: list[list[float]] = [[] for _ in texts]
         tokens = [0] * len(texts)
         for owner, (nll, count) in zip(owners, scored, strict=True):
