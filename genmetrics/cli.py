@@ -240,9 +240,9 @@ def print_profile(card: Any) -> None:
 SIGNATURE_FORMS = ("short", "full", "none")
 
 
-def signature_line(result: Any, form: str) -> str:
+def signature_line(result: Any, form: str, width: int | None = None) -> str:
     """A result's signature as the summary prints it: ``full`` (the whole string) or
-    ``short`` (see :func:`genmetrics.signature.render_short`)."""
+    ``short`` (see :func:`genmetrics.signature.render_short`, fitted to ``width``)."""
     from genmetrics.signature import render_short
 
     if form == "full":
@@ -254,7 +254,7 @@ def signature_line(result: Any, form: str) -> str:
         defaults = {o.name: o.default for o in spec.options}
     except Exception:  # a metric this install does not know: no defaults to compare with
         defaults = {}
-    return render_short(result.signature, defaults)
+    return render_short(result.signature, defaults, width)
 
 
 def print_summary(card: Any, out: str | None, signatures: str = "short") -> None:
@@ -287,7 +287,8 @@ def print_summary(card: Any, out: str | None, signatures: str = "short") -> None
         console.print(f"signatures{hint}:")
         width = max(len(n) for n in card.metrics)
         for name, r in card.metrics.items():
-            line = f" {name:<{width}}  {signature_line(r, signatures)}"
+            room = console.width - width - 3
+            line = f" {name:<{width}}  {signature_line(r, signatures, room)}"
             if signatures == "full":  # the whole string, left to the terminal to wrap
                 console.print(line, markup=False, soft_wrap=True)
             else:  # one line each, never wrapped: cut with an ellipsis if the terminal is narrow

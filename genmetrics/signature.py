@@ -93,18 +93,34 @@ def comparable_digest(signature: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:SHORT_DIGEST_LEN]
 
 
-def render_short(signature: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+#: what the short form leaves out first when it must fit a width (the digest covers it)
+SHORT_DROP_ORDER = ("ext", "lm", "mode", "rate", "tokenize", "nrefs", "ref")
+
+
+def render_short(signature: dict[str, Any], defaults: dict[str, Any] | None = None,
+                 width: int | None = None) -> str:
     """The one-line form (see the module docstring): ``metric``, options that differ
     from ``defaults`` (the metric's option defaults; none known: none shown), the
-    ``SHORT_FIELDS``, then ``#`` and :func:`comparable_digest`."""
+    ``SHORT_FIELDS``, then ``#`` and :func:`comparable_digest`. With ``width``, fields
+    of ``SHORT_DROP_ORDER`` are left out, in that order, until the line fits (changed
+    options, ``refs`` and the digest stay).
+
+        >>> sig = {"metric": "fid", "ext": "inception-v3-fid", "ref": "folder", "refs": "x"}
+        >>> render_short(sig, width=32)
+        'fid|ref:folder|refs:x|#b90e2f40'
+    """
     defaults = defaults or {}
-    parts = [str(signature.get("metric", "?"))]
+    parts: list[tuple[str, str]] = [("metric", str(signature.get("metric", "?")))]
     for key, value in signature.items():
         changed = key in defaults and value != defaults[key] and key not in UNCOMPARED_FIELDS
         if key in SHORT_FIELDS or changed:
-            parts.append(f"{ABBREVIATIONS.get(key, key)}:{_render_value(value)}")
-    parts.append(f"#{comparable_digest(signature)}")
-    return "|".join(parts)
+            parts.append((key, f"{ABBREVIATIONS.get(key, key)}:{_render_value(value)}"))
+    parts.append(("#", f"#{comparable_digest(signature)}"))
+    for key in SHORT_DROP_ORDER:
+        if width is None or len("|".join(text for _, text in parts)) <= width:
+            break
+        parts = [(k, text) for k, text in parts if k != key]
+    return "|".join(text for _, text in parts)
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -67,3 +67,17 @@ def test_full_signatures_print_whole_strings(card, capsys, monkeypatch):
     for result in card.metrics.values():
         assert result.signature_str in text
     assert "signatures" not in _summary(card, 80, capsys, monkeypatch, form="none")
+
+
+def test_a_long_short_signature_drops_fields_to_fit_but_keeps_the_digest(card, capsys,
+                                                                         monkeypatch):
+    """FID/KID against named statistics: at 80 columns the extractor name goes first
+    (the digest still covers it), never the digest or the changed options."""
+    kid = card.metrics["kid"]
+    kid.signature["ref"] = "stats:skimage-photos"
+    lines = _summary(card, 80, capsys, monkeypatch).splitlines()
+    line = next(ln for ln in lines if ln.startswith(" kid "))
+    assert len(line) <= 80 and "…" not in line
+    assert "subset:12" in line and "ext:" not in line
+    assert line.endswith(f"#{comparable_digest(kid.signature)}")
+    assert "ext:inception-v3-fid" in signature_line(kid, "short")  # room: all of it
