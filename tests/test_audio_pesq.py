@@ -275,7 +275,8 @@ def test_a_crashing_worker_fails_only_its_pair(monkeypatch):
     monkeypatch.setattr(pesq_module, "score_stored", crash_on_one_second)
     with PESQ(workers=2) as metric:
         result = score(metric, pairs, 16000)
-        assert metric._pool is not None  # a fresh pool scored the pairs left
+    # every other pair is scored (in a fresh pool, alone, or before the crash: which one
+    # depends on timing, so the pool's state afterwards is not asserted)
     expected = reference_scores(pairs[:1] + pairs[2:], 16000, "wb")
     assert result.per_sample == expected[:1] + [None] + expected[1:]
     assert result.components["failed"] == [{"index": 1, "reason": pesq_module.CRASHED}]
