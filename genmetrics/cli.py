@@ -434,9 +434,10 @@ def score(
                 bar.stop()
         late = LateInterrupts()  # from here on, Ctrl-C cannot stop the scorecard
     except KeyboardInterrupt:
-        LateInterrupts()  # a second Ctrl-C must not turn this message into a traceback
+        guard = LateInterrupts()  # a second Ctrl-C must not turn this message into a traceback
         _err("interrupted: no scorecard written. Features extracted so far are in the feature "
              "cache: the same command resumes from there")
+        guard.release()
         raise typer.Exit(EXIT_INTERRUPTED) from None
     from genmetrics.distributed import shutdown, world
     from genmetrics.runner import hold_for_test
@@ -505,15 +506,15 @@ def validate(
     """Check scorecards against the shipped JSON Schema, and recompute every value and
     95% CI their per-sample statistics determine (exit 2 on the first invalid one)."""
     from genmetrics.errors import InputError
-    from genmetrics.recompute import check_values, recomputable
+    from genmetrics.recompute import check_values
     from genmetrics.scorecard import Scorecard
 
     for path in cards:
         card = Scorecard.load(path)
-        problems = check_values(card)
+        checked: list[str] = []
+        problems = check_values(card, checked=checked)
         if problems:
             raise InputError(f"{path}: {'; '.join(problems)}")
-        checked = recomputable(card)
         note = (f" ({', '.join(checked)} recomputed from per-sample statistics)" if checked
                 else "")
         print(f"{path}: valid genmetrics scorecard v1{note}")

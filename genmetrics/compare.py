@@ -122,13 +122,11 @@ PAIRED_REPLICATES = 1000
 def _paired(card: Any, first: Any, name: str) -> float | None:
     """Two-sided paired bootstrap p of ``name`` between ``card`` and ``first``; None when
     they cannot be paired (no per-sample statistics, other samples, unknown metric)."""
-    from genmetrics.recompute import paired_p, sample_rows
+    from genmetrics.recompute import paired_p
 
     if name not in card.metrics or name not in first.metrics:
         return None
-    if sample_rows(card, name) is None or sample_rows(first, name) is None:
-        return None
-    try:
+    try:  # paired_p raises when either card lacks per-sample statistics of ``name``
         return paired_p(card, first, name, replicates=PAIRED_REPLICATES, two_sided=True)
     except Exception:  # noqa: BLE001 - not pairable: the column says "-"
         return None

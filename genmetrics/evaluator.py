@@ -89,13 +89,9 @@ class Evaluator:
 
     # -- state ---------------------------------------------------------------------
     def _new_pass(self) -> None:
-        from genmetrics.io.common import Digest
         from genmetrics.runner import _Pass
 
-        self._run = _Pass()
-        self._run.sample_digest = Digest(keep_items=True)
-        self._run.reference_digest = Digest(keep_items=True)
-        self._run.reference_set_digest = Digest(keep_items=True)
+        self._run = _Pass()  # fresh digests, whose item hashes checkpoints save
         for item in self._reference_items:  # the reference distribution outlives reset()
             self._run.reference_set_digest.add_item(item)
         self._run.used_reference_set = bool(self._reference_items)
@@ -150,7 +146,7 @@ class Evaluator:
         self._run.errors = dict(saved["errors"])
         for key in ("sample_digest", "reference_digest"):
             digest = getattr(self._run, key)
-            digest.__init__(keep_items=True)
+            digest.__init__()
             for item in saved[key]:
                 digest.add_item(bytes.fromhex(item))
 

@@ -84,24 +84,21 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def check_values(card: Any, intervals: bool = True) -> list[str]:
+def check_values(card: Any, intervals: bool = True,
+                 checked: list[str] | None = None) -> list[str]:
     """Problems, one line each, with the values and CIs that a card's per-sample
     statistics determine (``[]``: every one of them holds). ``intervals=False`` skips
     re-running the bootstraps behind the CIs (the gate: values only, in milliseconds;
-    ``validate`` checks both)."""
+    ``validate`` checks both). ``checked``, if given, receives the names of the results
+    that could be recomputed."""
     problems = []
     for name, result in card.metrics.items():
-        checked = _check_result(card, name, result, intervals)
-        if checked is not None:
-            problems.extend(checked)
+        found = _check_result(card, name, result, intervals)
+        if found is not None:
+            problems.extend(found)
+            if checked is not None:
+                checked.append(name)
     return problems
-
-
-def recomputable(card: Any) -> list[str]:
-    """Names of the results whose value :func:`check_values` recomputes."""
-    return [name for name, result in card.metrics.items()
-            if math.isfinite(result.value) and sample_rows(card, name) is not None
-            and value_function(name, result.signature) is not None]
 
 
 def _check_result(card: Any, name: str, result: Any, intervals: bool = True

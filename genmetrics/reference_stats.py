@@ -247,7 +247,7 @@ def build_stats(
     images = ImageSource(Path(folder), [])
     fid = FID(device=device, weights=weights)
     fid.preflight()
-    cache = _open_feature_cache(fid) if feature_cache else None
+    cache = fid.open_feature_cache() if feature_cache else None
     if cache is not None:  # cached images are not even decoded: only Inception reads them
         images.feature_cache, images.pixels_needed = cache, False
     advance = progress(len(images)) if progress else None
@@ -288,13 +288,3 @@ def build_stats(
                                             "extracted": extracted}}
     return out, entry
 
-
-def _open_feature_cache(fid: Any) -> Any:
-    """The feature cache namespace ``score`` uses for this FID's extractor and Pillow's
-    decoding (see ``genmetrics.runner._plan_image_reads``)."""
-    from genmetrics.features.cache import FeatureCache, cache_root
-    from genmetrics.metrics.image._inception import feature_layout
-    from genmetrics.runner import PILLOW_DECODER
-
-    return FeatureCache(cache_root(), fid.feature_provenance(), feature_layout(fid.extractor),
-                        decoder=PILLOW_DECODER)

@@ -37,9 +37,6 @@ DEFAULT_IMAGE_BATCH_SIZE = 64
 
 TEXT_SUFFIXES = {".txt", ".jsonl"}
 ON_ERROR = ("skip", "fail")
-#: the CPU decoding policy, in the feature cache's namespace; bump it when decoded pixels
-#: change (v2: 16-bit PNGs scaled to 8 bits instead of Pillow's clipping)
-PILLOW_DECODER = "pillow-v2"
 
 
 def detect_modality(samples: Path) -> str:
@@ -400,8 +397,7 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
         run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
         for result in computed.values():
             _name_failed(result.components, run.ids)
-        for result in computed.values():  # reference-free metrics (perplexity) get none
-            if have_refs and reads_references(metric.spec):
+            if have_refs and reads_references(metric.spec):  # perplexity, IS: no refs
                 result.signature.setdefault("refs", run.refs_digest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
@@ -575,11 +571,8 @@ def score(
         _plan_image_reads(source, active, run, feature_cache)
     if hasattr(source, "warnings"):
         run.warnings.extend(source.warnings())
-    if several:  # one of several processes (torchrun): score a shard
-        source = _sharded(source, *world())
-        run.sample_digest = Digest(keep_items=True)  # combined over ranks at the end
-        run.reference_digest = Digest(keep_items=True)
-        run.reference_set_digest = Digest(keep_items=True)
+    if several:  # one of several processes (torchrun): score a shard; its digests'
+        source = _sharded(source, *world())  # item hashes are combined over ranks at the end
 
     needs_pass = stats is None and any(m.spec.reference_set for m in active.values())
     try:
@@ -634,12 +627,10 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
     provenances = [m.feature_provenance() for m in cached]  # type: ignore[attr-defined]
     if not use_cache or any(p != provenances[0] for p in provenances):
         return
-    from genmetrics.features.cache import FeatureCache, cache_root
-    from genmetrics.metrics.image._inception import feature_layout
+    from genmetrics.features.cache import PILLOW_DECODER
 
-    run.feature_cache = source.feature_cache = FeatureCache(
-        cache_root(), provenances[0], feature_layout(cached[0].extractor),  # type: ignore[attr-defined]
-        decoder="torchvision-cuda" if source.jpeg_device else PILLOW_DECODER)
+    run.feature_cache = source.feature_cache = cached[0].open_feature_cache(  # type: ignore[attr-defined]
+        "torchvision-cuda" if source.jpeg_device else PILLOW_DECODER)
     source.pixels_needed = run.diagnostics is not None or any(
         not m.uses_feature_cache for m in active.values())
     source.reference_pixels_needed = any(

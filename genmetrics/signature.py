@@ -47,8 +47,6 @@ ABBREVIATIONS = {
     "sacrebleu": "sacrebleu",
     "subset_size": "subset",
 }
-#: fields the short form always keeps (when present): what the value is measured against
-SHORT_FIELDS = ("tokenize", "mode", "rate", "lm", "ext", "ref", "nrefs", "refs")
 SHORT_DIGEST_LEN = 8
 
 
@@ -93,8 +91,11 @@ def comparable_digest(signature: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:SHORT_DIGEST_LEN]
 
 
-#: what the short form leaves out first when it must fit a width (the digest covers it)
+#: fields the short form shows (when present), what the value is measured against, in
+#: the order they are left out when it must fit a width (the digest covers them); the
+#: references digest is always kept
 SHORT_DROP_ORDER = ("ext", "lm", "mode", "rate", "tokenize", "nrefs", "ref")
+SHORT_FIELDS = (*SHORT_DROP_ORDER, "refs")
 
 
 def render_short(signature: dict[str, Any], defaults: dict[str, Any] | None = None,

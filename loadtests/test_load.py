@@ -81,13 +81,22 @@ def _write_text(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
     return hyps, refs
 
 
-def test_100k_text_pairs_with_bounded_memory(tmp_path):
+def _score_text_pairs(tmp_path: Path, sizes: tuple[int, ...]) -> dict[int, dict]:
+    """bleu, chrf and rouge over ``n`` generated pairs for each ``n``, each in a fresh CLI
+    process (its text files deleted after it)."""
     runs = {}
-    for n in (10_000, 100_000):
+    for n in sizes:
         hyps, refs = _write_text(tmp_path / str(n), n, seed=n)
         runs[n] = _run([str(hyps), "-r", str(refs), "--metrics", "bleu,chrf,rouge"], tmp_path,
                        f"text-{n}")
         assert runs[n]["count"] == n and runs[n]["skipped"] == 0
+        for path in (hyps, refs):
+            path.unlink()
+    return runs
+
+
+def test_100k_text_pairs_with_bounded_memory(tmp_path):
+    runs = _score_text_pairs(tmp_path, (10_000, 100_000))
     _report("text (bleu, chrf, rouge)", runs[10_000], runs[100_000])
     assert runs[100_000]["peak_mib"] - runs[10_000]["peak_mib"] < GROWTH_ALLOWED_MIB
 
@@ -122,14 +131,7 @@ def test_20k_small_images_with_bounded_memory(tmp_path, n_large):
 def test_1m_text_pairs_under_1_gib(tmp_path):
     """1,000,000 pairs with bleu, chrf and rouge: peak RSS under 1 GiB; the marginal
     bytes per pair over a 100,000-pair run are printed (several minutes on 2 cores)."""
-    runs = {}
-    for n in (100_000, 1_000_000):
-        hyps, refs = _write_text(tmp_path / str(n), n, seed=n)
-        runs[n] = _run([str(hyps), "-r", str(refs), "--metrics", "bleu,chrf,rouge"], tmp_path,
-                       f"text-{n}")
-        assert runs[n]["count"] == n and runs[n]["skipped"] == 0
-        for path in (hyps, refs):
-            path.unlink()
+    runs = _score_text_pairs(tmp_path, (100_000, 1_000_000))
     _report("text (bleu, chrf, rouge)", runs[100_000], runs[1_000_000])
     per_pair = (runs[1_000_000]["peak_mib"] - runs[100_000]["peak_mib"]) * 2**20 / 900_000
     print(f"1,000,000 text pairs: peak RSS {runs[1_000_000]['peak_mib']:.0f} MiB "

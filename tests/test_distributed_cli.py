@@ -85,7 +85,9 @@ def test_audio_two_processes(tmp_path):
     _same(_card(tmp_path / "two.json"), _card(tmp_path / "one.json"), rel=1e-12)
 
 
-def test_image_two_processes_with_random_weights(tmp_path, random_weights):
+def test_image_two_processes_with_random_weights(tmp_path, random_weights, monkeypatch):
+    # a cache of its own: the counts below must not depend on which tests ran before
+    monkeypatch.setenv("GENMETRICS_CACHE_DIR", str(tmp_path / "cache"))
     small = [resize_longer_side(t, 48) for _, t in tiles()[:10]]
     kinds = list(DEGRADATIONS.values())
     for side in ("s", "r"):

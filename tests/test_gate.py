@@ -199,16 +199,21 @@ def test_gate_end_to_end(run_cli, e2e):
     assert done.returncode == 1 and "significant (p = " in done.stdout
 
 
-def paired_cards(shift: float, seed: int = 0):
-    """Two ROUGE-1 scorecards over the same 300 samples; NEW = BASE + noise + shift."""
+def paired_cards(shift: float, seed: int = 0, noise: float = 0.05,
+                 ci_half: float | None = None):
+    """Two ROUGE-1 scorecards (NEW, BASE) over the same 300 samples; NEW = BASE + a normal
+    of mean ``shift`` and std ``noise``; with ``ci_half``, each holds a CI of value ±
+    ``ci_half``."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     base_f = rng.uniform(0.3, 0.9, 300)
-    new_f = np.clip(base_f + rng.normal(shift, 0.05, 300), 0, 1)
+    new_f = np.clip(base_f + rng.normal(shift, noise, 300), 0, 1)
     cards = []
     for f in (new_f, base_f):
-        c = card(result("rouge1", float(f.mean()), metric="rouge", use_stemmer=False,
+        mean = float(f.mean())
+        ci = None if ci_half is None else (mean - ci_half, mean + ci_half)
+        c = card(result("rouge1", mean, ci=ci, metric="rouge", use_stemmer=False,
                         rouge_type="rouge1"))
         c.per_sample = {"ids": [str(i) for i in range(300)], "values": {},
                         "stats": {"rouge1": [[x] for x in f]}}

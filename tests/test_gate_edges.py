@@ -13,7 +13,6 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from genmetrics.compare import compare, render
@@ -24,7 +23,7 @@ from genmetrics.metric import Metric, MetricSpec
 from genmetrics.runner import score
 from genmetrics.scorecard import Scorecard
 from tests.conftest import cli_env, write_files
-from tests.test_gate import card, result
+from tests.test_gate import card, paired_cards, result
 
 TEXTS = {
     "a": ("The cat sat on the mat.", "The cat was sitting on the mat."),
@@ -127,7 +126,7 @@ def test_digests_combined_over_ranks_ignore_rank_order(monkeypatch):
     from genmetrics import distributed
 
     whole = Digest()
-    parts = [Digest(keep_items=True), Digest(keep_items=True)]
+    parts = [Digest(), Digest()]
     for k, item in enumerate(["p", "q", "r", "s"]):
         whole.add(item)
         parts[k % 2].add(item)
@@ -275,24 +274,13 @@ def test_a_hand_edited_confidence_interval_is_found(text_card, tmp_path):
 
 
 # -- item 12: compare's CI overlap next to the paired test ----------------------------
-def paired_cards(shift: float, seed: int = 0):
-    """Two ROUGE-1 cards over the same 300 samples, wide CIs that overlap."""
-    rng = np.random.default_rng(seed)
-    base_f = rng.uniform(0.3, 0.9, 300)
-    new_f = np.clip(base_f + rng.normal(shift, 0.01, 300), 0, 1)
-    cards = []
-    for f in (base_f, new_f):
-        mean = float(f.mean())
-        c = card(result("rouge1", mean, ci=(mean - 0.03, mean + 0.03),
-                        metric="rouge", use_stemmer=False, rouge_type="rouge1"))
-        c.per_sample = {"ids": [str(i) for i in range(300)], "values": {},
-                        "stats": {"rouge1": [[x] for x in f]}}
-        cards.append(c)
-    return cards
+def wide_ci_cards(shift: float):
+    """Two ROUGE-1 cards (NEW, BASE) over the same 300 samples, wide CIs that overlap."""
+    return paired_cards(shift, noise=0.01, ci_half=0.03)
 
 
 def test_compare_shows_the_paired_test_where_both_cards_hold_statistics():
-    base, new = paired_cards(shift=-0.01)
+    new, base = wide_ci_cards(shift=-0.01)
     comparison = compare([base, new], ["base.json", "new.json"])
     row = comparison.rows[0]
     assert row.ci_overlap == [None, True]
@@ -316,7 +304,7 @@ def test_compare_shows_the_paired_test_where_both_cards_hold_statistics():
 def test_report_comparison_shows_the_paired_test():
     from genmetrics.report.sections import LoadedCard, comparison_section
 
-    base, new = paired_cards(shift=-0.01)
+    new, base = wide_ci_cards(shift=-0.01)
     html = comparison_section([LoadedCard(base, "A"), LoadedCard(new, "B")])
     assert "paired p B" in html and "paired bootstrap" in html
 

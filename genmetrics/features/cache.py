@@ -44,6 +44,9 @@ from genmetrics.errors import InputError
 
 CACHE_ENV = "GENMETRICS_CACHE_DIR"
 PROVENANCE = "provenance.json"
+#: the CPU decoding policy, in the feature cache's namespace; bump it when decoded pixels
+#: change (v2: 16-bit PNGs scaled to 8 bits instead of Pillow's clipping)
+PILLOW_DECODER = "pillow-v2"
 
 
 def cache_root() -> Path:

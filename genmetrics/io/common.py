@@ -50,9 +50,8 @@ class Digest:
 
     ITEM_SIZE = 32  # bytes of one item hash (sha256)
 
-    def __init__(self, keep_items: bool = True) -> None:
-        self.keep_items = keep_items  # items are always kept now: the digest sorts them
-        self._items = bytearray()
+    def __init__(self) -> None:
+        self._items = bytearray()  # the item hashes, kept: the digest sorts them
         self._hex: tuple[int, str] | None = None  # (items hashed, digest), cached
 
     def add(self, *parts: str | bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import UsageError
+from genmetrics.features.cache import PILLOW_DECODER
 from genmetrics.io.image import ALPHA_POLICY, COLOR_POLICY
 from genmetrics.io.image_batch import ImageBatch
 from genmetrics.metric import Metric, Option, library_version
@@ -70,6 +71,14 @@ class InceptionMetric(Metric):
     def feature_provenance(self) -> dict[str, Any]:
         """What the feature cache's namespace records (see :mod:`genmetrics.features.cache`)."""
         return feature_provenance(self.extractor)
+
+    def open_feature_cache(self, decoder: str = PILLOW_DECODER) -> Any:
+        """The feature cache namespace of this metric's extractor and ``decoder`` (the
+        one ``score`` and ``stats build`` share)."""
+        from genmetrics.features.cache import FeatureCache, cache_root
+
+        return FeatureCache(cache_root(), self.feature_provenance(),
+                            feature_layout(self.extractor), decoder=decoder)
 
     def extractor_signature(self) -> dict[str, Any]:
         """Everything about the features that changes their values (for signatures)."""
