@@ -66,8 +66,9 @@ demo: assets
 	  --reference demo/text/references --out out/demo-text.json --per-sample
 	$(VENV)/bin/genmetrics score --modality audio demo/audio/degraded \
 	  --reference demo/audio/clean --out out/demo-audio.json --per-sample
-	# FID/KID against the shipped statistics of skimage.data photographs; SSIM/PSNR
-	# against the paired clean tiles. KID's subset size fits the 12 samples by default.
+	# FID, KID, sFID, precision/recall and density/coverage against the shipped
+	# statistics of skimage.data photographs (their feature rows); Vendi of the samples;
+	# SSIM/PSNR against the paired clean tiles. KID's subset size fits the 12 samples.
 	$(VENV)/bin/genmetrics score --modality image demo/image/samples \
 	  --reference demo/image/references --reference-stats skimage-photos \
 	  --out out/demo-image.json --per-sample

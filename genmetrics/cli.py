@@ -716,6 +716,8 @@ def stats_build(
 ) -> None:
     """Extract Inception features of FOLDER and write OUT_DIR/NAME.npz (mean, covariance,
     n; float64, no pickle) plus a manifest entry with the extractor signature and sha256.
+    The file holds the pool3 statistics (FID) and the spatial ones (sFID), and the pool3
+    feature rows (KID, precision/recall) up to --keep-features images.
 
     Example: genmetrics stats build refs/ --name my-refs && genmetrics score samples/
     --reference-stats my-refs
@@ -734,7 +736,8 @@ def stats_build(
     finally:
         if bar is not None:
             bar.stop()
-    print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., features "
+    print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., pool3 and "
+          "spatial (sFID) statistics, feature rows "
           f"{'kept' if entry['features_kept'] else 'not kept'}"
           + (f", {entry['skipped']} unreadable file(s) skipped" if entry["skipped"] else ""))
     cache = entry.get("feature_cache")

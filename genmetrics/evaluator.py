@@ -92,6 +92,8 @@ class Evaluator:
         from genmetrics.runner import _Pass
 
         self._run = _Pass()  # fresh digests, whose item hashes checkpoints save
+        if self.reference_stats is not None:  # an ADM batch: its rows are arr_0's images
+            self._run.reference_images = self.reference_stats.image_rows()
         for item in self._reference_items:  # the reference distribution outlives reset()
             self._run.reference_set_digest.add_item(item)
         self._run.used_reference_set = bool(self._reference_items)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
@@ -37,10 +38,24 @@ BUILTIN: dict[str, str] = {
     "stoi": "genmetrics.metrics.audio.stoi:STOI",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
     "fid": "genmetrics.metrics.image.fid:FID",
+    "sfid": "genmetrics.metrics.image.sfid:SFID",
     "kid": "genmetrics.metrics.image.kid:KID",
     "inception_score": "genmetrics.metrics.image.inception_score:InceptionScore",
     "ssim": "genmetrics.metrics.image.ssim:SSIM",
     "psnr": "genmetrics.metrics.image.psnr:PSNR",
+    "precision_recall": "genmetrics.metrics.image.precision_recall:PrecisionRecall",
+    "density_coverage": "genmetrics.metrics.image.density_coverage:DensityCoverage",
+    "vendi": "genmetrics.metrics.image.vendi:Vendi",
+}
+
+#: result names that select the built-in metric computing them (``--metrics precision``
+#: runs ``precision_recall``): each is one of its target's ``spec.outputs``, which
+#: ``tests/test_registry.py`` checks.
+ALIASES: dict[str, str] = {
+    "precision": "precision_recall",
+    "recall": "precision_recall",
+    "density": "density_coverage",
+    "coverage": "density_coverage",
 }
 
 
@@ -62,15 +77,31 @@ def refresh() -> None:
     get_metric.cache_clear()
 
 
+def canonical(names: Iterable[str]) -> list[str]:
+    """Metric names with each alias replaced by its metric, each metric once, in order.
+
+    >>> canonical(["fid", "precision", "recall"])
+    ['fid', 'precision_recall']
+    """
+    out: list[str] = []
+    for name in names:
+        name = name if name in targets() else ALIASES.get(name, name)
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def _unknown(name: str) -> UsageError:
-    close = difflib.get_close_matches(name, list(targets()), n=3)
+    close = difflib.get_close_matches(name, [*targets(), *ALIASES], n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return UsageError(f"unknown metric {name!r}.{hint} See `genmetrics list`.")
 
 
 @cache
 def get_metric(name: str) -> type[Metric]:
-    """Import and return the metric class registered under ``name``."""
+    """Import and return the metric class registered under ``name`` (or an alias)."""
+    if name not in targets() and name in ALIASES:
+        return get_metric(ALIASES[name])
     target = targets().get(name)
     if target is None:
         raise _unknown(name)

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import GenmetricsError, InputError, UsageError
+from genmetrics.errors import GenmetricsError, InputError, MetricUnavailable, UsageError
 from genmetrics.io.common import Digest, Skipped
 from genmetrics.metric import MODALITIES, Metric
-from genmetrics.registry import get_metric, targets
+from genmetrics.registry import canonical, get_metric, targets
 from genmetrics.scorecard import Scorecard
 from genmetrics.stats import DEFAULT_SEED
 
@@ -108,6 +108,8 @@ def build_metrics(
 
     if have_reference_set is None:
         have_reference_set = have_refs
+    names = canonical(names)  # aliases (``precision``) name their metric, once
+    options = merge_alias_options(options)
     unknown_opts = sorted(set(options) - set(names))
     if unknown_opts:
         raise UsageError(f"options given for metric(s) not being run: {', '.join(unknown_opts)}")
@@ -140,6 +142,38 @@ def build_metrics(
                 unavailable[name] = str(exc)
             del metrics[name]
     return metrics
+
+
+def merge_alias_options(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-metric options with aliases folded into their metric: ``--set precision.mode=x
+    --set recall.k=5`` both reach ``precision_recall``; one option set to two values
+    under two spellings is a usage error naming both.
+
+    >>> merge_alias_options({"precision": {"mode": "exact"}, "recall": {"k": "5"}})
+    {'precision_recall': {'mode': 'exact', 'k': '5'}}
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    spelled: dict[tuple[str, str], str] = {}  # (metric, option) -> the spelling that set it
+    for name, opts in options.items():
+        target = canonical([name])[0]
+        into = merged.setdefault(target, {})
+        for key, value in opts.items():
+            first = spelled.setdefault((target, key), name)
+            if key in into and not _same_option(target, key, into[key], value):
+                raise UsageError(f"--set {first}.{key}={into[key]} and --set {name}.{key}="
+                                 f"{value} both set {target}.{key}, to different values")
+            into[key] = value
+    return merged
+
+
+def _same_option(metric: str, key: str, a: Any, b: Any) -> bool:
+    """Whether two values of one option are the same once parsed (``5`` and ``"5"``); as
+    given when the metric, the option or a value is unknown or bad (reported later)."""
+    try:
+        parse = get_metric(metric).spec.option(key).parse
+        return bool(parse(a) == parse(b))
+    except (GenmetricsError, TypeError, ValueError):
+        return bool(a == b)
 
 
 def _check_assets(metrics: dict[str, Metric]) -> None:
@@ -236,11 +270,21 @@ class _Pass:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    #: metrics whose compute raised MetricUnavailable (e.g. fewer images than a k-NN
+    #: metric's k): errors when asked for by name, else listed as unavailable
+    unavailable_now: set[str] = field(default_factory=set)
     sample_digest: Digest = field(default_factory=Digest)
     reference_digest: Digest = field(default_factory=Digest)  # references paired with samples
     #: the reference distribution (FID/KID's reference folder), fed in its own pass
     reference_set_digest: Digest = field(default_factory=Digest)
     used_reference_set: bool = False
+    #: ids of the reference distribution's images in the order the metrics' update_reference
+    #: received them (a reference folder's sorted files; every rank's block in rank order);
+    #: None when the references have no names (statistics, the Evaluator's batches)
+    reference_ids: list[str] | None = None
+    #: where the images of unnamed reference rows are (``{"path", "array"}``: an ADM
+    #: reference batch's ``arr_0``), for ``per_sample.nearest_reference``; None otherwise
+    reference_images: dict[str, str] | None = None
     on_error: str = "skip"  # "fail": the first unusable input stops the run
     feature_cache: Any = None  # a FeatureCache for image runs, None otherwise
     cache_hits: int = 0  # images whose Inception features came from the cache
@@ -323,6 +367,8 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             if reference_pass:
                 run.reference_set_digest.add(*sample_parts)
                 run.used_reference_set = True
+                if run.reference_ids is not None:
+                    run.reference_ids.append(pair.id)
                 continue
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
@@ -364,6 +410,7 @@ def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
     """Give FID/KID-like metrics their reference distribution in a pass over the reference
     folder (reference statistics are given by :func:`_use_reference_stats` instead)."""
     wanting = {n: m for n, m in active.items() if m.spec.reference_set}
+    run.reference_ids = []  # named by their files: the nearest reference of a sample
     _feed(source.reference_items(), wanting, batch_size, advance, run=run,
           batch_type=batch_type, reference_pass=True)
     for name in run.errors:  # a metric that failed on the references is out of the run
@@ -393,6 +440,8 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
             computed = metric.compute(per_sample=per_sample)
         except Exception as exc:  # recorded under "errors"; the run exits 1
             run.errors[name] = _describe(exc)
+            if isinstance(exc, MetricUnavailable):
+                run.unavailable_now.add(name)
             continue
         run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
         for result in computed.values():
@@ -526,6 +575,8 @@ def score(
     if on_error not in ON_ERROR:
         raise UsageError(f"--on-error {on_error!r}: choose skip or fail")
     stats = _load_reference_stats(reference_stats, modality)
+    if stats is not None:  # for the rows of an ADM batch's images, extracted on demand
+        stats.progress, stats.use_feature_cache = progress, feature_cache
     discover_started = time.perf_counter()
     source = _open_source(modality, samples_path, ref_paths, workers)
     discover_s = time.perf_counter() - discover_started
@@ -562,7 +613,8 @@ def score(
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
-    run = _Pass(discover_s=discover_s, on_error=on_error)
+    run = _Pass(discover_s=discover_s, on_error=on_error,
+                reference_images=stats.image_rows() if stats is not None else None)
     if diagnostics:
         from genmetrics.diagnostics import collector
 
@@ -585,6 +637,9 @@ def score(
         _require_some_input(run)
         results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,
                                          bootstrap, seed)
+        if not metrics:  # the default set: a metric that cannot run on these inputs is left out
+            for name in run.unavailable_now:
+                unavailable[name] = run.errors.pop(name)
     finally:
         for metric in active.values():
             metric.close()
@@ -694,8 +749,10 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
     for name in errors:
         active.pop(name, None)
     parts = distributed.all_gather((run.ids, run.skipped, run.warnings, run.cache_hits,
-                                    run.extracted))
+                                    run.extracted, run.reference_ids))
     run.ids = [i for ids, *_ in parts for i in ids]
+    if run.reference_ids is not None:  # each rank fed its block of the sorted references
+        run.reference_ids = [i for part in parts for i in part[5] or ()]
     run.skipped = [s for _, skipped, *_ in parts for s in skipped]
     run.cache_hits = sum(part[3] for part in parts)
     run.extracted = sum(part[4] for part in parts)
@@ -760,12 +817,14 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
                        sample_stats: dict[str, Any], run: _Pass, unavailable: dict[str, str],
                        per_sample: bool, started: float) -> Scorecard:
     """The scorecard of one pass (shared by :func:`score` and the Evaluator)."""
+    nearest = nearest_references(results, run.reference_ids, run.reference_images)
     per_sample_doc = None
     if per_sample:
         per_sample_doc = {
             "ids": run.ids,
             "values": {k: r.per_sample for k, r in results.items() if r.per_sample is not None},
             "stats": sample_stats,
+            **({"nearest_reference": nearest} if nearest else {}),
         }
     diagnostics_doc = None
     if run.diagnostics is not None:
@@ -796,6 +855,45 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
             "write_s": 0.0,
         },
     )
+
+
+def nearest_references(results: dict[str, Any], reference_ids: list[str] | None,
+                       images: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Move each result's ``components["nearest_reference"]`` (``{"index", "distance"}``
+    per sample, an index into the references in the order they were fed) out of the
+    result, for the scorecard's per-sample document: ``{"ids", "distance"}`` when the
+    references have names (``reference_ids``, e.g. a folder's files), else
+    ``{"rows", "distance"}`` (rows of reference statistics, or of the Evaluator's
+    ``update_reference`` batches, in order), with ``"images": images`` when the rows have
+    images (``{"path", "array"}``: rows of an ADM reference batch's ``arr_0``).
+
+    >>> from genmetrics.metric import MetricResult
+    >>> r = MetricResult("density", 1.0, 2, True, "", {}, components={
+    ...     "nearest_reference": {"index": [1, 0], "distance": [3.5, 2.0]}})
+    >>> nearest_references({"density": r}, ["cat", "dog"]), r.components
+    ({'density': {'ids': ['dog', 'cat'], 'distance': [3.5, 2.0]}}, {})
+    >>> r.components["nearest_reference"] = {"index": [1, None], "distance": [3.5, None]}
+    >>> nearest_references({"density": r}, None)
+    {'density': {'rows': [1, None], 'distance': [3.5, None]}}
+    >>> r.components["nearest_reference"] = {"index": [0], "distance": [1.0]}
+    >>> nearest_references({"density": r}, None, {"path": "ref.npz", "array": "arr_0"})
+    {'density': {'rows': [0], 'distance': [1.0], 'images': {'path': 'ref.npz', 'array': 'arr_0'}}}
+    """
+    found = {}
+    for name, result in results.items():
+        raw = result.components.pop("nearest_reference", None)
+        if not isinstance(raw, dict) or "index" not in raw:
+            continue
+        index = [None if i is None else int(i) for i in raw["index"]]
+        distance = [None if d is None else float(d) for d in raw.get("distance", ())]
+        named = reference_ids is not None and all(
+            i is None or 0 <= i < len(reference_ids) for i in index)
+        found[name] = ({"ids": [None if i is None else reference_ids[i] for i in index]}
+                       if named else {"rows": index})  # type: ignore[index]
+        found[name]["distance"] = distance
+        if not named and images:
+            found[name]["images"] = dict(images)
+    return found
 
 
 def _batch_type(modality: str) -> Callable[[list[Any]], Sequence[Any]]:

@@ -685,6 +685,23 @@ def _fid_pipeline_theirs(data: ImageFolders) -> Values:
     return {"fid": out["frechet_inception_distance"]}
 
 
+# sFID with FID (sfid_fid): the same folders, weights and conditions as the fid row (a
+# cold run each time: feature cache off, model loaded afresh), genmetrics against itself:
+# "ours" scores FID and sFID together, "theirs" FID alone. sFID's spatial features come
+# from the same forward pass (a hook keeps 7 of Mixed_6d.branch1x1's 192 channels), so
+# sFID adds only its 2023-d moments and one Fréchet distance: target ratio >= 1 / 1.1
+# (sFID with FID at most 1.1x the time of FID alone). The values compared are FID's.
+
+
+def _sfid_fid_ours(data: ImageFolders) -> Values:
+    from genmetrics.runner import score
+
+    card = score(data.samples, data.refs, modality="image", metrics=["fid", "sfid"],
+                 inception_weights=data.weights, feature_cache=False)
+    assert card.metrics["sfid"].value > 0
+    return {"fid": card.metrics["fid"].value}
+
+
 # SSIM and PSNR: 256 x 256 RGB pairs, tiles of the skimage.data photographs (resized so
 # that the longer side is 512 or 768 pixels) against a degraded copy (Gaussian blur,
 # noise, JPEG at quality 10-50, brightness shift, in turn), built once by prepare. Ours:
@@ -783,6 +800,65 @@ def _psnr_theirs(data: ImagePairs) -> Values:
     return {"psnr": math.fsum(scores) / len(scores), **per_sample}
 
 
+# k-NN metrics (prdc): precision, recall, density and coverage (k = 5, prdc's
+# definitions) of n x n pool3-like rows (2048-d float32, the FID row's generator, two
+# shifted distributions; items = n per side). Ours: genmetrics' blocked engine
+# (`_knn.prdc`, float32 blocks with float64 re-checks near the ball boundaries, no
+# N x N matrix); theirs: prdc.compute_prdc (three N x N float64-upcast distance
+# matrices). Values identical.
+
+
+@dataclass(frozen=True)
+class FeatureSets:
+    real: Any
+    fake: Any
+
+    def __len__(self) -> int:
+        return len(self.fake)
+
+
+def _knn_prepare(n: int, seed: int) -> FeatureSets:
+    import numpy as np
+
+    real = _fid_features(n, 2048, seed * 2, 0.0).astype(np.float32)
+    fake = _fid_features(n, 2048, seed * 2 + 1, 0.1).astype(np.float32)
+    return FeatureSets(real, fake)
+
+
+def _prdc_ours(data: FeatureSets) -> Values:
+    from genmetrics.metrics.image import _knn
+
+    return _knn.prdc(data.real, data.fake, 5, device="cpu")
+
+
+def _prdc_theirs(data: FeatureSets) -> Values:
+    import contextlib
+    import io
+
+    import prdc
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
+        out = prdc.compute_prdc(data.real, data.fake, nearest_k=5)
+    return {k: float(v) for k, v in out.items()}
+
+
+# Vendi (vendi): the Vendi score of n pool3-like rows (2048-d float32). Ours: the
+# metric's streaming d x d state (float64 sum of outer products of the normalised rows)
+# and its eigenvalues; theirs: vendi_score.vendi.score_X (the n x n cosine kernel).
+
+
+def _vendi_ours(data: FeatureSets) -> Values:
+    from genmetrics.metrics.image._knn import cosine_gram, vendi_from_gram
+
+    return {"vendi": vendi_from_gram(cosine_gram(data.fake), len(data.fake))}
+
+
+def _vendi_theirs(data: FeatureSets) -> Values:
+    from vendi_score import vendi
+
+    return {"vendi": float(vendi.score_X(data.fake))}
+
+
 ROWS: list[Row] = [
     Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs, reset=_bleu_reset),
     Row("rouge", "rouge-score", 30.0, _rouge_prepare, _rouge_ours, _rouge_theirs),
@@ -800,6 +876,12 @@ ROWS: list[Row] = [
         _fid_pipeline_theirs, default_n=64, tolerance=1e-3, reset=_fid_pipeline_reset),
     Row("fid_sqrtm", "scipy", 5.0, _fid_prepare, _fid_ours, _fid_theirs, default_n=3,
         tolerance=2e-5),
+    Row("sfid_fid", "genmetrics", 1 / 1.1, _fid_pipeline_prepare, _sfid_fid_ours,
+        _fid_pipeline_ours, default_n=64, tolerance=0.0, reset=_fid_pipeline_reset),
+    Row("prdc", "prdc", 5.0, _knn_prepare, _prdc_ours, _prdc_theirs, default_n=10_000),
+    # theirs works on float32 rows (its kernel and eigenvalues in float32), ours in float64
+    Row("vendi", "vendi-score", 2.0, _knn_prepare, _vendi_ours, _vendi_theirs,
+        default_n=5000, tolerance=1e-3),
     Row("ssim", "scikit-image", 5.0, _image_pairs_prepare, _ssim_ours, _ssim_theirs,
         default_n=128, tolerance=1e-5),
     Row("psnr", "scikit-image", 5.0, _image_pairs_prepare, _psnr_ours, _psnr_theirs,
@@ -984,6 +1066,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-child", nargs=2, metavar=("N", "FOLDER"),
                         help=argparse.SUPPRESS)
     parser.add_argument(
+        "--knn-memory", type=int, default=50_000, metavar="N",
+        help="rows a side for the peak RSS of kid + precision_recall + density_coverage "
+        "compute() (0 = skip; default 50000: ~15 minutes on 2 CPU cores)")
+    parser.add_argument("--knn-memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--extras", default="startup,pipeline,cache,stats-cache", metavar="LIST",
         help="measurements besides the rows: startup (--help/list wall time), pipeline "
         "(decode-only / model-only / end-to-end img/s), cache (first run vs rerun of score), "
@@ -1100,6 +1187,67 @@ def fid_memory(counts: Sequence[int]) -> list[dict[str, Any]]:
                                   capture_output=True, text=True, check=True)
             out.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return out
+
+
+# k-NN memory: peak RSS of KID, precision/recall (adm mode) and density/coverage computed
+# as a run computes them: the three metric objects' states hold the same per-batch
+# arrays of 64 pool3-like rows (2048-d float32; a run appends the arrays that
+# InceptionMetric.features memoises per batch), and each metric's compute() stacks
+# them; in a fresh process. prdc itself would hold N x N float64 matrices (~20 GB at
+# 50,000 a side) and is not run here.
+KNN_MEMORY_LIMIT_MIB = 3 * 1024
+KNN_MEMORY_BATCH = 64
+
+
+def _knn_memory_child(n: int) -> None:
+    import numpy as np
+
+    from genmetrics.registry import get_metric
+
+    metrics = [get_metric(name)(device="cpu")
+               for name in ("kid", "precision_recall", "density_coverage")]
+    metrics[0].extractor_signature()  # the Inception network a run holds, loaded first
+    for key, k in (("features", 1), ("ref_features", 0)):  # samples: the shifted side
+        for start in range(0, n, 5000):
+            block = _fid_features(min(start + 5000, n) - start, 2048, 1000 * k + start,
+                                  0.1 * k).astype(np.float32)
+            for b in range(0, len(block), KNN_MEMORY_BATCH):
+                chunk = block[b:b + KNN_MEMORY_BATCH].copy()  # one array per batch
+                for metric in metrics:
+                    metric.state[key].append(chunk)
+            del block
+    inputs_mib = peak_rss_mib()
+    out: dict[str, Any] = {"n": n, "batch": KNN_MEMORY_BATCH, "seconds": {}}
+    started = time.perf_counter()
+    for metric in metrics:
+        t0 = time.perf_counter()
+        for name, result in metric.compute().items():
+            out[name] = result.value
+        out["seconds"][metric.spec.name] = time.perf_counter() - t0
+    out["shared_rows"] = all(m.state[key][0] is metrics[0].state[key][0]
+                             for m in metrics for key in ("features", "ref_features"))
+    out.update(peak_rss_mib=peak_rss_mib(), inputs_mib=inputs_mib,
+               total_seconds=time.perf_counter() - started)
+    print(json.dumps(out))
+
+
+def knn_memory(n: int) -> dict[str, Any]:
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--knn-memory-child", str(n)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_knn_memory(row: dict[str, Any]) -> None:
+    ok = row["peak_rss_mib"] < KNN_MEMORY_LIMIT_MIB
+    times = ", ".join(f"{name} {t:.0f} s" for name, t in row["seconds"].items())
+    print(f"k-NN peak RSS, kid + precision_recall (adm) + density_coverage compute() on "
+          f"{row['n']:,} x {row['n']:,} rows of 2048-d in batches of {row['batch']}: "
+          f"{row['peak_rss_mib']:.0f} MiB (inputs and Inception network alone "
+          f"{row['inputs_mib']:.0f} MiB; target < {KNN_MEMORY_LIMIT_MIB} MiB: "
+          f"{'ok' if ok else 'MISSED'}; one stacked copy shared: {row['shared_rows']}; "
+          f"{times})")
 
 
 def print_memory(rows: Sequence[dict[str, Any]]) -> None:
@@ -1308,6 +1456,8 @@ def print_extras(extras: dict[str, Any]) -> None:
 
 def extras_pass(extras: dict[str, Any]) -> bool:
     ok = all(s < STARTUP_TARGET_S for s in extras.get("startup", {}).values())
+    if "knn-memory" in extras:
+        ok &= extras["knn-memory"]["peak_rss_mib"] < KNN_MEMORY_LIMIT_MIB
     if "pipeline" in extras:
         ok &= extras["pipeline"]["end_to_end"] / extras["pipeline"]["model"] >= PIPELINE_TARGET
     if "cache" in extras:
@@ -1324,6 +1474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_child:
         _memory_child(int(args.memory_child[0]), Path(args.memory_child[1]))
         return 0
+    if args.knn_memory_child:
+        _knn_memory_child(args.knn_memory_child)
+        return 0
     rows = [r for r in ROWS if r.name in args.rows]
     outcomes = [run_row(r, args.n or r.default_n, args.repeat, args.seed) for r in rows]
     print_table(outcomes, args.repeat)
@@ -1337,6 +1490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "stats-cache" in args.extras:
         extras["stats-cache"] = stats_cache_speedup(args.stats_cache_n)
     print_extras(extras)
+    if args.knn_memory > 0 and "prdc" in args.rows:
+        extras["knn-memory"] = knn_memory(args.knn_memory)
+        print_knn_memory(extras["knn-memory"])
     counts = [int(c) for c in args.memory.split(",") if c.strip()]
     memory = fid_memory(counts) if counts and "fid" in args.rows else []
     print_memory(memory)

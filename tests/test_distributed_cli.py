@@ -97,7 +97,8 @@ def test_image_two_processes_with_random_weights(tmp_path, random_weights, monke
         save_png(tile, tmp_path / "r" / f"{i}.png")
     weights = random_weights()
     args = ["score", "--modality", "image", tmp_path / "s", "--reference", tmp_path / "r",
-            "--metrics", "fid,kid,inception_score,ssim,psnr", "--inception-weights", weights,
+            "--metrics", "fid,kid,inception_score,ssim,psnr,precision,recall,density,coverage,"
+            "vendi", "--inception-weights", weights,
             "--set", "kid.subset_size=5", "--set", "inception_score.splits=2", "--workers", "0",
             "--per-sample", "-q"]
     two = _torchrun(*args, "--out", tmp_path / "two.json")

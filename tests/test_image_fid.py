@@ -202,7 +202,8 @@ def test_cli_prints_fid_kid_and_is(image_sets, stats_file, run_cli, tmp_path):
     for name in ("fid", "kid", "inception_score"):
         assert name in done.stdout
     card = json.loads(out.read_text())
-    assert set(card["metrics"]) == {"fid", "kid", "inception_score"}
+    # and the k-NN metrics (precision, recall, ...: their own tests) on the kept rows
+    assert {"fid", "sfid", "kid", "inception_score"} <= set(card["metrics"])
     done = run_cli("score", "--modality", "image", image_sets["samples"], "--metrics", "fid",
                    "--inception-weights", image_sets["weights"], "--out", out)
     assert_one_line_error(done, "fid", "--reference-stats")

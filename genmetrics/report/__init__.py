@@ -8,7 +8,12 @@ when it has some. With two or more scorecards, a comparison comes first: each me
 side by side with the delta to the first card, whether the 95% CIs overlap and, where
 both cards hold per-sample statistics, the paired bootstrap test's p (the logic of
 :mod:`genmetrics.compare`), and the per-sample distributions overlaid. A small-sample
-FID (``components.rank_deficient``) is flagged next to its value.
+FID (``components.rank_deficient``) is flagged next to its value. Precision and density
+(fidelity) are shown beside recall, coverage and Vendi (diversity), with how to read
+them; where the per-sample document names each sample's nearest reference
+(``per_sample.nearest_reference``, e.g. of density), the samples are shown beside that
+reference image (a file of the reference folder, or a row of an ADM reference batch's
+``arr_0``) and its distance, a hint of memorization.
 
 Everything is inside the one file: the stylesheet, thumbnails and plots as PNG data
 URIs, and audio (mono, first seconds, at most 16 kHz) as WAV data URIs, each clip
@@ -41,6 +46,7 @@ from typing import Any
 
 from genmetrics.errors import UsageError
 from genmetrics.report._html import MediaStore, esc, page
+from genmetrics.report.fidelity import fidelity_panel
 from genmetrics.report.sections import (
     LoadedCard,
     SampleView,
@@ -111,7 +117,8 @@ def render_report(cards: Sequence[Any], *, k: int = 5, root: PathLike | None = N
         title = f"Scorecard {card.label}" if len(loaded) > 1 else f"Scorecard: {card.label}"
         body += [f'<section id="card{i}" data-card="{esc(card.label)}">',
                  f"<h2>{esc(title)}</h2>", card_meta(card), inputs_notes(card),
-                 metrics_table(card), diagnostics_alert(card, f"diagnostics{i}"),
+                 metrics_table(card), fidelity_panel(card),
+                 diagnostics_alert(card, f"diagnostics{i}"),
                  distributions(card), samples_section(card, k, view),
                  diagnostics_section(card, k, view, f"diagnostics{i}"), "</section>"]
     title = "genmetrics report: " + ", ".join(c.label for c in loaded)

@@ -65,6 +65,8 @@ audio { width: 260px; height: 32px; display: block; }
 ins { background: var(--ins); text-decoration: none; }
 del { background: var(--del); }
 details { margin: 6px 0; }
+table.fidelity .side { border-left: 2px solid var(--line); }
+.pair > div.note-cell { width: 128px; padding-top: 24px; border: 1px dashed var(--line); }
 summary { cursor: pointer; color: var(--muted); }
 """
 

@@ -142,8 +142,14 @@ class SampleFinder:
         self.reference_labels = [p for p in paths if isinstance(p, str) and not p.endswith(INLINE)]
         self.references = [_resolve(p, bases) for p in self.reference_labels]
         self.has_references = bool(paths)
+        stats = inputs.get("reference_stats") if isinstance(inputs, dict) else None
+        #: how many images the run's reference statistics held (an ADM batch's arr_0)
+        self.stats_images = stats.get("images") if isinstance(stats, dict) else None
         self._lines: dict[Path, _LineFile | None] = {}
         self._arrays: dict[Path, Any] = {}
+        #: image arrays of reference statistics, by (path, key): ImageArray or a problem
+        self._image_arrays: dict[tuple[str, str], Any] = {}
+        self._image_rows: dict[tuple[str, str], dict[int, Any]] = {}
 
     # -- helpers
     def _line_file(self, path: Path) -> _LineFile | None:
@@ -221,6 +227,69 @@ class SampleFinder:
     # -- public
     def sample(self, ident: str) -> Item:
         return self._in(self.samples, self.samples_label, ident)
+
+    def reference_item(self, ident: str) -> Item:
+        """The image of the reference distribution named ``ident`` (an id of the scorecard's
+        ``per_sample.nearest_reference``: a file of the reference folder, without suffix,
+        or ``name.npz#index``), not the paired reference of a sample; with several
+        reference folders, the first that has it."""
+        if not self.references:
+            return Item(ident, problem="the scorecard names no reference folder")
+        items = [self._in(root, given, ident)
+                 for root, given in zip(self.references, self.reference_labels, strict=True)]
+        return next((item for item in items if not item.problem), items[0])
+
+    def _image_array(self, images: dict[str, Any]) -> Any:
+        """The :class:`~genmetrics.reference_stats.ImageArray` of a ``{"path", "array"}``
+        entry of ``per_sample.nearest_reference``, or why it cannot be read (a string)."""
+        given, key = images.get("path"), images.get("array")
+        if not isinstance(given, str) or not isinstance(key, str):
+            return "the scorecard does not say where the reference images are"
+        if (given, key) not in self._image_arrays:
+            path = _resolve(given, self.bases)
+            found: Any = "file not found"
+            if path is not None:
+                from genmetrics.reference_stats import ImageArray
+
+                try:
+                    found = ImageArray.open(path, key)
+                except Exception as exc:  # noqa: BLE001 - shown instead of the image
+                    found = f"cannot read: {exc}"
+            if not isinstance(found, str) and isinstance(self.stats_images, int) and \
+                    found.count != self.stats_images:
+                found = (f"{given} changed since the run: {key} holds {found.count} images, "
+                         f"the run's {self.stats_images}")
+            self._image_arrays[given, key] = found
+        return self._image_arrays[given, key]
+
+    def prefetch_rows(self, images: dict[str, Any], rows: list[Any]) -> None:
+        """Read the images of ``rows`` of a reference statistics array in one pass (the
+        report shows a few rows of what may be a file of gigabytes)."""
+        array = self._image_array(images)
+        if isinstance(array, str):
+            return
+        cached = self._image_rows.setdefault((images["path"], images["array"]), {})
+        wanted = [r for r in rows if isinstance(r, int) and r not in cached]
+        if wanted:
+            try:
+                cached.update(array.rows(wanted))
+            except Exception as exc:  # noqa: BLE001 - every row is shown as unreadable
+                self._image_arrays[images["path"], images["array"]] = f"cannot read: {exc}"
+
+    def reference_row(self, images: dict[str, Any], row: int) -> Item:
+        """Row ``row`` of the images of reference statistics (``{"path", "array"}``, as
+        ``per_sample.nearest_reference`` names them: an ADM reference batch's ``arr_0``),
+        read without loading the whole array."""
+        given, key = images.get("path"), images.get("array")
+        label = f"{Path(str(given)).name} {key}[{row}]"
+        self.prefetch_rows(images, [row])
+        array = self._image_array(images)
+        if isinstance(array, str):
+            return Item(label, problem=array)
+        found = self._image_rows.get((str(given), str(key)), {}).get(row)
+        if found is None:
+            return Item(label, problem=f"no row {row} in {key} ({array.count} images)")
+        return Item(label, array=found)
 
     def references_of(self, ident: str) -> list[Item]:
         """Every reference of ``ident`` (text may have several); ``[]`` without references."""
@@ -300,12 +369,16 @@ def _thumb_tag(rgb: Any, title: str, media: MediaStore) -> str:
                          "thumb px" if scale > 1 else "thumb")
 
 
-def images_html(sample: Item, reference: Item | None, media: MediaStore) -> str:
-    """Sample thumbnail, its reference beside it and their amplified difference."""
+def images_html(sample: Item, reference: Item | None, media: MediaStore, *,
+                reference_caption: str = "reference", diff: bool = True,
+                note: str = "") -> str:
+    """Sample thumbnail, its reference beside it (captioned ``reference_caption``, HTML)
+    and, with ``diff``, their amplified difference; ``note``: the HTML of one more cell
+    (e.g. what stands in for a reference that has no image)."""
     import numpy as np
 
     cells, pixels = [], []
-    for caption, item in (("sample", sample), ("reference", reference)):
+    for caption, item in (("sample", sample), (reference_caption, reference)):
         if item is None:
             continue
         if item.problem:
@@ -321,13 +394,15 @@ def images_html(sample: Item, reference: Item | None, media: MediaStore) -> str:
             continue
         pixels.append(rgb)
         cells.append(f"<div>{_thumb_tag(rgb, item.label, media)}{caption}</div>")
-    if len(pixels) == 2 and all(p is not None for p in pixels) and \
+    if diff and len(pixels) == 2 and all(p is not None for p in pixels) and \
             pixels[0].shape == pixels[1].shape:
-        diff = np.abs(pixels[0].astype(np.int16) - pixels[1].astype(np.int16)).mean(axis=2)
-        amplified = np.clip(diff * 4, 0, 255).astype(np.uint8)
+        delta = np.abs(pixels[0].astype(np.int16) - pixels[1].astype(np.int16)).mean(axis=2)
+        amplified = np.clip(delta * 4, 0, 255).astype(np.uint8)
         gray = np.repeat(amplified[:, :, None], 3, axis=2)
         cells.append(f"<div>{_thumb_tag(gray, 'absolute difference x4', media)}"
                      "|difference| ×4</div>")
+    if note:
+        cells.append(f'<div class="note-cell">{note}</div>')
     return f'<div class="pair">{"".join(cells)}</div>'
 
 

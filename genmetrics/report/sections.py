@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genmetrics.report._html import MediaStore, esc, number
+from genmetrics.report.fidelity import fidelity_comparison
 from genmetrics.report.media import SampleFinder, audio_html, images_html, text_html
 from genmetrics.report.plots import finite, histogram
 from genmetrics.scorecard import small_sample_note
@@ -237,6 +238,33 @@ class SampleView:
             return audio_html(sample, refs[0] if refs else None, self.media)
         return text_html(sample, refs, diff=paired and bool(refs))
 
+    def nearest(self, ident: str, reference: str | int | None, distance: Any,
+                images: dict[str, Any] | None = None) -> str:
+        """The sample beside its nearest reference: the reference's image when it has an
+        id (a file of the reference folder) or is a row of ``images`` (reference
+        statistics with images: an ADM batch's ``arr_0``), else its row number."""
+        far = f"distance {number(float(distance), 2)}" if finite([distance]) else "no distance"
+        which = esc(reference) if isinstance(reference, str) else \
+            f"row {'-' if reference is None else int(reference)}"
+        if self.card.card.modality != "image":
+            return (self.html(ident, False) + f'<p class="caption">nearest reference {which}'
+                    f" · {far}</p>")
+        if isinstance(reference, int) and images is not None:
+            item = self.finder.reference_row(images, reference)
+            caption = f"nearest reference<br><code>{esc(item.label)}</code><br>{far}"
+            return images_html(self.finder.sample(ident), item, self.media,
+                               reference_caption=caption, diff=False)
+        if not isinstance(reference, str):
+            stats = self.card.card.inputs.get("reference_stats")
+            source = (f"of the reference statistics {esc(stats.get('stats', ''))}"
+                      if isinstance(stats, dict) else "of the references given in memory")
+            note = (f"nearest reference:<br>{which}<br>{source}<br>(no image shown)<br>"
+                    f"{far}")
+            return images_html(self.finder.sample(ident), None, self.media, note=note)
+        caption = f"nearest reference<br><code>{which}</code><br>{far}"
+        return images_html(self.finder.sample(ident), self.finder.reference_item(reference),
+                           self.media, reference_caption=caption, diff=False)
+
 
 def rank(values: Sequence[Any], higher_is_better: bool, k: int
          ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -259,17 +287,78 @@ def rank(values: Sequence[Any], higher_is_better: bool, k: int
 
 
 def _sample_boxes(view: SampleView, ids: list[str], chosen: list[tuple[int, float]],
-                  name: str, which: str, paired: bool) -> str:
+                  name: str, which: str, paired: bool,
+                  nearest: Nearest | None = None) -> str:
+    """The boxes of the ``chosen`` (index, value) samples; with ``nearest`` (each sample's
+    nearest reference and distance), each beside its nearest reference."""
     boxes = []
     for position, (index, value) in enumerate(chosen, start=1):
         ident = ids[index] if index < len(ids) else f"#{index}"
         modality = view.card.card.modality
+        if nearest is not None:
+            refs, distances, images = nearest
+            body = view.nearest(ident, refs[index] if index < len(refs) else None,
+                                distances[index] if index < len(distances) else None, images)
+        else:
+            body = view.html(ident, paired)
         boxes.append(f'<div class="sample {esc(modality)}" data-id="{esc(ident)}" '
                      f'data-value="{value!r}"><header>{which} #{position} · '
                      f"<code>{esc(ident)}</code> · {esc(name)} = "
                      f'<span class="value">{number(value)}</span></header>'
-                     f"{view.html(ident, paired)}</div>")
+                     f"{body}</div>")
     return "".join(boxes)
+
+
+MEMORIZATION = ("A sample very close to a reference image hints that the model may have "
+                "memorized it (when the references are its training images): a hint, not "
+                "proof; compare the two pictures.")
+
+
+#: each sample's nearest reference (id, or row), its distance, and where the images of
+#: rows are (``{"path", "array"}``, or None)
+Nearest = tuple[list[Any], list[Any], dict[str, Any] | None]
+
+
+def nearest_of(card: LoadedCard, name: str) -> Nearest | None:
+    """``(references, distances, images)`` of result ``name`` from
+    ``per_sample.nearest_reference``: each sample's nearest reference id (or row number,
+    for references without names), distance, and where the rows' images are (an ADM
+    batch's ``arr_0``: ``{"path", "array"}``; None without images); None when the card
+    has none."""
+    found = ((card.per_sample or {}).get("nearest_reference") or {}).get(name)
+    if not isinstance(found, dict) or not isinstance(found.get("distance"), list):
+        return None
+    refs = found.get("ids", found.get("rows"))
+    images = found.get("images") if "rows" in found else None
+    images = images if isinstance(images, dict) else None
+    return (refs, found["distance"], images) if isinstance(refs, list) else None
+
+
+def _nearest_intro(card: LoadedCard, name: str, distances: list[Any]) -> str:
+    result = card.card.metrics.get(name)
+    extractor = str((result.signature if result is not None else {}).get("ext", ""))
+    space = "Inception feature space" if "inception" in extractor.lower() else \
+        "the metric's feature space"
+    known = finite(distances)
+    median = f"; median over the samples {number(statistics.median(known), 2)}" if known else ""
+    return (f'<p class="note memorization">Each sample is shown beside its nearest reference '
+            f"in {space} (Euclidean distance{median}). {esc(MEMORIZATION)}</p>")
+
+
+def _closest(distances: list[Any], k: int) -> list[tuple[int, float]]:
+    """(index, distance) of the ``k`` samples nearest to a reference, nearest first."""
+    order = sorted((float(d), i) for i, d in enumerate(distances) if finite([d]))[:k]
+    return [(i, d) for d, i in order]
+
+
+def _closest_boxes(view: SampleView, ids: list[str], name: str, k: int,
+                   nearest: Nearest) -> str:
+    """The ``k`` samples nearest to a reference: where a memorized image would be."""
+    chosen = _closest(nearest[1], k)
+    return (f"<h5>Closest to a reference ({len(chosen)} smallest distances)</h5>"
+            f'<div class="samples" data-metric="{esc(name)}" data-rank="closest">'
+            f"{_sample_boxes(view, ids, chosen, 'distance', 'closest', False, nearest)}"
+            "</div>")
 
 
 def samples_section(card: LoadedCard, k: int, view: SampleView) -> str:
@@ -300,16 +389,26 @@ def samples_section(card: LoadedCard, k: int, view: SampleView) -> str:
         result = card.card.metrics.get(name)
         if skipped and result is not None and result.components.get("failed"):
             note += " (reasons under Metrics)"
+        nearest = nearest_of(card, name)
+        shown = ("" if paired or nearest else " · not paired: samples shown without "
+                 "references")
         out.append(f"<h4>{esc(name)}</h4><p class=\"meta\">{'higher' if higher else 'lower'} "
-                   f"is better · {len(raw)} samples{note}"
-                   f"{'' if paired else ' · not paired: samples shown without references'}"
-                   "</p>")
+                   f"is better · {len(raw)} samples{note}{shown}</p>")
+        if nearest is not None:
+            out.append(_nearest_intro(card, name, nearest[1]))
+            refs, _, images = nearest
+            if images is not None:  # the rows shown, read in one pass over the array
+                shown_rows = [refs[i] for i, _ in (*worst, *best, *_closest(nearest[1], k))
+                              if i < len(refs)]
+                view.finder.prefetch_rows(images, shown_rows)
         out.append(f"<h5>Worst {len(worst)} ({low} {esc(name)})</h5>"
                    f'<div class="samples" data-metric="{esc(name)}" data-rank="worst">'
-                   f"{_sample_boxes(view, ids, worst, name, 'worst', paired)}</div>")
+                   f"{_sample_boxes(view, ids, worst, name, 'worst', paired, nearest)}</div>")
         out.append(f"<h5>Best {len(best)} ({high} {esc(name)})</h5>"
                    f'<div class="samples" data-metric="{esc(name)}" data-rank="best">'
-                   f"{_sample_boxes(view, ids, best, name, 'best', paired)}</div>")
+                   f"{_sample_boxes(view, ids, best, name, 'best', paired, nearest)}</div>")
+        if nearest is not None:
+            out.append(_closest_boxes(view, ids, name, k, nearest))
     return "\n".join(out)
 
 
@@ -489,6 +588,7 @@ def comparison_section(cards: list[LoadedCard], k: int = 5) -> str:
              f'<p class="meta">{len(cards)} scorecards; the first ({esc(labels[0])}) is the '
              "baseline of the deltas. Green: better, red: worse.</p>",
              table, f"<ul class=\"note\">{notes}</ul>"]
+    parts.append(fidelity_comparison(cards, labels))
     parts.append(_overlaid_histograms(cards, labels))
     parts.append(_per_sample_changes(cards, labels, k))
     return "\n".join(parts)

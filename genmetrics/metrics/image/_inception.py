@@ -1,8 +1,8 @@
-"""What FID, KID and Inception Score share: the Inception extractor and one pass per batch.
+"""What FID, sFID, KID and Inception Score share: the Inception extractor, one pass per batch.
 
 Each metric asks :meth:`InceptionMetric.features` for a batch's features; the first
 metric to ask runs the network and the result is memoised on the
-:class:`~genmetrics.io.image_batch.ImageBatch`, so one forward pass feeds all three.
+:class:`~genmetrics.io.image_batch.ImageBatch`, so one forward pass feeds them all.
 The extractor itself is cached per (weights, device) by
 :func:`genmetrics.features.inception.get_extractor`: one model per process.
 """
@@ -111,11 +111,13 @@ def feature_provenance(extractor: Any) -> dict[str, Any]:
 
 
 def feature_layout(extractor: Any) -> dict[str, int]:
-    """Output name -> width, in the extractor's order."""
-    from genmetrics.features.inception import LOGITS, POOL3
+    """Output name -> width, in the extractor's order (pool3, logits when the weights have
+    a classifier, the spatial ``mixed_6/conv``). The layout is part of the feature cache's
+    namespace: entries written without one of these outputs are never read as if they
+    had it."""
+    from genmetrics.features.inception import WIDTHS
 
-    widths = {POOL3: 2048, LOGITS: 1008}
-    return {name: widths[name] for name in extractor.features}
+    return {name: WIDTHS[name] for name in extractor.features}
 
 
 def extract_with_cache(extractor: Any, batch: ImageBatch) -> dict[str, np.ndarray]:

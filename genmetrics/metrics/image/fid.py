@@ -48,7 +48,14 @@ FEATURES = "2048"
 
 
 class FID(InceptionMetric):
-    """FID between the samples and a reference distribution (folder or statistics)."""
+    """FID between the samples and a reference distribution (folder or statistics).
+
+    Subclasses change ``extractor_output`` (which output of the extractor they compare)
+    and :meth:`stats_moments` (which statistics of a reference file):
+    :class:`~genmetrics.metrics.image.sfid.SFID`.
+    """
+
+    extractor_output: str = FEATURES  # the extractor output whose distribution is compared
 
     spec = MetricSpec(
         name="fid",
@@ -85,32 +92,38 @@ class FID(InceptionMetric):
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
-            self.add_features(self.features(samples)[FEATURES])
+            self.add_features(self.features(samples)[self.extractor_output])
 
     def update_reference(self, references: Sequence[Any]) -> None:
         if len(references):
-            self.add_reference_features(self.features(references)[FEATURES])
+            self.add_reference_features(self.features(references)[self.extractor_output])
+
+    def stats_moments(self, stats: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, sigma)`` of reference statistics for this metric's features."""
+        return stats.mu, stats.sigma
 
     def use_reference_stats(self, stats: Any) -> None:
         stats.check_extractor(self.extractor_signature(), self.spec.name)
+        self.stats_moments(stats)  # raises UsageError when the file lacks them
         self.reference_stats = stats
 
     # -- computing ---------------------------------------------------------------
-    def _reference_moments(self) -> tuple[int, np.ndarray, np.ndarray]:
+    def _reference_moments(self) -> tuple[int | None, np.ndarray, np.ndarray]:
+        """(n, mu, sigma) of the reference side; n is None when a file does not say."""
         if self.reference_stats is not None:
-            stats = self.reference_stats
-            return stats.n, stats.mu, stats.sigma
+            mu, sigma = self.stats_moments(self.reference_stats)
+            return self.reference_stats.n, mu, sigma
         n = int(self.state["ref_n"])
         if n < 2:
-            raise MetricError(f"fid needs at least 2 reference images; got {n}")
+            raise MetricError(f"{self.spec.name} needs at least 2 reference images; got {n}")
         mu, sigma = mean_and_covariance(n, self.state["ref_total"], self.state["ref_outer"])
         return n, mu, sigma
 
     def compute_value(self) -> float:
-        """The FID of the current state (no signature; see :meth:`compute`)."""
+        """The value of the current state (no signature; see :meth:`compute`)."""
         n = int(self.state["n"])
         if n < 2:
-            raise MetricError(f"fid needs at least 2 sample images; got {n}")
+            raise MetricError(f"{self.spec.name} needs at least 2 sample images; got {n}")
         mu, sigma = mean_and_covariance(n, self.state["total"], self.state["outer"])
         _, ref_mu, ref_sigma = self._reference_moments()
         return frechet_distance(mu, sigma, ref_mu, ref_sigma)
@@ -122,15 +135,16 @@ class FID(InceptionMetric):
         dim = int(np.shape(self.state["total"])[0])
         components: dict[str, Any] = {"reference_n": ref_n}
         deficient = [side for side, count in (("samples", n), ("reference", ref_n))
-                     if is_rank_deficient(count, dim)]
+                     if count is not None and is_rank_deficient(count, dim)]
         if deficient:
             components["rank_deficient"] = {
                 "sides": deficient,
-                "note": f"n <= {dim} features: the covariance is singular; FID is defined "
-                "but biased and unstable at this size (use thousands of images)"}
+                "note": f"n <= {dim} features: the covariance is singular; "
+                f"{self.spec.name.upper()} is defined but biased and unstable at this size "
+                "(use thousands of images)"}
         extra: dict[str, Any] = dict(self.extractor_signature())
-        extra["ref"] = (f"stats:{self.reference_stats.name}" if self.reference_stats
-                        is not None else "folder")
         if self.reference_stats is not None:
-            extra["refs"] = self.reference_stats.short_digest
-        return {"fid": self.result(value, n=n, components=components, **extra)}
+            extra.update(self.reference_stats.signature_fields())
+        else:
+            extra["ref"] = "folder"
+        return {self.spec.name: self.result(value, n=n, components=components, **extra)}

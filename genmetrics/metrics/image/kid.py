@@ -3,7 +3,8 @@
 KID is an unbiased MMD estimate with a cubic polynomial kernel on the pool3 features,
 averaged over random subsets. Unlike FID it needs the features themselves, not just
 their moments, so this metric keeps every feature row (2048 float32 = 8 KiB per image)
-of the samples and of the reference distribution.
+of the samples and of the reference distribution, as the k-NN metrics do, sharing one
+copy of them (see :mod:`genmetrics.metrics.image._rows_metric`).
 
 Subset size: by default ``min(1000, n_samples, n_reference)``, as clean-fid does, so a
 default run on a small set still gives a KID; a warning says when it was reduced from
@@ -22,23 +23,16 @@ explicit ``subset_size`` larger than either set is an error saying how far to lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from genmetrics.errors import UsageError
 from genmetrics.metric import MetricResult, MetricSpec, Option
 from genmetrics.metrics.image import _distribution_math as dm
-from genmetrics.metrics.image._inception import (
-    DEVICE_OPTION,
-    WEIGHTS_OPTION,
-    InceptionMetric,
-    stack_rows,
-)
-
-FEATURES = "2048"
+from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
 
-class KID(InceptionMetric):
+class KID(ReferenceRowsMetric):
     """KID (mean over subsets, std in ``components``) against a reference distribution."""
 
     spec = MetricSpec(
@@ -63,41 +57,15 @@ class KID(InceptionMetric):
         assets=("inception-fid",),
         reference_set=True,
     )
-    state_reductions = {"features": "cat", "ref_features": "cat"}
-    merge_ignores = frozenset({"device"})
-    reference_state = frozenset({"ref_features"})
-
-    def reset(self) -> None:
-        super().reset()
-        self.reference_stats: Any = None
+    no_rows_reason = ("kid needs reference features, and {name} holds only mean and "
+                      "covariance; pass --reference refs/ or rebuild the statistics with "
+                      "features kept")
 
     def preflight(self) -> None:
         super().preflight()
         size = self.options["subset_size"]
         if self.options["subsets"] < 1 or (size is not None and size < 2):
             raise UsageError("kid.subsets must be >= 1 and kid.subset_size >= 2")
-
-    def update(self, samples: Sequence[Any], references: Any = None) -> None:
-        if len(samples):
-            self.state["features"].append(self.features(samples)[FEATURES])
-
-    def update_reference(self, references: Sequence[Any]) -> None:
-        if len(references):
-            self.state["ref_features"].append(self.features(references)[FEATURES])
-
-    def use_reference_stats(self, stats: Any) -> None:
-        stats.check_extractor(self.extractor_signature(), self.spec.name)
-        if stats.features is None:
-            raise UsageError(f"kid needs reference features, and {stats.name} holds only "
-                             "mean and covariance; pass --reference refs/ or rebuild the "
-                             "statistics with features kept")
-        self.reference_stats = stats
-
-    def _feature_sets(self) -> tuple[Any, Any]:
-        feats = stack_rows(self.state["features"], 2048)
-        if self.reference_stats is not None:
-            return feats, self.reference_stats.features
-        return feats, stack_rows(self.state["ref_features"], feats.shape[1])
 
     def subset_size(self, n_samples: int, n_reference: int) -> int:
         """The subset size used: the option, or min(1000, n_samples, n_reference)."""
@@ -107,8 +75,9 @@ class KID(InceptionMetric):
         return max(2, min(dm.KID_SUBSET_SIZE, n_samples, n_reference))
 
     def compute_value(self, sets: tuple[Any, Any] | None = None) -> tuple[float, float]:
-        """(mean, std) of KID over the subsets (of ``sets``: samples and references)."""
-        feats, ref = sets or self._feature_sets()
+        """(mean, std) of KID over the subsets (of ``sets``: samples and references;
+        default: :meth:`feature_sets`)."""
+        feats, ref = sets or self.feature_sets()
         o = self.options
         return dm.kernel_inception_distance(
             feats, ref, subsets=o["subsets"], subset_size=self.subset_size(len(feats), len(ref)),
@@ -116,7 +85,7 @@ class KID(InceptionMetric):
 
     def warnings(self) -> list[str]:
         n_samples = sum(len(f) for f in self.state["features"])
-        n_reference = (len(self.reference_stats.features) if self.reference_stats is not None
+        n_reference = (len(self.reference_rows()) if self.reference_stats is not None
                        else sum(len(f) for f in self.state["ref_features"]))
         size = self.subset_size(n_samples, n_reference)
         if self.options["subset_size"] is None and size < dm.KID_SUBSET_SIZE:
@@ -126,14 +95,8 @@ class KID(InceptionMetric):
         return []
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        feats, ref = self._feature_sets()
+        feats, ref = self.feature_sets()
         mean, std = self.compute_value((feats, ref))
-        n = len(feats)
         extra: dict[str, Any] = {"subset_size": self.subset_size(len(feats), len(ref)),
-                                 **self.extractor_signature()}
-        if self.reference_stats is not None:
-            extra["ref"] = f"stats:{self.reference_stats.name}"
-            extra["refs"] = self.reference_stats.short_digest
-        else:
-            extra["ref"] = "folder"
-        return {"kid": self.result(mean, n=n, components={"std": std}, **extra)}
+                                 **self.extractor_signature(), **self.reference_signature()}
+        return {"kid": self.result(mean, n=len(feats), components={"std": std}, **extra)}
