@@ -22,6 +22,7 @@ mid-run: a missing asset is an :class:`AssetMissingError` naming the command to 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -126,19 +127,53 @@ def verify_folder(folder: Path) -> list[str]:
     return problems
 
 
-def build_atomically(target: Path, name: str, origin: str, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp_dir)``, write the manifest, then move the folder to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while building into it: ``flock`` on the
+    folder itself, so no lock file is left behind (a no-op where ``fcntl`` is missing)."""
     try:
-        build(tmp)
-        write_manifest(tmp, name, origin)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _manifest_stamp(folder: Path) -> int | None:
+    try:
+        return (folder / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def build_atomically(target: Path, name: str, origin: str, build: Callable[[Path], None]) -> Path:
+    """Run ``build(tmp_dir)``, write the manifest, then move the folder to ``target``.
+
+    Builds into one folder take turns (several ranks of a torchrun job may all find an
+    asset missing): one that waited while another process built ``target`` returns
+    that build instead of replacing it under its readers.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    before = _manifest_stamp(target)
+    with _exclusive(target.parent):
+        after = _manifest_stamp(target)
+        if after is not None and after != before:
+            return target  # built by another process while this one waited
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            build(tmp)
+            write_manifest(tmp, name, origin)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return target
 
 

@@ -127,6 +127,33 @@ def test_failed_build_leaves_nothing_behind(tmp_path):
     assert list((tmp_path / "assets").iterdir()) == []
 
 
+def test_concurrent_builds_of_one_asset_build_it_once(tmp_path):
+    """Two ranks finding the asset missing at once: the second waits for the first's
+    build and uses it (it neither builds again nor replaces the folder under readers)."""
+    import threading
+    import time
+
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow(folder: Path) -> None:
+        started.set()
+        calls.append(1)
+        time.sleep(0.5)
+        (folder / "model.bin").write_bytes(b"weights")
+
+    target = tmp_path / "assets" / "x"
+    first = threading.Thread(target=assets.build_atomically, args=(target, "x", "a", slow))
+    first.start()
+    assert started.wait(10)
+    assert assets.build_atomically(target, "x", "b", slow) == target  # waits for the first
+    first.join()
+    assert len(calls) == 1 and assets.read_manifest(target)["origin"] == "a"
+    assert assets.verify_folder(target) == []
+    assets.build_atomically(target, "x", "c", slow)  # nobody else building: a rebuild
+    assert len(calls) == 2 and assets.read_manifest(target)["origin"] == "c"
+
+
 @pytest.mark.skipif(not all((assets.SYSTEM_WORDNET / f).is_file() for f in assets.WORDNET_FILES),
                     reason="Debian wordnet-base + wordnet-sense-index not installed "
                            "(make installs them as root)")
