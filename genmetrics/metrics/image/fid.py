@@ -56,6 +56,7 @@ class FID(InceptionMetric):
     """
 
     extractor_output: str = FEATURES  # the extractor output whose distribution is compared
+    display_name: str = "FID"  # how notes name the metric
 
     spec = MetricSpec(
         name="fid",
@@ -140,7 +141,7 @@ class FID(InceptionMetric):
             components["rank_deficient"] = {
                 "sides": deficient,
                 "note": f"n <= {dim} features: the covariance is singular; "
-                f"{self.spec.name.upper()} is defined but biased and unstable at this size "
+                f"{self.display_name} is defined but biased and unstable at this size "
                 "(use thousands of images)"}
         extra: dict[str, Any] = dict(self.extractor_signature())
         if self.reference_stats is not None:

@@ -61,6 +61,7 @@ class SFID(FID):
         reference_set=True,
     )
     extractor_output = FEATURES
+    display_name = "sFID"
 
     def stats_moments(self, stats: Any) -> tuple[np.ndarray, np.ndarray]:
         if stats.mu_s is None or stats.sigma_s is None:
