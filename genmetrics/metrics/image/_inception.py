@@ -36,6 +36,8 @@ class InceptionMetric(Metric):
     """Base class of the metrics computed from Inception-v3 (FID network) features."""
 
     _extractor: Any = None
+    #: precomputed reference statistics in use (metrics with ``spec.reference_set``)
+    reference_stats: Any = None
     uses_feature_cache = True  # needs only Inception outputs, which the cache can hold
 
     def weights_path(self) -> str | None:
@@ -79,6 +81,13 @@ class InceptionMetric(Metric):
 
         return FeatureCache(cache_root(), self.feature_provenance(),
                             feature_layout(self.extractor), decoder=decoder)
+
+    def reference_signature(self) -> dict[str, Any]:
+        """Signature fields naming the reference side: ``ref: folder``, or the statistics
+        file's fields (``ref``, ``refs``, ``ref_format``) when ``reference_stats`` is set."""
+        if self.reference_stats is None:
+            return {"ref": "folder"}
+        return dict(self.reference_stats.signature_fields())
 
     def extractor_signature(self) -> dict[str, Any]:
         """Everything about the features that changes their values (for signatures)."""

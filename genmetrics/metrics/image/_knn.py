@@ -77,10 +77,11 @@ _MARGIN = 1e-6  # relative margin on r^2 that keeps float32 rounding of d and r 
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` (or None): CUDA when present, else CPU; otherwise ``device`` as given."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The torch device of a ``device`` option (None: ``auto``), resolved as the Inception
+    extractor resolves it (:func:`genmetrics.features.causal_lm.resolve_device`)."""
+    from genmetrics.features.causal_lm import resolve_device as resolve
+
+    return torch.device(resolve("auto" if device is None else str(device)))
 
 
 @contextlib.contextmanager

@@ -107,9 +107,3 @@ class ReferenceRowsMetric(InceptionMetric):
     def feature_sets(self) -> tuple[np.ndarray, np.ndarray]:
         """(sample rows, reference rows)."""
         return self.sample_rows(), self.reference_rows()
-
-    def reference_signature(self) -> dict[str, Any]:
-        """Signature fields naming the reference side (folder or statistics file)."""
-        if self.reference_stats is None:
-            return {"ref": "folder"}
-        return dict(self.reference_stats.signature_fields())

@@ -143,9 +143,5 @@ class FID(InceptionMetric):
                 "note": f"n <= {dim} features: the covariance is singular; "
                 f"{self.display_name} is defined but biased and unstable at this size "
                 "(use thousands of images)"}
-        extra: dict[str, Any] = dict(self.extractor_signature())
-        if self.reference_stats is not None:
-            extra.update(self.reference_stats.signature_fields())
-        else:
-            extra["ref"] = "folder"
+        extra: dict[str, Any] = {**self.extractor_signature(), **self.reference_signature()}
         return {self.spec.name: self.result(value, n=n, components=components, **extra)}
