@@ -57,7 +57,7 @@ test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Load tests (100,000 and 1,000,000 text pairs, 20,000 images; ~25 minutes on 2 cores):
-# peak RSS and throughput.
+# peak RSS and throughput. Also the README's Ray Tune snippet, run as written (~1-2 minutes).
 test-slow: install
 	$(PY) -m pytest -q -s loadtests $(PYTEST_ARGS)
 

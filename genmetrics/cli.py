@@ -369,7 +369,10 @@ def score(
         "--bootstrap", metavar="N", help="Add a 95% confidence interval to every metric from N "
         "bootstrap resamples (1000 is usual; 0 = off). Text metrics resample the per-sample "
         "statistics they already keep (a few numbers per sample), so the cost is N cheap "
-        "re-aggregations, not N re-scorings. Seed and N go into the signature.")] = 0,
+        "re-aggregations, not N re-scorings. Distribution metrics (FID, sFID, KID, "
+        "precision/recall/density/coverage...) get a rerun interval, value ± 1.96·√2·SE, "
+        "from N replicates over their feature rows, kept in memory-mapped files beside the "
+        "feature cache (200 is enough). Seed, N and the method go into the signature.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.",
         metavar="INTEGER")] = 12345,
     batch_size: Annotated[int | None, typer.Option(
@@ -778,10 +781,15 @@ def cache_info_command() -> None:
     from rich.table import Table
 
     from genmetrics.features.cache import cache_info, cache_root
+    from genmetrics.features.rowstore import rows_root, rows_size
 
     console = Console()
     namespaces = cache_info()
     console.print(f"feature cache: {cache_root()}")
+    runs, size = rows_size()
+    if runs:  # --bootstrap N keeps feature rows of the last few runs
+        console.print(f"rows kept for intervals: {runs} run(s), {_size(size)}, in "
+                      f"{rows_root()}", highlight=False)
     if not namespaces:
         console.print("empty")
         return
@@ -797,11 +805,16 @@ def cache_info_command() -> None:
 
 @cache_app.command("clear")
 def cache_clear_command() -> None:
-    """Delete every cached feature (they are extracted again on the next run)."""
+    """Delete every cached feature (they are extracted again on the next run), and the
+    feature rows kept by `score --bootstrap N` for intervals."""
     from genmetrics.features.cache import cache_root, clear
+    from genmetrics.features.rowstore import clear_rows
 
     entries, size = clear()
     typer.echo(f"removed {entries} cached feature file(s), {_size(size)}, from {cache_root()}")
+    runs, kept = clear_rows()
+    if runs:
+        typer.echo(f"removed the feature rows kept by {runs} run(s), {_size(kept)}")
 
 
 def _size(count: int) -> str:
@@ -817,7 +830,8 @@ def _size(count: int) -> str:
 @app.command("logs")
 def logs_command(
     path: Annotated[Path, typer.Argument(help="TensorBoard event file or runs folder, a .csv "
-                                         "(step column + one per metric) or a .jsonl log.",
+                                         "(step column + one per metric) or a .jsonl log, "
+                                         "or a folder of several runs (one analysis each).",
                                          metavar="PATH")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the PNGs and summary.json "
                                           "go.", metavar="PATH")] = Path("logs_report"),
@@ -844,6 +858,8 @@ def logs_command(
 ) -> None:
     """Read training logs and report: loss still falling or plateaued, train/validation gap
     (overfitting), learning-rate schedule, gradient-norm spikes, explosion or collapse.
+    A nan that only fills a row of another kind (a validation row's train columns) is no
+    value; a folder of several runs gets one analysis per run.
 
     Exit codes: 0 done; 1 a --fail-on verdict was found; 2 usage or unreadable logs.
     """

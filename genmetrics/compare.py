@@ -7,9 +7,12 @@ while a paired test over the same samples finds the change real. So where both c
 hold per-sample statistics of a result (``score --per-sample``, the same samples), a
 ``paired p`` column gives the two-sided paired bootstrap p-value (1000 resamples, as the
 gate's ``require_significance``, which runs it one-sided). A card that lacks a metric
-shows ``-``; one that has it under ``errors`` shows ``failed``. Unlike ``gate``,
-comparing results with different signatures is allowed, but it is flagged (``≠sig`` and
-a footnote naming the fields); ``n``, ``bootstrap`` and ``seed`` are not compared.
+shows ``-``; one that has it under ``errors`` shows ``failed`` (in CSV, a cell without
+a number -- value, CI, delta, p -- or without a CI overlap is empty, so
+``pandas.read_csv`` reads float columns; the ``note`` column says what failed). Unlike
+``gate``, comparing results with different signatures is allowed, but it is flagged
+(``≠sig`` and a footnote naming the fields); ``n``, ``bootstrap`` and ``seed`` are not
+compared.
 
     >>> from genmetrics.metric import MetricResult
     >>> from genmetrics.scorecard import Scorecard
@@ -294,6 +297,12 @@ def _text_table(comparison: Comparison) -> tuple[list[str], list[list[str]], str
     return header, rows, align
 
 
+def _csv_number(value: float | None) -> str:
+    """A CSV cell: the number at full precision, or empty when there is none (so
+    ``pandas.read_csv`` reads a float column with NaN there, not strings)."""
+    return "" if value is None else repr(float(value))
+
+
 def _csv_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     cards = comparison.cards
     paired = paired_columns(comparison)
@@ -310,14 +319,15 @@ def _csv_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
         cells = [row.metric, _better_cell(row, words=True)]
         for i in range(len(cards)):
             ci = row.ci95[i]
-            value = repr(row.values[i]) if row.status[i] == "ok" else _value_cell(row, i)
-            cells += [value, repr(ci[0]) if ci else "", repr(ci[1]) if ci else ""]
+            value = row.values[i] if row.status[i] == "ok" else None
+            cells += [_csv_number(value), _csv_number(ci[0] if ci else None),
+                      _csv_number(ci[1] if ci else None)]
             if i:
-                d = row.delta[i]
-                cells += [repr(d) if d is not None else "-", _overlap_cell(row.ci_overlap[i])]
+                overlap = row.ci_overlap[i]
+                cells += [_csv_number(row.delta[i]),
+                          "" if overlap is None else _overlap_cell(overlap)]
             if i in paired:
-                p = row.paired_p[i]
-                cells.append(repr(p) if p is not None else "-")
+                cells.append(_csv_number(row.paired_p[i]))
         note = [f"{SIG_MARK} {_sig_note(row, cards)}"] if row.signature_differences else []
         note += [f"failed in {c}: {e}" for c, e in zip(cards, row.errors, strict=True)
                  if e is not None]

@@ -20,21 +20,44 @@
 * **Checkpoints**: :meth:`Evaluator.state_dict` / :meth:`Evaluator.load_state_dict`
   (plain Python and numpy objects; save with ``torch.save`` and load with
   ``weights_only=False`` only from files you wrote).
-* **Distributed**: when ``torch.distributed`` is initialised, :meth:`Evaluator.compute`
-  combines every rank's states (see :mod:`genmetrics.distributed`): each rank updates
-  with its own shard and **every rank receives the same scorecard**, equal to one
-  process seeing the shards in rank order. Call ``compute`` on every rank. Shard the
-  references too (each rank feeds its part to ``update_reference``), or use reference
-  statistics: references fed in full on every rank would count once per rank.
+* **Distributed** (``sync=``): with ``sync="auto"`` (the default), when
+  ``torch.distributed`` is initialised with more than one process,
+  :meth:`Evaluator.compute` combines every rank's states (see
+  :mod:`genmetrics.distributed`): each rank updates with its own shard and **every rank
+  receives the same scorecard**, equal to one process seeing the shards in rank order.
+  Call ``compute`` on every rank. Shard the references too (each rank feeds its part to
+  ``update_reference``), or use reference statistics: references fed in full on every
+  rank would count once per rank. When every rank holds the very same samples (the
+  usual sign of inputs gathered already), ``compute`` still combines them (n = world
+  size x the samples) but warns once, naming ``sync="none"``.
+
+  With ``sync="none"`` each rank scores only what it was given and makes **no
+  collective call** (so ``compute`` may run on rank 0 alone): the setting for inputs
+  that every rank already holds in full, such as the predictions Hugging Face
+  ``Trainer`` gathers before ``compute_metrics``, or Lightning's ``all_gather``-ed
+  outputs. Its scorecard is the one of a single process over those samples (same n,
+  values and input digest)::
+
+      ev = Evaluator(["bleu", "chrf"], modality="text", sync="none")  # once
+
+      def compute_metrics(eval_pred):  # Trainer: predictions gathered over the ranks
+          ev.reset()
+          ev.update(decode(eval_pred.predictions), decode(eval_pred.label_ids))
+          return {k: r.value for k, r in ev.compute().metrics.items()}
+
+  The input digests leave out the sample ids the Evaluator makes up (positions, ``r1-3``
+  under several processes): the same samples give the same digest whatever the number
+  of processes (a paired reference is tied to its sample by the sample's content).
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,6 +66,10 @@ from genmetrics.metric import MODALITIES
 from genmetrics.scorecard import Scorecard
 from genmetrics.stats import DEFAULT_SEED
 
+#: the values of ``Evaluator(sync=...)``: combine the ranks of torch.distributed, or not
+SYNC_MODES = ("auto", "none")
+Sync = Literal["auto", "none"]
+
 
 class Evaluator:
     """Metrics of one modality over in-memory batches (see the module docstring).
@@ -50,15 +77,41 @@ class Evaluator:
     ``options``: per-metric options as in :func:`genmetrics.score`; ``device`` and
     ``inception_weights`` are set on every metric that has such an option;
     ``reference_stats`` (name or ``.npz``) is the FID/KID reference distribution.
+    ``bootstrap=N`` (with ``seed``) gives 95% intervals as ``genmetrics score
+    --bootstrap N`` does; distribution metrics then keep their feature rows in
+    memory-mapped files (``Scorecard.rows``), and :meth:`reset` starts the samples' files
+    afresh. ``sync``: ``"auto"`` combines the ranks of ``torch.distributed`` when it is initialised
+    (call ``compute`` on every rank); ``"none"`` scores this process's samples alone with
+    no collective call (inputs every rank holds in full; ``compute`` on rank 0 alone is
+    fine). Two ranks that each hold the same 4 samples get n = 4 with ``sync="none"`` (one
+    process's scorecard) and n = 8 with ``sync="auto"`` (and a warning naming
+    ``sync="none"``). On each rank of a Hugging Face ``Trainer``'s ``compute_metrics``
+    (predictions gathered already), or in one process:
+
+        >>> ev = Evaluator(["bleu"], "text", sync="none")
+        >>> ev
+        Evaluator(['bleu'], modality='text', sync='none')
+        >>> preds = ["the cat sat on the mat", "a dog barked", "it rained", "hello world"]
+        >>> ev.update(preds, [["the cat sat on a mat"], "a dog barks", "it rained", "hi"])
+        >>> card = ev.compute()
+        >>> card.metrics["bleu"].n, card.inputs["samples"]["count"]
+        (4, 4)
     """
 
     def __init__(self, metrics: Sequence[str], modality: str, *, device: str | None = "auto",
                  reference_stats: str | None = None,
                  options: dict[str, dict[str, Any]] | None = None,
                  inception_weights: str | None = None, per_sample: bool = False,
-                 bootstrap: int = 0, seed: int = DEFAULT_SEED) -> None:
-        from genmetrics.runner import _check_arguments, build_metrics
+                 bootstrap: int = 0, seed: int = DEFAULT_SEED, sync: Sync = "auto") -> None:
+        from genmetrics.runner import _check_arguments, build_metrics, start_row_store
 
+        if sync not in SYNC_MODES:
+            raise UsageError(f"sync={sync!r} is not a choice: sync=\"auto\" combines the "
+                             "ranks of torch.distributed (each holds its own shard), "
+                             "sync=\"none\" scores each process's samples alone (inputs "
+                             "every rank holds in full, e.g. gathered predictions)")
+        self.sync: Sync = sync
+        self._warned_duplicates = False  # the identical-ranks warning is given once
         if modality not in MODALITIES:
             raise UsageError(f"unknown modality {modality!r}; choose one of "
                              f"{', '.join(MODALITIES)}")
@@ -82,6 +135,8 @@ class Evaluator:
             for metric in self._metrics.values():
                 if metric.spec.reference_set:
                     metric.use_reference_stats(self.reference_stats)
+        # bootstrap > 0: feature rows kept for intervals go to memory-mapped files
+        self._row_store = start_row_store(self._metrics, bootstrap)
         self._started = time.perf_counter()
         self._failed: dict[str, str] = {}  # metrics that failed on reference batches
         self._reference_items: list[bytes] = []  # digest items of update_reference batches
@@ -92,6 +147,7 @@ class Evaluator:
         from genmetrics.runner import _Pass
 
         self._run = _Pass()  # fresh digests, whose item hashes checkpoints save
+        self._run.row_store = self._row_store
         if self.reference_stats is not None:  # an ADM batch: its rows are arr_0's images
             self._run.reference_images = self.reference_stats.image_rows()
         for item in self._reference_items:  # the reference distribution outlives reset()
@@ -106,6 +162,8 @@ class Evaluator:
         """Forget the samples (keep models, reference statistics and reference batches)."""
         for metric in self._metrics.values():
             metric.reset_samples()
+        if self._row_store is not None:  # the samples' row files start afresh
+            self._row_store.reset("samples")
         self._new_pass()
         self._started = time.perf_counter()
 
@@ -113,7 +171,7 @@ class Evaluator:
         """Everything :meth:`compute` needs, as plain objects (for checkpoints)."""
         run = self._run
         return {
-            "format": 1,
+            "format": 2,  # 2: digest items leave out the ids the Evaluator made up
             "metrics": {name: m.state_dict() for name, m in self._metrics.items()},
             "active": list(self._active),
             "count": self._count,
@@ -133,6 +191,11 @@ class Evaluator:
                              f"this Evaluator has {sorted(self._metrics)}")
         from genmetrics.io.common import Skipped
 
+        if state.get("format", 1) < 2:
+            warnings.warn("this Evaluator state was saved by an older genmetrics, whose input "
+                          "digests hashed the made-up sample ids: the values resume exactly, "
+                          "but the digests of this pass will not match a fresh run's",
+                          UserWarning, stacklevel=2)
         for name, metric in self._metrics.items():
             metric.load_state_dict(state["metrics"][name])
         self._failed = dict(state["failed"])
@@ -185,7 +248,8 @@ class Evaluator:
             raise UsageError("this Evaluator compares with reference statistics already")
         tensors = _images(images)
         start = len(self._reference_items)
-        items = [ImageItem(f"ref-{start + i}", t) for i, t in enumerate(tensors)]
+        items = [ImageItem(f"ref-{start + i}", t, synthetic_id=True)
+                 for i, t in enumerate(tensors)]
         before = len(self._run.reference_set_digest.items)
         with _inference_mode():
             _feed(items, wanting, max(1, len(items)), None, run=self._run,
@@ -200,15 +264,15 @@ class Evaluator:
     def _items(self, samples: Any, references: Any, sample_rate: int | None) -> list[Any]:
         from genmetrics.distributed import world
 
-        rank, size = world()
-        prefix = f"r{rank}-" if size > 1 else ""
+        rank, size = world() if self.sync == "auto" else (0, 1)
+        prefix = f"r{rank}-" if size > 1 else ""  # ids made up here: not in the digests
         if self.modality == "image":
             from genmetrics.io.image import ImageItem
 
             images = _images(samples)
             refs = _images(references) if references is not None else [None] * len(images)
             _same_length(images, refs)
-            return [ImageItem(f"{prefix}{self._count + i}", im, ref)
+            return [ImageItem(f"{prefix}{self._count + i}", im, ref, synthetic_id=True)
                     for i, (im, ref) in enumerate(zip(images, refs, strict=True))]
         if self.modality == "audio":
             from genmetrics.io.audio import AudioClip, AudioPair, align
@@ -223,8 +287,10 @@ class Evaluator:
             for i, (wave, ref) in enumerate(zip(waves, clean, strict=True)):
                 key = f"{prefix}{self._count + i}"
                 clip = AudioClip(key, wave, sample_rate)
-                items.append(AudioPair(key, clip, None) if ref is None else
-                             align(clip, AudioClip(key, ref, sample_rate)))
+                pair = (AudioPair(key, clip, None) if ref is None else
+                        align(clip, AudioClip(key, ref, sample_rate)))
+                pair.synthetic_id = True
+                items.append(pair)
             return items
         from genmetrics.io.text import TextPair
 
@@ -244,12 +310,14 @@ class Evaluator:
                                  "one string or a list of strings per sample); nothing of "
                                  "this batch was added")
         _same_length(texts, refs_per)
-        return [TextPair(f"{prefix}{self._count + i}", t, r)
+        return [TextPair(f"{prefix}{self._count + i}", t, r, synthetic_id=True)
                 for i, (t, r) in enumerate(zip(texts, refs_per, strict=True))]
 
     # -- results ----------------------------------------------------------------------
     def compute(self) -> Scorecard:
-        """The scorecard of every batch since the last :meth:`reset` (all ranks together)."""
+        """The scorecard of every batch since the last :meth:`reset`: of all ranks together
+        under ``sync="auto"`` (call it on every rank), of this process's alone under
+        ``sync="none"``."""
         from genmetrics.distributed import world
         from genmetrics.runner import _compute, assemble_scorecard, gather_pass
 
@@ -257,7 +325,10 @@ class Evaluator:
         run.errors = dict(run.errors)
         run.warnings, run.ids, run.skipped = list(run.warnings), list(run.ids), list(run.skipped)
         active = dict(self._active)
-        distributed = world()[1] > 1
+        size = world()[1] if self.sync == "auto" else 1
+        distributed = size > 1
+        if distributed:
+            self._note_identical_ranks(run, size)
         saved = {n: copy.deepcopy(m.state) for n, m in active.items()} if distributed else {}
         try:
             if distributed:
@@ -276,16 +347,44 @@ class Evaluator:
                                    "digest": run.refs_digest()}
         if self.reference_stats is not None:
             inputs["reference_stats"] = self.reference_stats.input_doc()
-        return assemble_scorecard(self.modality, inputs, results, sample_stats, run,
+        card = assemble_scorecard(self.modality, inputs, results, sample_stats, run,
                                   dict(self.unavailable), self.per_sample, self._started)
+        if not distributed:  # this process's samples alone, whatever torch.distributed says
+            card.environment.pop("processes", None)
+        return card
+
+    def _note_identical_ranks(self, run: Any, size: int) -> None:
+        """Under ``sync="auto"``: when every rank holds the very same samples (inputs
+        gathered already, e.g. by Hugging Face ``Trainer``), say so (one small
+        ``all_gather`` of this rank's count and sample digest). The result is left as
+        asked for: every rank's samples, n = ``size`` x as many."""
+        from genmetrics import distributed
+
+        mine = (self._count, self._run.sample_digest.hexdigest())
+        everyone = distributed.all_gather(mine)
+        if not self._count or any(other != mine for other in everyone):
+            return
+        message = (f"all {size} ranks of torch.distributed hold the same {self._count} "
+                   f"samples, so the scorecard counts each of them {size} times (n = "
+                   f"{size * self._count}): inputs gathered already (Hugging Face Trainer's "
+                   "compute_metrics, all_gather-ed outputs) need Evaluator(..., "
+                   "sync=\"none\"); shards of a DistributedSampler need sync=\"auto\"")
+        run.warnings.append({"path": "(in memory)", "message": message})
+        if not self._warned_duplicates and distributed.world()[0] == 0:  # once, not per rank
+            self._warned_duplicates = True
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def close(self) -> None:
-        """Release worker pools and models held by the metrics."""
+        """Release worker pools and models held by the metrics (and finish the files of
+        rows kept for bootstrap intervals)."""
         for metric in self._metrics.values():
             metric.close()
+        if self._row_store is not None:
+            self._row_store.close()
 
     def __repr__(self) -> str:
-        return f"Evaluator({list(self._metrics)}, modality={self.modality!r})"
+        return (f"Evaluator({list(self._metrics)}, modality={self.modality!r}, "
+                f"sync={self.sync!r})")
 
 
 def _set_where_known(names: Sequence[str], options: dict[str, dict[str, Any]], option: str,

@@ -1,7 +1,8 @@
 """Send a scorecard to an experiment tracker: TensorBoard, MLflow or Weights & Biases.
 
 Every logger sends the same flat numbers, :func:`scalars`, plus the metrics'
-signatures so that a tracked run records how each number was computed. The tracker
+signatures so that a tracked run records how each number was computed, at every
+logged step (not only the last). The tracker
 libraries are imported only when a logger is called; ``import genmetrics`` loads none.
 
     >>> from genmetrics.metric import MetricResult
@@ -35,13 +36,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from genmetrics.errors import UsageError
+from genmetrics.signature import UNCOMPARED_FIELDS, comparable_digest
 
 if TYPE_CHECKING:
     from genmetrics.scorecard import Scorecard
 
 DEFAULT_PREFIX = "genmetrics/"
-#: the MLflow artifact holding the whole scorecard (signatures included)
-MLFLOW_ARTIFACT = "genmetrics/scorecard.json"
+#: the MLflow artifact folder: ``step-000003/scorecard.json`` per step (signatures
+#: included) and ``scorecard.json``, the last card logged
+MLFLOW_ARTIFACT_DIR = "genmetrics"
+MLFLOW_ARTIFACT = f"{MLFLOW_ARTIFACT_DIR}/scorecard.json"
 
 
 def _finite(value: Any) -> float | None:
@@ -144,17 +148,54 @@ def mlflow_key(name: str) -> str:
     return "/".join("_" if part in (".", "..") else part for part in parts) or "_"
 
 
+def mlflow_step_artifact(step: int, artifact_dir: str = MLFLOW_ARTIFACT_DIR) -> str:
+    """Where :func:`log_mlflow` puts the scorecard logged at ``step``.
+
+        >>> mlflow_step_artifact(3)
+        'genmetrics/step-000003/scorecard.json'
+    """
+    return f"{artifact_dir}/step-{step:06d}/scorecard.json"
+
+
+def _fields(signature_str: str) -> dict[str, str]:
+    """``{key: value}`` of a rendered signature (the metric under ``metric``)."""
+    metric, *parts = signature_str.split("|")
+    return {"metric": metric, **dict(part.partition(":")[::2] for part in parts)}
+
+
+def signature_change(before: str, after: str) -> str:
+    """The comparable fields that differ between two signature strings, for a change tag.
+
+        >>> signature_change("bleu|tok:13a|n:8|refs:03afdb3e", "bleu|tok:intl|n:9|refs:03afdb3e")
+        'tok: 13a -> intl'
+    """
+    old, new = _fields(before), _fields(after)
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in UNCOMPARED_FIELDS]
+    changed = [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in keys
+               if old.get(k) != new.get(k)]
+    return "; ".join(changed) or f"{before} -> {after}"
+
+
 def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_PREFIX,
                client: Any = None, run_id: str | None = None, *,
-               artifact_file: str = MLFLOW_ARTIFACT) -> None:
-    """Log :func:`scalars` as MLflow metrics, signatures as tags, the card as an artifact.
+               artifact_dir: str = MLFLOW_ARTIFACT_DIR) -> None:
+    """Log :func:`scalars` as MLflow metrics, signatures as tags, the card as artifacts.
 
     Sub-values use ``.`` rather than ``/`` (``genmetrics/kid.ci95_low``): MLflow's file
-    store keeps each metric in a file, so ``a/b`` and ``a/b/c`` cannot both exist. Each
-    metric's ``signature_str`` goes to the tag ``{prefix}{metric}.signature`` (tags, not
-    params, because a param cannot change once set in a run) and the whole scorecard to
-    the JSON artifact ``artifact_file``. The run is ``run_id`` or else the active run;
-    ``client`` defaults to ``mlflow.MlflowClient()``. ``step`` defaults to 0.
+    store keeps each metric in a file, so ``a/b`` and ``a/b/c`` cannot both exist.
+
+    Every step keeps its own record: the whole scorecard (signatures included) goes to
+    ``{artifact_dir}/step-{step:06d}/scorecard.json`` (:func:`mlflow_step_artifact`),
+    and a copy of the last one logged to ``{artifact_dir}/scorecard.json``. The tags
+    hold the latest state: ``{prefix}{metric}.signature`` (the ``signature_str``) and
+    ``{prefix}{metric}.signature_digest`` (the ``#`` digest of the CLI's short form:
+    every field but ``n``, ``bootstrap`` and ``seed``). When that digest differs from
+    the one already on the run, the values before and after are not comparable, and the
+    tag ``{prefix}{metric}.signature_changed.step-{step:06d}`` says which fields changed
+    (:func:`signature_change`). Tags rather than params, because a param cannot change
+    once set in a run. The run is ``run_id`` or else the active run; ``client`` defaults
+    to ``mlflow.MlflowClient()``. ``step`` defaults to 0; a second card logged at the
+    same step replaces that step's artifact.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
@@ -167,13 +208,24 @@ def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_P
         run_id = active.info.run_id
     if client is None:
         client = mlflow.MlflowClient()
+    step = step or 0
     stamp = int(time.time() * 1000)
-    metrics = [Metric(mlflow_key(name), value, stamp, step or 0)
+    metrics = [Metric(mlflow_key(name), value, stamp, step)
                for name, value in scalars(card, prefix, sep=".").items()]
-    tags = [RunTag(mlflow_key(f"{prefix}{name}.signature"), result.signature_str)
-            for name, result in card.metrics.items()]
+    previous = client.get_run(run_id).data.tags
+    tags = []
+    for name, result in card.metrics.items():
+        key = mlflow_key(f"{prefix}{name}.signature")
+        digest = comparable_digest(result.signature)
+        before = previous.get(f"{key}_digest")
+        if before is not None and before != digest:
+            change = signature_change(previous.get(key, ""), result.signature_str)
+            tags.append(RunTag(f"{key}_changed.step-{step:06d}", change))
+        tags += [RunTag(key, result.signature_str), RunTag(f"{key}_digest", digest)]
     client.log_batch(run_id, metrics=metrics, tags=tags)
-    client.log_dict(run_id, card.to_dict(), artifact_file)
+    document = card.to_dict()
+    client.log_dict(run_id, document, mlflow_step_artifact(step, artifact_dir))
+    client.log_dict(run_id, document, f"{artifact_dir}/scorecard.json")
 
 
 # -- Weights & Biases ---------------------------------------------------------------------
@@ -181,11 +233,24 @@ def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_P
 
 def log_wandb(card: Scorecard, run: Any = None, step: int | None = None,
               prefix: str = DEFAULT_PREFIX) -> None:
-    """``run.log(scalars(card), step=step)`` and the signatures into ``run.config``.
+    """One W&B history row: :func:`scalars`, each metric's signature, and ``step``.
 
-    ``run`` defaults to ``wandb.run``. The signatures (see :func:`signatures`) go under
-    the config key ``prefix`` without its slashes (``"genmetrics"`` by default), updated
-    on every call.
+    ``step`` is genmetrics' own axis, the number ``{prefix}step`` (``genmetrics/step``):
+    ``run.define_metric`` makes it the x axis of every ``{prefix}*`` chart, and the row
+    is logged at W&B's own step (the next one), never at ``step=``. W&B ignores a
+    ``log(step=...)`` lower than a step the run has already logged, so an epoch number
+    passed as W&B's step would be dropped once the run has logged more steps than
+    epochs; on its own axis ``step`` may be anything, even go back. ``step=None`` uses
+    the run's W&B step. Each row also holds each metric's ``signature_str`` under
+    ``{prefix}{metric}/signature``, so every step keeps the signatures its numbers were
+    computed with. The latest signatures (see :func:`signatures`) also go under the
+    config key ``prefix`` without its slashes (``"genmetrics"`` by default).
+
+    Each call adds one W&B step. Log your own numbers with ``run.log`` without
+    ``step=``, or with steps above every step logged so far: W&B drops a row whose
+    ``step=`` is lower than the run's current step.
+
+    ``run`` defaults to ``wandb.run``.
     """
     if run is None:
         import wandb
@@ -193,7 +258,20 @@ def log_wandb(card: Scorecard, run: Any = None, step: int | None = None,
         run = wandb.run
         if run is None:
             raise UsageError("no active W&B run: call wandb.init(...) first, or pass run=...")
-    run.log(scalars(card, prefix), step=step)
+    axis = f"{prefix}step"
+    run.define_metric(axis)
+    run.define_metric(f"{prefix}*", step_metric=axis)
+    row: dict[str, Any] = dict(scalars(card, prefix))
+    row.update({f"{prefix}{name}/signature": result.signature_str
+                for name, result in card.metrics.items()})
+    if step is None:
+        try:
+            step = run.step  # the W&B step this row goes to
+        except Exception:  # noqa: BLE001 - mode="shared" runs: W&B repeats the last step
+            step = None
+    if step is not None:
+        row[axis] = step
+    run.log(row)
     key = prefix.strip("/") or DEFAULT_PREFIX.strip("/")
     run.config.update({key: signatures(card)}, allow_val_change=True)
 

@@ -331,6 +331,28 @@ class Metric:
         """
         return None
 
+    def prepare_bootstrap(self, rows: Any = None) -> None:
+        """Called by the runner and the :class:`~genmetrics.evaluator.Evaluator` before
+        any batch when ``bootstrap > 0``: from now on, keep what
+        :meth:`bootstrap_replicates` needs (FID and sFID then keep their feature rows,
+        which they do not otherwise). ``rows``: the run's
+        :class:`~genmetrics.features.rowstore.RowStore`, where kept feature rows go
+        (memory-mapped files beside the feature cache, not RAM); ``None``: keep them in
+        memory. The default does nothing.
+        """
+
+    def bootstrap_replicates(self, resampling: Any) -> dict[str, Any] | None:
+        """Distribution metrics: result name -> :class:`~genmetrics.stats.Replicates`,
+        computed from the rows this metric kept (see :meth:`prepare_bootstrap`) with the
+        draws of ``resampling`` (a :class:`~genmetrics.stats.Resampling`); called after
+        :meth:`compute`. The runner turns each into a rerun interval
+        (:func:`~genmetrics.stats.rerun_interval`), records the standard error under the
+        result's ``components["interval"]`` and the method in its signature
+        (``ci_method``). ``None`` (the default): no interval this way (see
+        :meth:`bootstrap_rows`); an exception is a warning, not a failed metric.
+        """
+        return None
+
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         """The value of ``result`` for each row of ``totals`` (``b x k`` summed rows)."""
         raise NotImplementedError(f"{self.spec.name} does not support resampling")

@@ -5,9 +5,11 @@ resampled, its per-sample sufficient statistics (``per_sample.stats``: BLEU's n-
 counts, ROUGE's F, perplexity's NLL and token counts; see :mod:`genmetrics.stats`). The
 corpus value is the metric's ``value_from_totals`` of their sum, and the 95% CI (with
 ``bootstrap`` and ``seed`` in the signature) is the percentile interval of the same
-bootstrap the run made. So both can be checked: :func:`check_values` finds a value or CI
-that does not follow from its statistics (a hand-edited card), and :func:`paired_p`
-runs the paired bootstrap test between two cards over the same samples (the gate's
+bootstrap the run made. (The rerun intervals of distribution metrics, ``ci_method``
+``rerun ...``, come from feature rows, not per-sample statistics: not recomputed.)
+So both can be checked: :func:`check_values` finds a value or CI that does not follow
+from its statistics (a hand-edited card), and :func:`paired_p` runs the paired
+bootstrap test between two cards over the same samples (the gate's
 ``require_significance``; ``compare`` and the report show it two-sided).
 
     >>> from genmetrics.metric import MetricResult
@@ -118,7 +120,9 @@ def _check_result(card: Any, name: str, result: Any, intervals: bool = True
                         f"per-sample statistics (they give {expected!r}); the scorecard was "
                         "edited or is damaged")
     replicates, seed = result.signature.get("bootstrap"), result.signature.get("seed")
-    if intervals and result.ci95 is not None and isinstance(replicates, int) and n >= 2:
+    percentile = not is_rerun_interval(result)  # a rerun interval comes from feature rows
+    if intervals and percentile and result.ci95 is not None and isinstance(replicates, int) \
+            and n >= 2:
         with np.errstate(all="ignore"):
             values = bootstrap_values(rows, value_fn, replicates,
                                       seed if isinstance(seed, int) else DEFAULT_SEED)
@@ -131,6 +135,18 @@ def _check_result(card: Any, name: str, result: Any, intervals: bool = True
                                 f"bootstrap gives [{lo!r}, {hi!r}]); the scorecard was "
                                 "edited or is damaged")
     return problems
+
+
+def is_rerun_interval(result: Any) -> bool:
+    """Whether ``result``'s ``ci95`` is a distribution metric's rerun interval (its
+    signature's ``ci_method`` says ``rerun``), made from feature rows the scorecard does
+    not hold, so not recomputed here.
+
+    >>> from genmetrics.metric import MetricResult
+    >>> is_rerun_interval(MetricResult("fid", 9.0, 50, False, "", {"ci_method": "rerun 95%"}))
+    True
+    """
+    return str((result.signature or {}).get("ci_method", "")).startswith("rerun")
 
 
 def paired_p(new: Any, base: Any, name: str, replicates: int = 1000,

@@ -28,7 +28,7 @@ from genmetrics.io.common import Digest, Skipped
 from genmetrics.metric import MODALITIES, Metric
 from genmetrics.registry import canonical, get_metric, targets
 from genmetrics.scorecard import Scorecard
-from genmetrics.stats import DEFAULT_SEED
+from genmetrics.stats import DEFAULT_SEED, Resampling
 
 PathLike = str | os.PathLike[str]
 ProgressCallback = Callable[[int], None]
@@ -228,7 +228,8 @@ def _describe(exc: Exception) -> str:
 def add_confidence_intervals(
     metric: Metric, results: dict[str, Any], rows: dict[str, Any], replicates: int, seed: int
 ) -> None:
-    """Set ``ci95`` on each result of ``metric`` that has resampling rows."""
+    """Set ``ci95`` (a 95% percentile interval) on each result of ``metric`` that has
+    resampling rows (paired metrics: :meth:`~genmetrics.metric.Metric.bootstrap_rows`)."""
     from genmetrics.stats import bootstrap_values, percentile_interval
 
     for name, result in results.items():
@@ -244,6 +245,62 @@ def add_confidence_intervals(
             result.ci95 = percentile_interval(values)
             result.signature["bootstrap"] = replicates
             result.signature["seed"] = seed
+
+
+def rerun_method(replicates: Any) -> str:
+    """The signature's ``ci_method`` of a rerun interval made from ``replicates`` (a
+    :class:`~genmetrics.stats.Replicates`).
+
+    >>> from genmetrics.stats import Replicates
+    >>> rerun_method(Replicates(np.zeros(2), method="exact (gram)", resampled="samples"))
+    'rerun 95%: value ± 1.96·√2·SE; bootstrap over samples; exact (gram)'
+    """
+    text = f"rerun 95%: value ± 1.96·√2·SE; bootstrap over {replicates.resampled}"
+    return text if replicates.method == "bootstrap" else f"{text}; {replicates.method}"
+
+
+def add_rerun_intervals(metric: Metric, results: dict[str, Any], resampling: Any) -> list[str]:
+    """Distribution metrics: set ``ci95`` from :meth:`~genmetrics.metric.Metric.
+    bootstrap_replicates` -- the rerun interval ``value ± 1.96·√2·SE`` clipped to the
+    metric's range (see :mod:`genmetrics.stats`) -- with ``bootstrap``, ``seed`` and
+    ``ci_method`` in the signature and ``components["interval"]`` = ``{"se",
+    "replicates", "resampled", "method"}``. Returns the names of the results given one
+    (none when the metric has no replicates)."""
+    import math
+
+    from genmetrics.stats import rerun_interval
+
+    found = metric.bootstrap_replicates(resampling) or {}
+    done = []
+    for name, replicates in found.items():
+        result = results.get(name)
+        se = replicates.standard_error()
+        if result is None or not math.isfinite(se) or not math.isfinite(result.value):
+            continue
+        result.ci95 = rerun_interval(result.value, se, metric.spec.value_range)
+        result.signature["bootstrap"] = resampling.replicates
+        result.signature["seed"] = resampling.seed
+        result.signature["ci_method"] = rerun_method(replicates)
+        result.components["interval"] = {"se": se, "replicates": resampling.replicates,
+                                         "resampled": replicates.resampled,
+                                         "method": replicates.method}
+        done.append(name)
+    return done
+
+
+def start_row_store(active: dict[str, Metric], bootstrap: int) -> Any:
+    """With ``bootstrap > 0``: a new run's :class:`~genmetrics.features.rowstore.RowStore`,
+    after telling every metric to keep what its intervals need
+    (:meth:`~genmetrics.metric.Metric.prepare_bootstrap`); None otherwise. Its folder is
+    made only when a metric keeps rows."""
+    if not bootstrap:
+        return None
+    from genmetrics.features.rowstore import RowStore
+
+    store = RowStore.create()
+    for metric in active.values():
+        metric.prepare_bootstrap(store)
+    return store
 
 
 def _open_source(modality: str, samples: Path, references: list[Path],
@@ -296,6 +353,9 @@ class _Pass:
     #: a genmetrics.diagnostics collector, given every batch of scored samples; None: off
     diagnostics: Any = None
     diagnostics_s: float = 0.0
+    #: where feature rows kept for bootstrap intervals go (a RowStore); None: bootstrap off
+    row_store: Any = None
+    interval_s: float = 0.0  # bootstrap replicates of the distribution metrics (in metric_s)
 
     def refs_digest(self) -> str:
         """What the results' ``refs`` and the scorecard's reference digest record: the
@@ -450,17 +510,34 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
                 result.signature.setdefault("refs", run.refs_digest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
-            if bootstrap:
+            if bootstrap and rows:
                 add_confidence_intervals(metric, computed, rows, bootstrap, seed)
-                if not rows:  # said, not silently left out
-                    run.warnings.append({"path": name, "message": (
-                        f"no confidence interval: {name} does not support bootstrap "
-                        "resampling of its sufficient statistics")})
+            elif bootstrap:  # distribution metrics: rerun intervals from their replicates
+                _rerun_intervals(metric, name, computed, Resampling(bootstrap, seed), run)
             if per_sample:
                 sample_stats.update({k: v.tolist() for k, v in rows.items()})
         results.update(computed)
     run.metric_s += time.perf_counter() - t0
     return results, sample_stats
+
+
+def _rerun_intervals(metric: Metric, name: str, computed: dict[str, Any],
+                     resampling: Any, run: _Pass) -> None:
+    """:func:`add_rerun_intervals`, with a warning when the metric gets none (it cannot be
+    bootstrapped, or its replicates failed: the value stands, without an interval)."""
+    t0 = time.perf_counter()
+    try:
+        done = add_rerun_intervals(metric, computed, resampling)
+    except Exception as exc:  # noqa: BLE001 - an interval lost, not the value
+        run.warnings.append({"path": name, "message": (
+            f"no confidence interval: the bootstrap of {name} failed: {_describe(exc)}")})
+        return
+    finally:
+        run.interval_s += time.perf_counter() - t0
+    if not done:  # said, not silently left out
+        run.warnings.append({"path": name, "message": (
+            f"no confidence interval: {name} does not support bootstrap resampling of its "
+            "sufficient statistics")})
 
 
 def _name_failed(components: dict[str, Any], ids: list[str]) -> None:
@@ -530,8 +607,11 @@ def score(
     ``progress``, if given, is called once with the number of samples and returns a
     callback that is then called with the number of samples done in each batch.
     Metrics that fail are listed in ``Scorecard.errors``; unreadable samples in
-    ``Scorecard.skipped``. ``bootstrap=N`` adds a 95% percentile confidence interval to
-    every resamplable result (``N`` replicates, ``seed``; both go into the signature).
+    ``Scorecard.skipped``. ``bootstrap=N`` adds a 95% confidence interval to every
+    resamplable result (``N`` replicates, ``seed``; both go into the signature): a
+    percentile interval for paired metrics, a rerun interval (``value ± 1.96·√2·SE``,
+    the method in the signature's ``ci_method``) for distribution metrics, whose feature
+    rows are then kept in memory-mapped files named by ``Scorecard.rows``.
     ``per_sample`` also stores each result's per-sample statistics, which the gate's
     paired significance test uses.
 
@@ -608,13 +688,15 @@ def score(
                            unavailable=unavailable)
     if stats is not None:
         _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
+    row_store = start_row_store(active, bootstrap)
     if hasattr(source, "strict_pairs"):  # a pair that cannot be compared stops the run
         source.strict_pairs = on_error == "fail"
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
         source.pairs_needed = any(m.spec.kind == "paired" for m in active.values())
     batch_type = _batch_type(modality)
     run = _Pass(discover_s=discover_s, on_error=on_error,
-                reference_images=stats.image_rows() if stats is not None else None)
+                reference_images=stats.image_rows() if stats is not None else None,
+                row_store=row_store)
     if diagnostics:
         from genmetrics.diagnostics import collector
 
@@ -643,6 +725,8 @@ def score(
     finally:
         for metric in active.values():
             metric.close()
+        if row_store is not None:
+            row_store.close()
 
     if not results and not run.errors:
         raise InputError(_nothing_scored(modality, unavailable, bool(ref_paths or stats)))
@@ -833,9 +917,11 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
         run.diagnostics_s += time.perf_counter() - t0
         run.warnings.extend({"path": "diagnostics", "message": note}
                             for note in run.diagnostics.notes)
+    rows = run.row_store.paths() if run.row_store is not None else None
     return Scorecard(
         modality=modality,
         inputs=inputs,
+        rows=rows or None,
         metrics=results,
         errors=run.errors,
         unavailable=unavailable,
@@ -852,6 +938,7 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
             "metric_s": round(run.metric_s, 4),
             **({"diagnostics_s": round(run.diagnostics_s, 4)} if diagnostics_doc is not None
                else {}),
+            **({"interval_s": round(run.interval_s, 4)} if run.interval_s else {}),
             "write_s": 0.0,
         },
     )

@@ -22,11 +22,14 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from genmetrics.errors import InputError
+from genmetrics.errors import InputError, UsageError
 from genmetrics.io.common import write_text_atomically
 from genmetrics.metric import MetricResult, json_safe
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_ID = "genmetrics.scorecard/1"
 SCHEMA_FILE = "scorecard-v1.json"
@@ -46,6 +49,16 @@ def _version() -> str:
 def schema() -> dict[str, Any]:
     """The shipped JSON Schema of scorecard v1."""
     return json.loads(files("genmetrics.schemas").joinpath(SCHEMA_FILE).read_text("utf-8"))
+
+
+def _pandas(method: str) -> Any:
+    """The pandas module, or a :class:`UsageError` that says how to install it."""
+    try:
+        import pandas
+    except ImportError:
+        raise UsageError(f"Scorecard.{method}() needs pandas: pip install pandas "
+                         "(or pip install 'genmetrics[report]')") from None
+    return pandas
 
 
 def validate(document: dict[str, Any]) -> None:
@@ -98,6 +111,10 @@ class Scorecard:
     timing: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=_now)
     genmetrics_version: str = field(default_factory=_version)
+    #: where the feature rows kept for bootstrap intervals are (``--bootstrap N``):
+    #: ``{output: {"samples": path, "references": path}}``, e.g. output ``"2048"``
+    #: (pool3) or ``"mixed_6/conv"`` (sFID); None when none were kept
+    rows: dict[str, dict[str, str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -119,6 +136,8 @@ class Scorecard:
             doc["diagnostics"] = json_safe(self.diagnostics)
         if self.per_sample is not None:
             doc["per_sample"] = json_safe(self.per_sample)
+        if self.rows:
+            doc["rows"] = {output: dict(sides) for output, sides in self.rows.items()}
         doc["environment"] = dict(self.environment)
         doc["timing"] = dict(self.timing)
         return doc
@@ -140,6 +159,93 @@ class Scorecard:
         from genmetrics.loggers import log_to
 
         log_to(self, target, step=step, prefix=prefix, **kwargs)
+
+    def to_frame(self, signatures: str = "full") -> pd.DataFrame:
+        """One row per metric result, as a :class:`pandas.DataFrame` (needs pandas).
+
+        Columns: ``metric`` (the metric, e.g. ``rouge``), ``result`` (its result, e.g.
+        ``rouge1``), ``value``, ``ci_low`` / ``ci_high`` (the 95% CI, NaN without one),
+        ``n``, ``direction`` (``higher`` or ``lower`` is better) and ``signature``, as
+        the summary of ``genmetrics score`` prints it: ``signatures="full"`` (the whole
+        string) or ``"short"``. Failed metrics (``errors``) have no row.
+
+            >>> from genmetrics.metric import MetricResult
+            >>> sig = {"metric": "bleu", "tokenize": "13a", "n": 3}
+            >>> bleu = MetricResult("bleu", 31.5, 3, True, "BLEU", sig, ci95=(28.0, 35.0))
+            >>> ppl = MetricResult("perplexity", 46.2, 3, False, "", {"metric": "perplexity"})
+            >>> card = Scorecard("text", {}, {"bleu": bleu, "perplexity": ppl})
+            >>> frame = card.to_frame()
+            >>> print(frame.drop(columns="signature").to_string(index=False))
+                metric     result  value  ci_low  ci_high  n direction
+                  bleu       bleu   31.5    28.0     35.0  3    higher
+            perplexity perplexity   46.2     NaN      NaN  3     lower
+            >>> frame["signature"].tolist()
+            ['bleu|tok:13a|n:3', 'perplexity']
+        """
+        pd = _pandas("to_frame")
+        from genmetrics.cli import SIGNATURE_FORMS, signature_line
+
+        if signatures not in SIGNATURE_FORMS or signatures == "none":
+            raise UsageError(f"signatures={signatures!r}: choose 'full' or 'short'")
+        rows = [{
+            "metric": str(r.signature.get("metric", name)),
+            "result": name,
+            "value": float(r.value),
+            "ci_low": float(r.ci95[0]) if r.ci95 is not None else math.nan,
+            "ci_high": float(r.ci95[1]) if r.ci95 is not None else math.nan,
+            "n": int(r.n),
+            "direction": "higher" if r.higher_is_better else "lower",
+            "signature": signature_line(r, signatures),
+        } for name, r in self.metrics.items()]
+        columns = ["metric", "result", "value", "ci_low", "ci_high", "n", "direction",
+                   "signature"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"value": "float64", "ci_low": "float64", "ci_high": "float64",
+                             "n": "int64"})
+
+    def per_sample_frame(self) -> pd.DataFrame:
+        """The per-sample values (``score --per-sample``), one row per sample id, as a
+        :class:`pandas.DataFrame` (needs pandas).
+
+        The index is the sample id (``id``); one float column per result with per-sample
+        values (e.g. ``bleu``, ``rouge1``; a sample without one is NaN) and, for a
+        result that records each sample's nearest reference (density), the columns
+        ``{result}.nearest_reference`` (its id, or its row in reference statistics) and
+        ``{result}.nearest_distance``. The sufficient statistics behind paired tests
+        (``per_sample["stats"]``) are not columns. A card scored without per-sample
+        values raises :class:`~genmetrics.errors.UsageError`.
+
+            >>> card = Scorecard("text", {}, per_sample={"ids": ["a.txt", "b.txt"],
+            ...     "values": {"bleu": [40.0, None], "chrf": [61.5, 70.25]}})
+            >>> print(card.per_sample_frame())  # doctest: +NORMALIZE_WHITESPACE
+                   bleu   chrf
+            id
+            a.txt  40.0  61.50
+            b.txt   NaN  70.25
+        """
+        pd = _pandas("per_sample_frame")
+        if not self.per_sample or "ids" not in self.per_sample:
+            raise UsageError("this scorecard holds no per-sample values: score with "
+                             "--per-sample (genmetrics.score(..., per_sample=True), "
+                             "Evaluator(..., per_sample=True))")
+        ids = [str(i) for i in self.per_sample["ids"]]
+        index = pd.Index(ids, name="id")
+
+        def column(values: list[Any], dtype: str) -> Any:
+            return pd.Series(values[:len(ids)], index=index[:len(values)],
+                             dtype=dtype).reindex(index)
+
+        columns: dict[str, Any] = {
+            name: column([math.nan if v is None else v for v in values], "float64")
+            for name, values in (self.per_sample.get("values") or {}).items()}
+        for name, nearest in (self.per_sample.get("nearest_reference") or {}).items():
+            if "ids" in nearest:
+                columns[f"{name}.nearest_reference"] = column(nearest["ids"], "object")
+            else:
+                columns[f"{name}.nearest_reference"] = column(nearest.get("rows", []), "Int64")
+            distance = [math.nan if v is None else v for v in nearest.get("distance", [])]
+            columns[f"{name}.nearest_distance"] = column(distance, "float64")
+        return pd.DataFrame(columns, index=index)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Scorecard:
@@ -177,6 +283,7 @@ class Scorecard:
             timing=doc["timing"],
             created=doc["created"],
             genmetrics_version=doc["genmetrics_version"],
+            rows=doc.get("rows"),
         )
 
     @classmethod

@@ -76,8 +76,9 @@ def render(signature: dict[str, Any]) -> str:
     return "|".join(parts)
 
 
-#: fields that may differ between two results that are still comparable
-UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "seed"})
+#: fields that may differ between two results that are still comparable (how the
+#: interval was made, ``ci_method``, changes no value)
+UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "seed", "ci_method"})
 
 
 def comparable_digest(signature: dict[str, Any]) -> str:

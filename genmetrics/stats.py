@@ -19,7 +19,9 @@ n)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,3 +83,99 @@ def paired_bootstrap_p(
         base = value_base(w @ rows_base, n)
         not_worse += int(np.sum(new >= base if higher_is_better else new <= base))
     return (not_worse + 1) / (replicates + 1)
+
+
+# -- distribution metrics: rerun intervals from bootstrap replicates -------------------
+#
+# FID, KID, precision/recall and the other distribution metrics are not means of
+# per-sample rows, so each computes its own bootstrap replicates from the feature rows it
+# kept (``Metric.bootstrap_replicates``), with the draws of one shared :class:`Resampling`
+# (the same draw ``b`` for every metric of a run, and for both scorecards of a paired
+# comparison). Their interval answers the gate's question -- where would this number land
+# if the run were repeated on fresh samples of the same size? -- so it is a 95% *rerun*
+# interval, ``value ± z·√2·SE``: the value of an independent rerun differs from this one
+# by the noise of both, hence √2. A percentile interval of the replicates would be
+# centred on the replicates' own small-sample bias (FID's grows when a replicate repeats
+# samples), and covers a rerun far less often than 95%.
+
+SAMPLE_STREAM, REFERENCE_STREAM = 0, 1
+
+
+class Resampling:
+    """The bootstrap draws of one run: ``replicates`` count vectors over the samples and,
+    when the reference is a set of rows rather than fixed statistics, over the references.
+
+    Draws depend only on ``(seed, stream, n)``: every metric of a run, and a later paired
+    comparison, sees the same replicate ``b``.
+
+        >>> r = Resampling(replicates=3, seed=7)
+        >>> w = r.sample_weights(5)
+        >>> w.shape, bool((w.sum(axis=1) == 5).all()), bool((w == r.sample_weights(5)).all())
+        ((3, 5), True, True)
+    """
+
+    def __init__(self, replicates: int, seed: int = DEFAULT_SEED) -> None:
+        if replicates < 2:
+            raise ValueError("a bootstrap needs at least 2 replicates")
+        self.replicates, self.seed = int(replicates), int(seed)
+
+    def _weights(self, n: int, stream: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, stream, n])
+        out = np.empty((self.replicates, n), dtype=np.float64)
+        for b in range(self.replicates):
+            out[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        return out
+
+    def sample_weights(self, n: int) -> np.ndarray:
+        """``replicates x n`` counts (each row sums to ``n``) over the samples."""
+        return self._weights(n, SAMPLE_STREAM)
+
+    def reference_weights(self, m: int) -> np.ndarray:
+        """``replicates x m`` counts over the reference rows (a different stream)."""
+        return self._weights(m, REFERENCE_STREAM)
+
+
+@dataclass
+class Replicates:
+    """What a distribution metric's bootstrap gives for one result.
+
+    ``values``: the replicate values (NaN where one failed); ``se``: the standard error of
+    the result across reruns (default: the replicates' standard deviation; a metric with a
+    better estimate -- control variates, a variance term the replicates cannot see -- sets
+    it); ``method``: how, for the signature (e.g. ``"bootstrap"``); ``resampled``:
+    ``"samples"`` or ``"samples+references"``.
+    """
+
+    values: np.ndarray
+    method: str = "bootstrap"
+    resampled: str = "samples"
+    se: float | None = None
+
+    def standard_error(self) -> float:
+        if self.se is not None:
+            return float(self.se)
+        finite = self.values[np.isfinite(self.values)]
+        return float(np.std(finite, ddof=1)) if finite.size >= 2 else math.nan
+
+
+RERUN_Z = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def rerun_interval(value: float, se: float, value_range: tuple[float | None, float | None]
+                   = (None, None), level_z: float = RERUN_Z) -> tuple[float, float]:
+    """The 95% rerun interval ``value ± z·√2·se``, clipped to the metric's value range.
+
+        >>> lo, hi = rerun_interval(10.0, 1.0, (0.0, None))
+        >>> round(lo, 3), round(hi, 3)
+        (7.228, 12.772)
+        >>> rerun_interval(0.1, 1.0, (0.0, 1.0))
+        (0.0, 1.0)
+    """
+    half = level_z * math.sqrt(2.0) * se
+    lo, hi = value - half, value + half
+    low, high = value_range
+    if low is not None:
+        lo = max(lo, low)
+    if high is not None:
+        hi = min(hi, high)
+    return float(lo), float(hi)

@@ -201,10 +201,33 @@ def test_csv_format(cards):
     assert float(bleu["base.json"]) == base.metrics["bleu"].value  # full precision
     assert (float(bleu["base.json ci95 low"]), float(bleu["base.json ci95 high"])
             ) == base.metrics["bleu"].ci95
-    assert bleu["char.json ci95 low"] == "" and bleu["char.json ci overlap"] == "-"
+    assert bleu["char.json ci95 low"] == "" and bleu["char.json ci overlap"] == ""
     assert float(bleu["char.json delta"]) == char.metrics["bleu"].value - base.metrics["bleu"].value
     assert [r["metric"] for r in rows[1:]] == ROUGE
-    assert all(r["char.json"] == "-" and r["char.json delta"] == "-" for r in rows[1:])
+    assert all(r["char.json"] == "" and r["char.json delta"] == "" for r in rows[1:])
+
+
+def test_csv_reads_into_float_columns_with_pandas(cards):
+    """Missing and failed numbers are empty cells: every number column is float64."""
+    pd = pytest.importorskip("pandas")
+    names = ["base", "char", "failed"]
+    text = render(comparison_of(*(cards[n] for n in names)), "csv")
+    frame = pd.read_csv(io.StringIO(text), index_col="metric")
+    numbers = [c for c in frame.columns if c.endswith((".json", "ci95 low", "ci95 high",
+                                                       "delta"))]
+    assert len(numbers) == 3 * 3 + 2
+    assert all(frame[c].dtype == "float64" for c in numbers), frame.dtypes
+    base, char, _ = load(*(cards[n] for n in names))
+    assert frame.loc["bleu", "base.json"] == base.metrics["bleu"].value
+    assert frame.loc["bleu", "char.json delta"] == (char.metrics["bleu"].value
+                                                    - base.metrics["bleu"].value)
+    assert frame.loc["rouge1", "base.json ci95 low"] == base.metrics["rouge1"].ci95[0]
+    assert pd.isna(frame.loc["rouge1", "char.json"])  # missing in char.json
+    assert pd.isna(frame.loc["rouge1", "char.json delta"])
+    assert pd.isna(frame.loc["bleu", "char.json ci95 low"])  # char.json has no CI
+    assert frame["failed.json"].isna().all()  # failed: the note says so
+    assert "failed in failed.json" in frame.loc["bleu", "note"]
+    assert frame["failed.json ci overlap"].isna().all()
 
 
 def test_markdown_format(cards):

@@ -17,8 +17,10 @@ from tests.photos import DEGRADATIONS, resize_longer_side, save_png, tiles
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def _torchrun(*args: str | Path) -> subprocess.CompletedProcess:
-    env = cli_env(OMP_NUM_THREADS="1")
+def _torchrun(*args: str | Path, tmp: Path) -> subprocess.CompletedProcess:
+    """torchrun with 2 processes; its ``torchelastic_*`` folders go to ``tmp`` (TMPDIR),
+    not the system temporary folder, where some torch versions leave them behind."""
+    env = cli_env(OMP_NUM_THREADS="1", TMPDIR=str(tmp))
     return subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2",
                            "-m", "genmetrics", *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
@@ -60,7 +62,7 @@ def test_text_two_processes(tmp_path):
         (tmp_path / "r" / f"{i}.txt").write_text(f"sample {i} said a cat sat on the mat")
     args = ["score", tmp_path / "s", "--reference", tmp_path / "r", "--metrics",
             "bleu,rouge,chrf,meteor", "--per-sample", "-q"]
-    two = _torchrun(*args, "--out", tmp_path / "two.json")
+    two = _torchrun(*args, "--out", tmp_path / "two.json", tmp=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert _single(*args, "--out", tmp_path / "one.json").returncode == 0
     _same(_card(tmp_path / "two.json"), _card(tmp_path / "one.json"), rel=1e-12)
@@ -79,7 +81,7 @@ def test_audio_two_processes(tmp_path):
                  subtype="DOUBLE")
     args = ["score", "--modality", "audio", tmp_path / "n", "--reference", tmp_path / "c",
             "--metrics", "snr,si_snr,stoi", "--per-sample", "-q"]
-    two = _torchrun(*args, "--out", tmp_path / "two.json")
+    two = _torchrun(*args, "--out", tmp_path / "two.json", tmp=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert _single(*args, "--out", tmp_path / "one.json").returncode == 0
     _same(_card(tmp_path / "two.json"), _card(tmp_path / "one.json"), rel=1e-12)
@@ -101,7 +103,7 @@ def test_image_two_processes_with_random_weights(tmp_path, random_weights, monke
             "vendi", "--inception-weights", weights,
             "--set", "kid.subset_size=5", "--set", "inception_score.splits=2", "--workers", "0",
             "--per-sample", "-q"]
-    two = _torchrun(*args, "--out", tmp_path / "two.json")
+    two = _torchrun(*args, "--out", tmp_path / "two.json", tmp=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert _single(*args, "--out", tmp_path / "one.json").returncode == 0
     # float32 convolutions on 5-image and 10-image batches; FID of 10 images (singular

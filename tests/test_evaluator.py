@@ -166,7 +166,9 @@ ev = Evaluator(["fid", "kid", "inception_score", "ssim", "psnr"], "image", devic
                inception_weights=sys.argv[4])
 ev.update_reference(half(data["refs"]))
 ev.update(half(data["samples"]), half(data["refs"]))
-out["image"] = {k: r.value for k, r in ev.compute().metrics.items()}
+card = ev.compute()
+out["image"] = {k: r.value for k, r in card.metrics.items()}
+out["image_inputs"] = card.inputs
 ev = Evaluator(["bleu", "rouge"], "text")
 ev.update(half(data["hyps"]), half(data["texts"]))
 out["text"] = {k: r.value for k, r in ev.compute().metrics.items()}
@@ -209,7 +211,11 @@ def test_two_gloo_processes_equal_one_process(image_data, tmp_path):
     ev = _image_evaluator(image_data)
     ev.update_reference(image_data["refs"])
     ev.update(image_data["samples"], image_data["refs"])
-    single = _values(ev.compute())
+    card = ev.compute()
+    single = _values(card)
+    # the input digests (samples; the reference: the update_reference distribution)
+    # leave out the made-up ids (r0-0, ref-0, ...): the same as one process's
+    assert outs[0]["image_inputs"] == card.inputs
     # float32 convolutions round differently for 6- and 12-image batches, and a singular
     # covariance (12 images, 2048 features) amplifies that in FID: 1e-5 relative, still
     # ten times inside the 1e-4 parity bound

@@ -8,6 +8,7 @@ records of W&B's offline ``.wandb`` file decoded with wandb's protobuf ``Record`
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import struct
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +65,25 @@ def test_scalars_content() -> None:
     assert set(scalars(card, "eval/", sep=".")) == {
         "eval/kid", "eval/kid.ci95_low", "eval/kid.ci95_high", "eval/kid.std",
         "eval/kid.reference_n", "eval/bleu", "eval/skipped", "eval/errors"}
+
+
+def test_rouge_logs_each_number_once() -> None:
+    """ROUGE's value is its mean F-measure: logged once, beside precision and recall."""
+    pytest.importorskip("rouge_score_rs")
+    from genmetrics.metrics.text.rouge import ROUGE
+
+    metric = ROUGE(rouge_types="rouge1,rougeL")
+    metric.update(["the cat sat on the mat", "a dog barked"],
+                  [["the cat was sitting on the mat"], ["the dog barked loudly at night"]])
+    card = Scorecard(modality="text", inputs={}, metrics=metric.compute())
+    logged = scalars(card)
+    for name in ("rouge1", "rougeL"):
+        mine = {k: v for k, v in logged.items() if k.startswith(f"genmetrics/{name}")}
+        assert set(mine) == {f"genmetrics/{name}", f"genmetrics/{name}/precision",
+                             f"genmetrics/{name}/recall"}
+        assert len(set(mine.values())) == 3  # precision != recall != F here: no repeats
+        precision, recall = (mine[f"genmetrics/{name}/{k}"] for k in ("precision", "recall"))
+        assert min(precision, recall) < mine[f"genmetrics/{name}"] < max(precision, recall)
 
 
 def test_log_to_rejects_unknown_targets() -> None:
@@ -159,8 +180,73 @@ def test_mlflow_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             assert stored.tags[f"genmetrics/{name}.signature"] == result.signature_str
         artifact = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/genmetrics/scorecard.json")
         assert Scorecard.from_dict(artifact).to_dict() == CARDS[1].to_dict()
+        for step, card in {1: CARDS[1], 2: CARDS[2], 3: CARDS[1], 4: CARDS[2]}.items():
+            stored_card = mlflow.artifacts.load_dict(
+                f"{run.info.artifact_uri}/genmetrics/step-{step:06d}/scorecard.json")
+            assert stored_card == card.to_dict()
+        assert not [t for t in stored.tags if "signature_changed" in t]  # same signatures
     finally:
         mlflow.set_tracking_uri(None)  # back to the default (it also unsets the variable)
+
+
+def _retokenized(card: Scorecard, tokenize: str, n: int | None = None) -> Scorecard:
+    """``card`` with BLEU's ``tokenize`` (and, if given, every result's ``n``) changed."""
+    other = copy.deepcopy(card)
+    other.metrics["bleu"].signature["tokenize"] = tokenize
+    for result in other.metrics.values():
+        if n is not None:
+            result.n = result.signature["n"] = n
+    return other
+
+
+#: steps 1-3 of a training run: BLEU's tokenizer changes at step 2; at step 3 only ``n``
+#: changes, which leaves results comparable (the gate ignores ``n``)
+STEPS = {1: CARDS[1], 2: _retokenized(CARDS[2], "intl"), 3: _retokenized(CARDS[1], "intl", n=9)}
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_mlflow_keeps_each_steps_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """A ``sqlite:`` store (what the README shows): one scorecard artifact per step and a
+    tag where a signature changed, read back with ``MlflowClient``."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("alembic")
+    for name in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+        monkeypatch.setenv(name, "true")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = mlflow.MlflowClient()
+        experiment = client.create_experiment(
+            "genmetrics-test", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment) as run:
+            for step, card in STEPS.items():
+                card.log_to(mlflow, step=step)
+        run_id = run.info.run_id
+        tags = client.get_run(run_id).data.tags
+        changes = {k: v for k, v in tags.items() if "signature_changed" in k}
+        assert changes == {"genmetrics/bleu.signature_changed.step-000002": "tok: 13a -> intl"}
+        for name, result in STEPS[3].metrics.items():  # the latest
+            assert tags[f"genmetrics/{name}.signature"] == result.signature_str
+        assert STEPS[3].metrics["kid"].signature_str != CARDS[1].metrics["kid"].signature_str
+
+        listed = {a.path for a in client.list_artifacts(run_id, "genmetrics")}
+        assert listed == {"genmetrics/scorecard.json"} | {
+            f"genmetrics/step-00000{step}" for step in STEPS}
+        for step, card in STEPS.items():
+            local = client.download_artifacts(
+                run_id, f"genmetrics/step-00000{step}/scorecard.json", str(tmp_path / "got"))
+            stored = Scorecard.load(local)
+            assert {name: r.signature for name, r in stored.metrics.items()} == {
+                name: r.signature for name, r in card.metrics.items()}
+            assert stored.to_dict() == card.to_dict()
+        history = client.get_metric_history(run_id, "genmetrics/bleu")
+        assert sorted(m.step for m in history) == list(STEPS)
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 # -- Weights & Biases (offline) -----------------------------------------------------------
@@ -191,41 +277,80 @@ def _wandb_records(path: Path) -> list[bytes]:
     return records
 
 
-def test_wandb_offline_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """wandb, set to write an offline run under ``tmp_path`` (no login, no network)."""
     wandb = pytest.importorskip("wandb")
-    from wandb.proto.wandb_internal_pb2 import Record
-
-    from genmetrics.loggers import signatures
-
     for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": tmp_path, "WANDB_SILENT": "true",
                         "WANDB_CONFIG_DIR": tmp_path / "config", "WANDB_CACHE_DIR":
                         tmp_path / "cache", "WANDB_DATA_DIR": tmp_path / "data",
                         "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true"}.items():
         monkeypatch.setenv(name, str(value))
+    return wandb
+
+
+def _wandb_read(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
+    """The offline run's history rows (in order, ``_step`` kept), config and metric records."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    (datastore,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    history: list[dict[str, Any]] = []
+    config: dict[str, Any] = {}
+    metrics = []
+    for raw in _wandb_records(datastore):
+        record = Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.history.item})
+        elif kind == "config":
+            config.update({u.key: json.loads(u.value_json) for u in record.config.update})
+        elif kind == "metric":
+            metrics.append(record.metric)
+    return history, config, metrics
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def test_wandb_offline_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Epochs 1-3 after the run has logged 5 steps of its own (W&B would drop a
+    ``step=1`` there): each is a row on genmetrics' own axis, with its signatures."""
+    wandb = _wandb_offline(tmp_path, monkeypatch)
+    from genmetrics.loggers import signatures
+
     run = wandb.init(project="genmetrics-test", dir=tmp_path, mode="offline",
                      settings=wandb.Settings(console="off", x_disable_stats=True))
     try:
-        log_wandb(CARDS[1], run, step=1)
-        CARDS[2].log_to(run, step=2)
-        CARDS[1].log_to("wandb", step=3)  # wandb.run
+        for i in range(5):
+            run.log({"train/loss": 1.0 / (i + 1)})
+        log_wandb(STEPS[1], run, step=1)
+        STEPS[2].log_to(run, step=2)
+        STEPS[3].log_to("wandb", step=3)  # wandb.run
+        CARDS[2].log_to(run, step=0)  # goes back: still a row of its own
+        CARDS[1].log_to(run)  # no step: the W&B step of its row (9)
+        run.log({"train/loss": 0.1})
     finally:
         run.finish()
         wandb.teardown()  # run.finish() returns before the service has written the file
     with pytest.raises(UsageError, match="wandb.init"):
         log_wandb(CARDS[1])  # no active run any more
 
-    (datastore,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
-    history: dict[int, dict[str, float]] = {}
-    config: dict[str, object] = {}
-    for raw in _wandb_records(datastore):
-        record = Record()
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "history":
-            row = {item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                   for item in record.history.item}
-            history[row.pop("_step")] = {k: v for k, v in row.items() if not k.startswith("_")}
-        elif record.WhichOneof("record_type") == "config":
-            config.update({u.key: json.loads(u.value_json) for u in record.config.update})
-    assert history == {1: scalars(CARDS[1]), 2: scalars(CARDS[2]), 3: scalars(CARDS[1])}
+    history, config, metrics = _wandb_read(tmp_path)
+    assert [row["_step"] for row in history] == list(range(11))  # nothing dropped
+    assert [_public(row) for row in history[:5]] == [{"train/loss": 1.0 / (i + 1)}
+                                                    for i in range(5)]
+    assert _public(history[10]) == {"train/loss": 0.1}
+    logged = [(1, STEPS[1]), (2, STEPS[2]), (3, STEPS[3]), (0, CARDS[2]), (9, CARDS[1])]
+    for row, (step, card) in zip(history[5:10], logged, strict=True):
+        assert _public(row) == {
+            **scalars(card), "genmetrics/step": step,
+            **{f"genmetrics/{name}/signature": r.signature_str
+               for name, r in card.metrics.items()}}
+    bleu = [row["genmetrics/bleu/signature"] for row in history[5:8]]
+    assert "tok:13a" in bleu[0] and "tok:intl" in bleu[1] and "tok:intl" in bleu[2]
     assert config["genmetrics"] == signatures(CARDS[1])  # the last call's
     assert config["genmetrics"]["kid"]["signature"] == CARDS[1].metrics["kid"].signature
+    assert {(m.glob_name, m.step_metric) for m in metrics if m.glob_name} == {
+        ("genmetrics/*", "genmetrics/step")}

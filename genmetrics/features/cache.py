@@ -47,6 +47,9 @@ PROVENANCE = "provenance.json"
 #: the CPU decoding policy, in the feature cache's namespace; bump it when decoded pixels
 #: change (v2: 16-bit PNGs scaled to 8 bits instead of Pillow's clipping)
 PILLOW_DECODER = "pillow-v2"
+#: the folder under the cache root holding the feature rows kept for bootstrap intervals
+#: (:mod:`genmetrics.features.rowstore`): not a namespace
+ROWS_DIR = "rows"
 
 
 def cache_root() -> Path:
@@ -170,7 +173,7 @@ def cache_info(root: Path | None = None) -> list[NamespaceInfo]:
     if not root.is_dir():
         return []
     found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != ROWS_DIR):
         entries = size = 0
         for entry in folder.glob("*/*.npy"):
             entries += 1

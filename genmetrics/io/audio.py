@@ -48,6 +48,7 @@ from genmetrics.errors import InputError
 from genmetrics.io.common import (
     Discovery,
     Skipped,
+    anonymous_parts,
     discover,
     display_path,
     first_few,
@@ -146,6 +147,9 @@ class AudioPair:
     sample: AudioClip
     reference: AudioClip | None
     warning: str | None = None
+    #: the id is a position the Evaluator made up: the digests leave it out
+    #: (:func:`~genmetrics.io.common.anonymous_parts`)
+    synthetic_id: bool = False
 
     def metric_inputs(self) -> tuple[AudioClip, list[AudioClip]]:
         """What metrics get: the sample clip and a list holding its reference clip."""
@@ -158,7 +162,7 @@ class AudioPair:
                 return []
             return [self.id, str(clip.sample_rate), clip.waveform.astype("<f8").tobytes()]
 
-        return parts(self.sample), parts(self.reference)
+        return anonymous_parts(parts(self.sample), parts(self.reference), self.synthetic_id)
 
 
 class AudioSource:

@@ -55,14 +55,8 @@ class Digest:
         self._hex: tuple[int, str] | None = None  # (items hashed, digest), cached
 
     def add(self, *parts: str | bytes) -> None:
-        if not parts:
-            return
-        item = hashlib.sha256()
-        for part in parts:
-            data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
-            item.update(len(data).to_bytes(8, "little"))
-            item.update(data)
-        self.add_item(item.digest())
+        if parts:
+            self.add_item(item_hash(*parts))
 
     def add_item(self, item_hash: bytes) -> None:
         """Add one item by its hash (as kept in :attr:`items`)."""
@@ -85,6 +79,37 @@ class Digest:
             whole = hashlib.sha256(np.sort(items).tobytes())
             self._hex = (len(self._items), "sha256:" + whole.hexdigest())
         return self._hex[1]
+
+
+def item_hash(*parts: str | bytes) -> bytes:
+    """The sha256 of one digest item: its parts, each prefixed with its length (so
+    ``("ab", "c")`` and ``("a", "bc")`` differ)."""
+    item = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
+        item.update(len(data).to_bytes(8, "little"))
+        item.update(data)
+    return item.digest()
+
+
+def anonymous_parts(sample: list[str | bytes], reference: list[str | bytes],
+                    synthetic_id: bool) -> tuple[list[str | bytes], list[str | bytes]]:
+    """Digest parts ``([id, *sample content], [id, *reference content])`` without an id
+    that nobody gave (``synthetic_id``: a position the Evaluator made up, which depends
+    on the number of processes). The sample is then hashed by its content alone, and its
+    reference is tied to it by the sample's content hash instead of the id, so swapping
+    two references still changes the reference digest.
+
+        >>> anonymous_parts(["7", "a"], ["7", "b"], False)
+        (['7', 'a'], ['7', 'b'])
+        >>> sample, ref = anonymous_parts(["7", "a"], ["7", "b"], True)
+        >>> sample, ref[0] == item_hash("a").hex(), ref[1:]
+        (['a'], True, ['b'])
+    """
+    if not synthetic_id:
+        return sample, reference
+    content = sample[1:]
+    return content, [item_hash(*content).hex(), *reference[1:]] if reference else []
 
 
 def display_path(path: Path, root: Path) -> str:

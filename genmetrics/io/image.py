@@ -58,6 +58,7 @@ from genmetrics.io.common import (
     Discovery,
     Skipped,
     Unusable,
+    anonymous_parts,
     discover,
     display_path,
     first_few,
@@ -265,6 +266,9 @@ class ImageItem:
     reference_content: str | None = None
     features: dict[str, np.ndarray] | None = None  # cached Inception outputs, if any
     name: str | None = None  # the file, relative to its folder, for messages
+    #: the id is a position the Evaluator made up: the digests leave it out
+    #: (:func:`~genmetrics.io.common.anonymous_parts`)
+    synthetic_id: bool = False
 
     def metric_inputs(self) -> tuple[Any, list[Any]]:
         return self.sample, [] if self.reference is None else [self.reference]
@@ -280,7 +284,8 @@ class ImageItem:
                 return []
             return [self.id, "x".join(map(str, image.shape)), image.numpy().tobytes()]
 
-        return parts(self.sample, self.content), parts(self.reference, self.reference_content)
+        return anonymous_parts(parts(self.sample, self.content),
+                               parts(self.reference, self.reference_content), self.synthetic_id)
 
 
 class _Collection:

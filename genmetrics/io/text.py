@@ -54,6 +54,7 @@ from genmetrics.errors import InputError
 from genmetrics.io.common import (
     Discovery,
     Skipped,
+    anonymous_parts,
     discover,
     display_path,
     first_few,
@@ -74,6 +75,9 @@ class TextPair:
     text: str
     references: list[str]
     warning: str | None = None  # e.g. an empty file, scored as an empty sample
+    #: the id is a position the Evaluator made up: the digests leave it out
+    #: (:func:`~genmetrics.io.common.anonymous_parts`)
+    synthetic_id: bool = False
 
     def metric_inputs(self) -> tuple[str, list[str]]:
         """What metrics get: the sample and its list of references."""
@@ -81,7 +85,8 @@ class TextPair:
 
     def digest_parts(self) -> tuple[list[str], list[str]]:
         """What identifies the sample and the references, for the input digests."""
-        return [self.id, self.text], [self.id, *self.references]
+        return anonymous_parts([self.id, self.text], [self.id, *self.references],
+                               self.synthetic_id)
 
 
 BOM = "\ufeff"

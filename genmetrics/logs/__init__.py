@@ -4,7 +4,8 @@ Reads TensorBoard event files, CSV or JSON-lines logs (:mod:`genmetrics.logs.rea
 runs the checks of :mod:`genmetrics.logs.analysis` (loss still falling or plateaued,
 train/validation gap trend, learning-rate schedule, gradient-norm spikes, explosion or
 collapse) and writes one PNG per series plus ``summary.json``
-(:mod:`genmetrics.logs.plots`).
+(:mod:`genmetrics.logs.plots`). A folder holding several runs (``tb/exp1``, ``tb/exp2``)
+gets one analysis per run (:func:`summarize_runs`).
 
 Example::
 
@@ -27,11 +28,11 @@ from genmetrics.logs.analysis import (
     Thresholds,
     analyze_series,
 )
-from genmetrics.logs.readers import Logs, read_logs
+from genmetrics.logs.readers import Logs, merge_runs, read_logs, read_runs
 
 __all__ = ["FAIL_ON", "Thresholds", "analyze_logs", "cli_run", "failed_checks", "findings_table",
-           "parse_fail_on", "print_findings", "read_logs", "summarize",
-           "write_outputs"]
+           "parse_fail_on", "print_findings", "read_logs", "read_runs", "summarize",
+           "summarize_runs", "write_outputs"]
 
 SCHEMA = "genmetrics-logs/1"
 
@@ -51,6 +52,39 @@ def summarize(logs: Logs, source: Path | str, *, window: int | None = None,
             "files": list(logs.files), "notes": list(logs.notes), **summary}
 
 
+def summarize_runs(runs: Mapping[str, Logs], notes: Iterable[str], source: Path | str, *,
+                   window: int | None = None, roles: Mapping[str, str | None] | None = None,
+                   thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    """The summary of the runs of :func:`read_runs`. One run: :func:`summarize` of it.
+    Several: each analysed on its own, under ``runs`` (a summary each, with ``run``: its
+    path relative to ``source``); ``findings`` holds every run's findings (each with its
+    ``run``) and ``flags`` the flagged verdicts of them all.
+
+    >>> import numpy as np
+    >>> one = Logs({"loss": (np.arange(50.0), np.linspace(2, 1, 50))}, "csv")
+    >>> out = summarize_runs({"exp1": one, "exp2": one}, [], "tb")
+    >>> [(r["run"], r["source"]) for r in out["runs"]], out["findings"][0]["run"]
+    ([('exp1', 'tb/exp1'), ('exp2', 'tb/exp2')], 'exp1')
+    """
+    notes = list(notes)
+    if len(runs) == 1:
+        return summarize(merge_runs(dict(runs), notes), source, window=window, roles=roles,
+                         thresholds=thresholds)
+    parts = []
+    for run, logs in runs.items():
+        part = summarize(logs, logs.source or Path(source, run), window=window, roles=roles,
+                         thresholds=thresholds)
+        parts.append({"run": run or ".", **part})
+    formats = {p["format"] for p in parts}
+    return {"schema": SCHEMA, "source": str(source),
+            "format": formats.pop() if len(formats) == 1 else "mixed",
+            "files": [f for p in parts for f in p["files"]], "notes": notes, "window": window,
+            "runs": parts,
+            "findings": [{"run": p["run"], **f} for p in parts for f in p["findings"]],
+            "flags": sorted({flag for p in parts for flag in p["flags"]}),
+            "thresholds": parts[0]["thresholds"]}
+
+
 def analyze_logs(path: Path, *, window: int | None = None,
                  roles: Mapping[str, str | None] | None = None,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
@@ -61,7 +95,8 @@ def analyze_logs(path: Path, *, window: int | None = None,
     detection by name fails. Returns the summary: ``roles`` (the series used for each
     report and whether it was given or detected), ``series`` (one line of numbers each),
     ``findings`` (check, series, verdict, flagged, message, statistics, thresholds, steps)
-    and ``flags`` (the flagged verdicts).
+    and ``flags`` (the flagged verdicts). A folder of several runs: one summary per run
+    under ``runs`` (see :func:`summarize_runs`).
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "log.csv"
@@ -69,29 +104,17 @@ def analyze_logs(path: Path, *, window: int | None = None,
     >>> analyze_logs(p)["roles"]["train_loss"]
     {'series': 'loss', 'how': 'detected'}
     """
-    return summarize(read_logs(Path(path)), path, window=window, roles=roles,
-                     thresholds=thresholds)
+    runs, notes = read_runs(Path(path))
+    return summarize_runs(runs, notes, path, window=window, roles=roles,
+                          thresholds=thresholds)
 
 
-def write_outputs(summary: dict[str, Any], out_dir: Path, *,
-                  series: Mapping[str, Series] | None = None,
-                  json_path: Path | None = None) -> list[Path]:
-    """Write one PNG per series and ``summary.json`` into ``out_dir`` (and the summary to
-    ``json_path`` too, if given); records each plot under ``summary["series"][name]["plot"]``.
-    ``series``: the data (read again from ``summary["source"]`` when not given).
-    Returns the files written.
-
-    >>> import tempfile, numpy as np
-    >>> logs = Logs({"loss": (np.arange(20.0), np.linspace(2, 1, 20))}, "csv")
-    >>> out = Path(tempfile.mkdtemp())
-    >>> [p.name for p in write_outputs(summarize(logs, "x.csv"), out, series=logs.series)]
-    ['loss.png', 'summary.json']
-    """
-    from genmetrics.io.common import write_text_atomically
+def _plot_run(summary: dict[str, Any], folder: Path, series: Mapping[str, Series],
+              shown: str = "") -> list[Path]:
+    """One PNG per series of one run's ``summary`` into ``folder``; each recorded under
+    ``summary["series"][name]["plot"]`` (``shown`` + the file name)."""
     from genmetrics.logs.plots import plot_name, plot_series
 
-    if series is None:
-        series = read_logs(Path(summary["source"])).series
     role_of = {v["series"]: role for role, v in summary["roles"].items() if v["series"]}
     train, val = summary["roles"]["train_loss"]["series"], summary["roles"]["val_loss"]["series"]
     by_series: dict[str, list[dict]] = {}
@@ -102,12 +125,45 @@ def write_outputs(summary: dict[str, Any], out_dir: Path, *,
     taken: set[str] = {"summary.json"}
     for name, (steps, values) in series.items():
         context = (train, *series[train]) if name == val and train in series else None
-        file = plot_series(name, steps, values, Path(out_dir) / plot_name(name, taken),
+        file = plot_series(name, steps, values, folder / plot_name(name, taken),
                            role=role_of.get(name), findings=by_series.get(name, []),
                            context=context)
         if name in summary["series"]:
-            summary["series"][name]["plot"] = file.name
+            summary["series"][name]["plot"] = shown + file.name
         written.append(file)
+    return written
+
+
+def write_outputs(summary: dict[str, Any], out_dir: Path, *,
+                  series: Mapping[str, Any] | None = None,
+                  json_path: Path | None = None) -> list[Path]:
+    """Write one PNG per series and ``summary.json`` into ``out_dir`` (and the summary to
+    ``json_path`` too, if given); records each plot under ``summary["series"][name]["plot"]``.
+    ``series``: the data (read again from ``summary["source"]`` when not given). A summary
+    of several runs puts each run's PNGs in a sub-folder named by the run (``series``:
+    ``{run: {name: data}}``). Returns the files written.
+
+    >>> import tempfile, numpy as np
+    >>> logs = Logs({"loss": (np.arange(20.0), np.linspace(2, 1, 20))}, "csv")
+    >>> out = Path(tempfile.mkdtemp())
+    >>> [p.name for p in write_outputs(summarize(logs, "x.csv"), out, series=logs.series)]
+    ['loss.png', 'summary.json']
+    """
+    from genmetrics.io.common import write_text_atomically
+
+    written: list[Path] = []
+    if "runs" in summary:
+        if series is None:
+            series = {run or ".": logs.series
+                      for run, logs in read_runs(Path(summary["source"]))[0].items()}
+        for part in summary["runs"]:
+            run = part["run"]
+            shown = "" if run == "." else f"{run}/"
+            written += _plot_run(part, Path(out_dir) / shown, series[run], shown)
+    else:
+        if series is None:
+            series = read_logs(Path(summary["source"])).series
+        written += _plot_run(summary, Path(out_dir), series)
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     write_text_atomically(Path(out_dir) / "summary.json", text)
     written.append(Path(out_dir) / "summary.json")
@@ -135,14 +191,16 @@ def parse_fail_on(text: str | None) -> set[str]:
 
 
 def failed_checks(summary: Mapping[str, Any], fail_on: Iterable[str]) -> list[str]:
-    """The findings (``check: verdict``) that ``fail_on`` turns into a failure.
+    """The findings (``check: verdict``, after ``run: `` in a summary of several runs)
+    that ``fail_on`` turns into a failure.
 
     >>> failed_checks({"findings": [{"check": "loss trend", "verdict": "plateau",
     ...                              "flagged": False}]}, {"plateau"})
     ['loss trend: plateau']
     """
     fail_on = set(fail_on)
-    return [f"{f['check']}: {f['verdict']}" for f in summary["findings"]
+    return [(f"{f['run']}: " if "run" in f else "") + f"{f['check']}: {f['verdict']}"
+            for f in summary["findings"]
             if f["verdict"] in fail_on or ("any" in fail_on and f["flagged"])]
 
 
@@ -174,7 +232,7 @@ def print_findings(summary: Mapping[str, Any], console: Any) -> None:
     """Print the findings for a terminal, readable at 80 columns: the narrow table, then one
     line per finding (its sentence, numbered as in the table) with its statistic dimmed on
     the line below, then the series used and the readers' notes. Statistics and thresholds
-    in full are in ``summary.json``.
+    in full are in ``summary.json``. Several runs: one such section per run.
 
     >>> from rich.console import Console
     >>> print_findings({"source": "log.csv", "findings": [], "roles": {}, "notes": []},
@@ -189,6 +247,17 @@ def print_findings(summary: Mapping[str, Any], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    if "runs" in summary:
+        for i, part in enumerate(summary["runs"], 1):
+            console.print(f"{'' if i == 1 else chr(10)}[bold]run {i}/{len(summary['runs'])}: "
+                          f"{escape(part['run'])}[/]", highlight=False)
+            print_findings(part, console)
+        console.print(f"{len(summary['runs'])} runs: "
+                      f"{escape(', '.join(p['run'] for p in summary['runs']))}",
+                      highlight=False)
+        for note in summary["notes"]:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        return
     console.print(findings_table(summary))
     findings = summary["findings"]
     if findings:
@@ -229,17 +298,21 @@ def cli_run(path: Path, *, out_dir: Path, window: int | None, json_out: Path | N
     wanted = parse_fail_on(fail_on)
     if window is not None and window < 3:
         raise UsageError(f"--window must be at least 3 points; got {window}")
-    logs = read_logs(Path(path))
-    summary = summarize(logs, path, window=window, roles=roles)
+    runs, notes = read_runs(Path(path))
+    summary = summarize_runs(runs, notes, path, window=window, roles=roles)
     to_stdout = json_out is not None and str(json_out) == "-"
-    write_outputs(summary, out_dir, series=logs.series,
-                  json_path=None if to_stdout or json_out is None else json_out)
+    series: Mapping[str, Any] = ({run or ".": logs.series for run, logs in runs.items()}
+                                 if "runs" in summary else merge_runs(runs).series)
+    written = write_outputs(summary, out_dir, series=series,
+                            json_path=None if to_stdout or json_out is None else json_out)
     if to_stdout:
         sys.stdout.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     console = Console(stderr=to_stdout)
     if not to_stdout:
         print_findings(summary, console)
-        console.print(f"{len(logs.series)} plot(s) and summary.json in {out_dir}",
+        where = " (a folder per run)" if "runs" in summary else ""
+        plots = sum(1 for p in written if p.suffix == ".png")
+        console.print(f"{plots} plot(s) and summary.json in {out_dir}{where}",
                       highlight=False)
     failed = failed_checks(summary, wanted)
     if failed:

@@ -1,11 +1,14 @@
-"""Read training logs into ``{series name: (steps, values)}``.
+"""Read training logs into ``{series name: (steps, values)}``, one run at a time.
 
 Three formats: TensorBoard event files (a file, or a folder searched recursively; each
-folder holding event files is a run, and its path relative to the given folder prefixes
-the tags: ``train/epoch_loss``), CSV (a header with a step column and one column per
-metric; empty cells are skipped) and JSON lines (one object per line with a step key;
-nested objects are flattened with ``/``). Steps come back sorted and unique (the last
-value logged for a step wins, as after a resumed run), as float64 arrays.
+folder holding event files belongs to a run, see :func:`read_runs`), CSV (a header with a
+step column and one column per metric) and JSON lines (one object per line with a step
+key; nested objects are flattened with ``/``). Steps come back sorted and unique (the
+last value logged for a step wins, as after a resumed run), as float64 arrays.
+
+In CSV and JSON rows an empty cell (a missing key, ``null``) is no value, and a ``nan``
+that is only a placeholder is not one either (:func:`placeholders`): train and validation
+rows sharing a file leave each other's columns empty or write ``nan`` there.
 """
 
 from __future__ import annotations
@@ -33,18 +36,24 @@ NOT_METRICS = frozenset({"wall_time", "walltime", "timestamp", "time", "_timesta
 EVENT_MARKER = "tfevents"
 CSV_SUFFIXES = (".csv", ".tsv")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+#: Folder (or file) names that hold one split of a run, as Keras writes ``train/`` and
+#: ``validation/`` side by side: they belong to the run above them, not a run of their own.
+SPLITS = frozenset({"train", "training", "val", "valid", "validation", "eval", "evaluation",
+                    "test", "dev", "holdout"})
 
 Series = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
 class Logs:
-    """What :func:`read_logs` found: the series, the format, and notes (columns left out)."""
+    """What :func:`read_logs` found: the series, the format, and notes (columns left out);
+    ``source``: the file or folder read (one run's, from :func:`read_runs`)."""
 
     series: dict[str, Series]
     format: str
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source: str = ""
 
 
 def _number(value: object) -> float | None:
@@ -104,9 +113,9 @@ def read_csv(path: Path) -> Logs:
     if len(rows) < 2:
         raise InputError(f"{path}: a header but no data rows")
     step_at = header.index(step_col)
-    cells: dict[str, list[tuple[str, float, object]]] = {
-        h: [] for i, h in enumerate(header) if i != step_at and h and h.lower() not in NOT_METRICS
-    }
+    columns = [h for i, h in enumerate(header)
+               if i != step_at and h and h.lower() not in NOT_METRICS]
+    table: list[Row] = []
     for line_no, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
@@ -114,26 +123,101 @@ def read_csv(path: Path) -> Logs:
                 or not math.isfinite(step):
             got = row[step_at] if len(row) > step_at else ""
             raise InputError(f"{path}:{line_no}: step {got!r} is not a number")
-        for i, cell in enumerate(row):
-            name = header[i] if i < len(header) else ""
-            if name in cells and cell.strip():
-                cells[name].append((f"{path}:{line_no}", step, cell.strip()))
-    return _from_cells(path, cells, "csv")
+        cells = {header[i]: cell.strip() for i, cell in enumerate(row)
+                 if i < len(header) and header[i] in columns and cell.strip()}
+        table.append((f"{path}:{line_no}", step, cells))
+    return _from_rows(path, columns, table, "csv")
 
 
-def _from_cells(path: Path, cells: dict[str, list[tuple[str, float, object]]], fmt: str) -> Logs:
-    points: dict[str, dict[float, float]] = {}
+#: One row of a CSV or JSON log: where it is (``file:line``), its step, and its cells
+#: (column -> text or JSON value; an empty cell is absent).
+Row = tuple[str, float, dict[str, object]]
+
+
+def placeholders(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Which ``nan`` cells of a table of rows are placeholders, not values (``True``).
+
+    ``values``: (rows, columns) floats in the order logged; ``present``: the cells that
+    hold something (an empty cell is no value anyway). ``inf`` is always a value. A
+    ``nan`` in column C is a placeholder when
+
+    - its row is of another kind: the row holds a number (finite or inf) in a column
+      that never holds one in the same row as C (a validation row's train columns, a
+      train row's validation columns, a learning-rate row); or
+    - C is sparse among the rows left (``nan`` in at least as many of them as numbers,
+      e.g. validation every N train rows) and the ``nan`` comes before C's last number,
+      or after it but in a block no longer than the longest block of ``nan`` before it
+      (C's own rhythm).
+
+    Every other ``nan`` is the run's own value: a loss that turns ``nan`` in the rows
+    that log it (with the learning rate beside it, or alone) has diverged. A column that
+    never holds a number keeps its ``nan``: nothing shows which rows log it.
+
+    >>> nan = float("nan")
+    >>> v = np.array([[1.0, nan], [0.9, nan], [nan, 1.2], [0.8, nan], [nan, 1.1]])
+    >>> placeholders(v, np.ones_like(v, bool))[:, 0].tolist()  # rows 2, 4 log val only
+    [False, False, True, False, True]
+    >>> placeholders(np.array([[1.0], [0.9], [nan], [nan]]), np.ones((4, 1), bool)).any()
+    np.False_
+    """
+    nan = present & np.isnan(values)
+    number = present & ~np.isnan(values)
+    out = np.zeros(values.shape, dtype=bool)
+    together = (number.T.astype(np.int64) @ number.astype(np.int64)) > 0
+    for c in range(values.shape[1]):
+        if not number[:, c].any():
+            continue
+        foreign = number[:, ~together[c]].any(axis=1)
+        out[:, c] = nan[:, c] & foreign
+        own = np.flatnonzero(present[:, c] & ~out[:, c])
+        is_nan = nan[own, c]
+        if is_nan.sum() < (~is_nan).sum():
+            continue
+        last = int(np.flatnonzero(~is_nan)[-1])
+        before = np.flatnonzero(np.diff(np.r_[0, is_nan[:last].astype(np.int8), 0]))
+        longest = int(np.max(before[1::2] - before[::2], initial=0))
+        out[own[:last][is_nan[:last]], c] = True
+        if len(own) - last - 1 <= longest:
+            out[own[last + 1:], c] = True
+    return out
+
+
+def _from_rows(path: Path, columns: list[str], rows: list[Row], fmt: str) -> Logs:
+    """Rows -> series: text columns left out (noted), a text cell in a numeric column an
+    error naming its line, ``nan`` placeholders dropped (:func:`placeholders`, noted),
+    then for each step the last value logged."""
     notes: list[str] = []
-    for name, entries in cells.items():
-        values = [_number(text) for _, _, text in entries]
+    numeric: list[str] = []
+    for name in columns:
+        entries = [(where, cells[name]) for where, _, cells in rows if name in cells]
+        values = [_number(v) for _, v in entries]
         if entries and all(v is None for v in values):
             notes.append(f"{name}: not numeric, left out")
             continue
-        for (where, step, text), value in zip(entries, values, strict=True):
+        for (where, text), value in zip(entries, values, strict=True):
             if value is None:
                 raise InputError(f"{where}: {name} = {text!r} is not a number (a metric "
                                  "holds numbers, nan or inf only)")
-            points.setdefault(name, {})[step] = value
+        numeric.append(name)
+    values = np.full((len(rows), len(numeric)), np.nan)
+    present = np.zeros(values.shape, dtype=bool)
+    for r, (_, _, cells) in enumerate(rows):
+        for c, name in enumerate(numeric):
+            if name in cells:
+                values[r, c] = _number(cells[name])
+                present[r, c] = True
+    skip = placeholders(values, present)
+    dropped = [f"{name} {n}" for name, n in zip(numeric, skip.sum(axis=0).tolist(),
+                                                strict=True) if n]
+    if dropped:
+        notes.append("nan placeholders (rows that do not log the series) not counted as "
+                     f"values: {', '.join(dropped)}")
+    points: dict[str, dict[float, float]] = {}
+    keep = present & ~skip
+    for c, name in enumerate(numeric):
+        by_step = points.setdefault(name, {})
+        for r in np.flatnonzero(keep[:, c]):
+            by_step[rows[r][1]] = float(values[r, c])
     series = _finish(points)
     if not series:
         raise InputError(f"{path}: no numeric metric besides the step")
@@ -185,7 +269,8 @@ def read_jsonl(path: Path) -> Logs:
     ['loss', 'val/loss']
     """
     text = _read_text(path)
-    cells: dict[str, list[tuple[str, float, object]]] = {}
+    columns: dict[str, None] = {}
+    table: list[Row] = []
     for where, record in _json_records(path, text):
         if not isinstance(record, dict):
             raise InputError(f"{where}: not a JSON object")
@@ -198,13 +283,13 @@ def read_jsonl(path: Path) -> Logs:
         if isinstance(step, bool) or not isinstance(step, int | float) \
                 or not math.isfinite(step):
             raise InputError(f"{where}: step {step!r} is not a number")
-        for name, value in flat.items():
-            if name.lower() in NOT_METRICS or value is None:
-                continue
-            cells.setdefault(name, []).append((where, float(step), value))
-    if not cells:
+        cells = {name: value for name, value in flat.items()
+                 if name.lower() not in NOT_METRICS and value is not None}
+        columns.update(dict.fromkeys(cells))
+        table.append((where, float(step), cells))
+    if not columns:
         raise InputError(f"{path}: no metric values (every record holds only a step)")
-    return _from_cells(path, cells, "jsonl")
+    return _from_rows(path, list(columns), table, "jsonl")
 
 
 def _read_text(path: Path) -> str:
@@ -241,47 +326,87 @@ def _scalar_points(accumulator) -> dict[str, dict[float, float]]:
     return points
 
 
-def read_event_files(path: Path) -> Logs:
-    """TensorBoard event files: one file, or every run folder under ``path``.
+def _split_run(rel: str) -> tuple[str, str]:
+    """A folder (or table without its suffix) relative to the folder given -> (its run,
+    the part inside the run): trailing split names (``train``, ``validation``...) are
+    inside the run above them.
 
-    >>> read_event_files(Path("/nonexistent"))
-    Traceback (most recent call last):
-    ...
-    genmetrics.errors.InputError: /nonexistent: no TensorBoard event files (events.out.tfevents.*)
+    >>> _split_run("exp1/train"), _split_run("exp2"), _split_run("validation")
+    (('exp1', 'train'), ('exp2', ''), ('', 'validation'))
+    """
+    parts = [p for p in rel.split("/") if p and p != "."]
+    cut = len(parts)
+    while cut and parts[cut - 1].lower() in SPLITS:
+        cut -= 1
+    return "/".join(parts[:cut]), "/".join(parts[cut:])
+
+
+def _event_runs(path: Path) -> tuple[dict[str, Logs], list[str]]:
+    """TensorBoard runs under ``path``: ``{run: Logs}`` and notes on runs left out.
+
+    Each folder holding event files belongs to a run: itself, or the run above it when its
+    name is a split (``train/``, ``validation/``) or when it lies inside another run's
+    folder (torch's ``add_hparams`` sub-folder). Inside a run, the tags are prefixed by
+    the folder's path relative to the run (``train/epoch_loss``).
     """
     from tensorboard.backend.event_processing import event_accumulator as ea
 
+    folders: dict[str, list[Path]] = {}
     if path.is_file():
-        runs = {"": [path]}
-        root = path.parent
-    else:
-        root = path
-        runs = {}
-        for file in sorted(path.rglob(f"*{EVENT_MARKER}*")) if path.is_dir() else []:
+        folders[""] = [path]
+    elif path.is_dir():
+        for file in sorted(path.rglob(f"*{EVENT_MARKER}*")):
             if file.is_file():
-                run = file.parent.relative_to(path).as_posix()
-                runs.setdefault("" if run == "." else run, []).append(file)
-    if not runs:
+                rel = file.parent.relative_to(path).as_posix()
+                folders.setdefault("" if rel == "." else rel, []).append(file)
+    if not folders:
         raise InputError(f"{path}: no TensorBoard event files (events.out.tfevents.*)")
+    heads = {rel: _split_run(rel)[0] for rel in folders}
+    roots = sorted(set(heads.values()), key=lambda r: (r.count("/"), r))
+
+    def run_of(rel: str) -> str:
+        head = heads[rel]
+        return next(r for r in roots if r == "" or head == r or head.startswith(r + "/"))
+
     logging.getLogger("tensorboard").setLevel(logging.ERROR)  # purge notices of restarts
-    points: dict[str, dict[float, float]] = {}
-    files: list[str] = []
-    for run, run_files in runs.items():
-        target = run_files[0] if path.is_file() else root / run
+    runs: dict[str, Logs] = {}
+    notes: list[str] = []
+    for rel, files in folders.items():
+        run = run_of(rel)
+        inner = rel[len(run):].lstrip("/")
+        target = files[0] if path.is_file() else path / rel
         try:
             accumulator = ea.EventAccumulator(
                 str(target), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}).Reload()
             found = _scalar_points(accumulator)
         except Exception as exc:  # corrupt protobufs surface as many exception types
             raise InputError(f"{target}: unreadable TensorBoard event file ({exc})") from None
-        files.extend(str(f) for f in run_files)
-        for tag, by_step in found.items():
-            points[f"{run}/{tag}" if run else tag] = by_step
-    series = _finish(points)
-    if not series:
+        logs = runs.setdefault(run, Logs({}, "tensorboard", [],
+                                         source=str(path / run) if run else str(path)))
+        logs.files.extend(str(f) for f in files)
+        logs.series.update({f"{inner}/{tag}" if inner else tag: points
+                            for tag, points in _finish(found).items()})
+    for run, logs in list(runs.items()):
+        if not logs.series and len(runs) > 1:
+            notes.append(f"{run or '.'}: no scalar series in its event files, left out")
+            del runs[run]
+    if not any(logs.series for logs in runs.values()):
         raise InputError(f"{path}: no scalar series in the event files (empty or unreadable "
                          "files, or only images and histograms)")
-    return Logs(series, "tensorboard", files)
+    return runs, notes
+
+
+def read_event_files(path: Path) -> Logs:
+    """TensorBoard event files: one file, or every run folder under ``path`` (each run's
+    folder, relative to ``path``, prefixes its tags).
+
+    >>> read_event_files(Path("/nonexistent"))
+    Traceback (most recent call last):
+    ...
+    genmetrics.errors.InputError: /nonexistent: no TensorBoard event files (events.out.tfevents.*)
+    """
+    runs, notes = _event_runs(path)
+    return merge_runs(runs, notes, path)
 
 
 def _kind(file: Path) -> str | None:
@@ -294,11 +419,18 @@ def _kind(file: Path) -> str | None:
     return None
 
 
-def read_logs(path: Path) -> Logs:
-    """Read a log file or a folder of logs (event files first; else every CSV/JSONL in it,
-    each file's stem prefixing its series when there are several).
+def read_runs(path: Path) -> tuple[dict[str, Logs], list[str]]:
+    """The runs at ``path``, each read on its own: ``{run: Logs}`` (the run's path
+    relative to ``path``; ``""`` for ``path`` itself) and notes on what was left out.
 
-    >>> read_logs(Path("/nonexistent/run"))
+    A file is one run. In a folder with TensorBoard event files, each folder holding
+    event files is a run (``tb/exp1``, ``tb/exp2``, ``lightning_logs/version_0``), except
+    split folders (``train/``, ``validation/``) and folders inside a run, which belong to
+    the run above them. In a folder without event files, each ``.csv``/``.jsonl`` file is a
+    run (a file named after a split, ``val.csv``, joins its folder's run, prefixing its
+    series with its name); one such file alone is read as if given.
+
+    >>> read_runs(Path("/nonexistent/run"))
     Traceback (most recent call last):
     ...
     genmetrics.errors.InputError: /nonexistent/run: no such file or folder
@@ -311,22 +443,78 @@ def read_logs(path: Path) -> Logs:
         if kind is None:
             raise InputError(f"{path}: not a log genmetrics reads; give TensorBoard event "
                              "files (events.out.tfevents.*), a .csv or a .jsonl file")
-        return {"tensorboard": read_event_files, "csv": read_csv, "jsonl": read_jsonl}[kind](path)
-    if any(f.is_file() for f in path.rglob(f"*{EVENT_MARKER}*")):
-        return read_event_files(path)
+        if kind == "tensorboard":
+            return _event_runs(path)
+        logs = {"csv": read_csv, "jsonl": read_jsonl}[kind](path)
+        logs.source = str(path)
+        return {"": logs}, []
     tables = sorted(f for f in path.rglob("*") if f.is_file() and _kind(f) in ("csv", "jsonl"))
+    if any(f.is_file() for f in path.rglob(f"*{EVENT_MARKER}*")):
+        runs, notes = _event_runs(path)
+        if tables:
+            shown = ", ".join(f.relative_to(path).as_posix() for f in tables[:5])
+            more = f" (+{len(tables) - 5} more)" if len(tables) > 5 else ""
+            notes.append(f"{len(tables)} .csv/.jsonl file(s) beside the event files not "
+                         f"read: {shown}{more}")
+        return runs, notes
     if not tables:
         raise InputError(f"{path}: no logs inside (TensorBoard event files, .csv or .jsonl)")
     if len(tables) == 1:
-        return read_logs(tables[0])
-    merged = Logs({}, "mixed", [])
-    formats = set()
+        return read_runs(tables[0])
+    members: dict[str, list[tuple[str, Path]]] = {}
     for table in tables:
-        part = read_logs(table)
-        prefix = re.sub(r"\.[^.]+$", "", table.relative_to(path).as_posix())
-        merged.series.update({f"{prefix}/{k}": v for k, v in part.series.items()})
-        merged.files.extend(part.files)
-        merged.notes.extend(f"{prefix}/{n}" for n in part.notes)
-        formats.add(part.format)
+        run, inner = _split_run(re.sub(r"\.[^.]+$", "", table.relative_to(path).as_posix()))
+        members.setdefault(run, []).append((inner, table))
+    runs: dict[str, Logs] = {}
+    for run, files in members.items():
+        folder = str(path / run) if run else str(path)
+        single = len(files) == 1 and not files[0][0]
+        logs = runs[run] = Logs({}, "", [], source=str(files[0][1]) if single else folder)
+        formats = set()
+        for inner, table in files:
+            part = read_runs(table)[0][""]
+            prefix = f"{inner}/" if inner else ""
+            logs.series.update({prefix + k: v for k, v in part.series.items()})
+            logs.files.extend(part.files)
+            logs.notes.extend(prefix + n for n in part.notes)
+            formats.add(part.format)
+        logs.format = formats.pop() if len(formats) == 1 else "mixed"
+    return runs, []
+
+
+def merge_runs(runs: dict[str, Logs], notes: Iterable[str] = (), source: Path | str = ""
+               ) -> Logs:
+    """All runs as one :class:`Logs`, each run's path prefixing its series and notes.
+
+    >>> a = Logs({"loss": (np.zeros(1), np.ones(1))}, "csv", ["a.csv"])
+    >>> b = Logs({"loss": (np.zeros(1), np.ones(1))}, "jsonl", ["b.jsonl"])
+    >>> logs = merge_runs({"a": a, "b": b})
+    >>> sorted(logs.series), logs.format
+    (['a/loss', 'b/loss'], 'mixed')
+    """
+    merged = Logs({}, "", [], source=str(source))
+    formats = set()
+    for run, logs in runs.items():
+        prefix = f"{run}/" if run else ""
+        merged.series.update({prefix + k: v for k, v in logs.series.items()})
+        merged.files.extend(logs.files)
+        merged.notes.extend(prefix + n for n in logs.notes)
+        formats.add(logs.format)
+    merged.notes.extend(notes)
     merged.format = formats.pop() if len(formats) == 1 else "mixed"
     return merged
+
+
+def read_logs(path: Path) -> Logs:
+    """Read a log file or a folder of logs as one :class:`Logs`: every run of
+    :func:`read_runs`, its path relative to ``path`` prefixing its series (event files
+    first; else every CSV/JSONL in it, each file's path prefixing its series when there
+    are several).
+
+    >>> read_logs(Path("/nonexistent/run"))
+    Traceback (most recent call last):
+    ...
+    genmetrics.errors.InputError: /nonexistent/run: no such file or folder
+    """
+    runs, notes = read_runs(Path(path))
+    return merge_runs(runs, notes, path)

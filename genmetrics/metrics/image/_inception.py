@@ -39,6 +39,12 @@ class InceptionMetric(Metric):
     #: precomputed reference statistics in use (metrics with ``spec.reference_set``)
     reference_stats: Any = None
     uses_feature_cache = True  # needs only Inception outputs, which the cache can hold
+    #: set by :meth:`prepare_bootstrap`: feature rows are kept for bootstrap intervals
+    #: (FID and sFID keep none otherwise; KID and the k-NN metrics always keep them)
+    keep_rows: bool = False
+    #: where kept rows go (a :class:`~genmetrics.features.rowstore.RowStore`), or None:
+    #: in memory
+    row_store: Any = None
 
     def weights_path(self) -> str | None:
         """The weights file asked for (option, then environment), or None for the asset."""
@@ -69,6 +75,28 @@ class InceptionMetric(Metric):
             return images.memo(("inception", id(extractor)),
                                lambda: extract_with_cache(extractor, images))
         return extractor.extract(list(images))
+
+    def prepare_bootstrap(self, rows: Any = None) -> None:
+        """Keep feature rows from now on, in ``rows`` (a run's
+        :class:`~genmetrics.features.rowstore.RowStore`: memory-mapped files) or, when
+        None, in memory."""
+        self.keep_rows = True
+        self.row_store = rows
+
+    def kept(self, chunk: np.ndarray, output: str, side: str) -> np.ndarray:
+        """A batch's rows as this metric keeps them: the row store's mapped view (written
+        once per batch, however many metrics keep it), or ``chunk`` itself."""
+        if self.row_store is not None:
+            return self.row_store.add(output, side, chunk)
+        return chunk
+
+    def stacked(self, chunks: list[np.ndarray], output: str, side: str,
+                dim: int) -> np.ndarray:
+        """Kept chunks as one ``N x dim`` array: mapped from the row store's file when they
+        are its views (no copy), else concatenated (see :func:`stack_rows`)."""
+        if self.row_store is not None and chunks:
+            return self.row_store.stack(chunks, output, side)
+        return stack_rows(chunks, dim)
 
     def feature_provenance(self) -> dict[str, Any]:
         """What the feature cache's namespace records (see :mod:`genmetrics.features.cache`)."""

@@ -8,7 +8,10 @@ metric to compute stacks each side once and puts the ``N x 2048`` array, as a
 one-element list, in place of the per-batch chunks in its own state and in that of
 every metric holding the very same chunks: the chunks are freed at once, and at 50,000
 images a side the run holds one 400 MB array per side, not one per metric. States
-stay lists of arrays, so merging, saving and gathering them work as before.
+stay lists of arrays, so merging, saving and gathering them work as before. With
+``--bootstrap N`` (:meth:`~InceptionMetric.prepare_bootstrap`) the chunks are read-only
+views of the run's memory-mapped row files (:mod:`genmetrics.features.rowstore`), each
+batch written once, and the stacked rows are the file itself, mapped: not RAM.
 
 Against reference statistics, the rows come from
 :meth:`~genmetrics.reference_stats.ReferenceStats.feature_rows` (stored rows, or the
@@ -37,10 +40,11 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import UsageError
-from genmetrics.metrics.image._inception import InceptionMetric, stack_rows
+from genmetrics.metrics.image._inception import InceptionMetric
 
 FEATURES = "2048"
 DIM = 2048
+_SIDES = {"features": "samples", "ref_features": "references"}  # state field -> row side
 
 #: every live instance: stacking one's chunks stacks them for every instance holding them
 _LIVE: weakref.WeakSet[ReferenceRowsMetric] = weakref.WeakSet()
@@ -67,11 +71,13 @@ class ReferenceRowsMetric(InceptionMetric):
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
-            self.state["features"].append(self.features(samples)[FEATURES])
+            self.state["features"].append(
+                self.kept(self.features(samples)[FEATURES], FEATURES, "samples"))
 
     def update_reference(self, references: Sequence[Any]) -> None:
         if len(references):
-            self.state["ref_features"].append(self.features(references)[FEATURES])
+            self.state["ref_features"].append(
+                self.kept(self.features(references)[FEATURES], FEATURES, "references"))
 
     def use_reference_stats(self, stats: Any) -> None:
         stats.check_extractor(self.extractor_signature(), self.spec.name)
@@ -85,7 +91,7 @@ class ReferenceRowsMetric(InceptionMetric):
         chunks = self.state[key]
         if len(chunks) == 1:
             return np.asarray(chunks[0])
-        rows = stack_rows(chunks, DIM)
+        rows = self.stacked(chunks, FEATURES, _SIDES[key], DIM)
         for metric in list(_LIVE) if chunks else []:
             held = metric.state.get(key)
             if held is not None and len(held) == len(chunks) and \

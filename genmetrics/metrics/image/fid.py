@@ -71,25 +71,37 @@ class FID(InceptionMetric):
         assets=("inception-fid",),
         reference_set=True,
     )
+    #: ``rows`` / ``ref_rows``: the feature rows, kept only after
+    #: :meth:`~InceptionMetric.prepare_bootstrap` (for intervals), else empty lists
     state_reductions = {"n": "sum", "total": "sum", "outer": "sum",
-                        "ref_n": "sum", "ref_total": "sum", "ref_outer": "sum"}
+                        "ref_n": "sum", "ref_total": "sum", "ref_outer": "sum",
+                        "rows": "cat", "ref_rows": "cat"}
     merge_ignores = frozenset({"device"})
-    reference_state = frozenset({"ref_n", "ref_total", "ref_outer"})
+    reference_state = frozenset({"ref_n", "ref_total", "ref_outer", "ref_rows"})
 
     def reset(self) -> None:
         super().reset()
         self.reference_stats: Any = None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for key in ("rows", "ref_rows"):  # states saved before rows could be kept
+            self.state.setdefault(key, [])
 
     # -- feeding ---------------------------------------------------------------
     def add_features(self, features: np.ndarray) -> None:
         """Add sample features (``N x d``) directly, e.g. from a cache."""
         s = self.state
         s["n"], s["total"], s["outer"] = moments_update(s["n"], s["total"], s["outer"], features)
+        if self.keep_rows and len(features):
+            s["rows"].append(self.kept(features, self.extractor_output, "samples"))
 
     def add_reference_features(self, features: np.ndarray) -> None:
         s = self.state
         s["ref_n"], s["ref_total"], s["ref_outer"] = moments_update(
             s["ref_n"], s["ref_total"], s["ref_outer"], features)
+        if self.keep_rows and len(features):
+            s["ref_rows"].append(self.kept(features, self.extractor_output, "references"))
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
@@ -145,3 +157,60 @@ class FID(InceptionMetric):
                 "(use thousands of images)"}
         extra: dict[str, Any] = {**self.extractor_signature(), **self.reference_signature()}
         return {self.spec.name: self.result(value, n=n, components=components, **extra)}
+
+    # -- intervals ---------------------------------------------------------------
+    def _rows(self, key: str, side: str, count: int) -> np.ndarray:
+        """The kept rows of one side as one array (mapped when kept in a row store),
+        which then replaces the chunks in the state."""
+        dim = int(np.shape(self.state["total"])[0])
+        rows = self.stacked(self.state[key], self.extractor_output, side, dim)
+        if rows.shape[0] != count:
+            raise MetricError(f"{self.spec.name} kept {rows.shape[0]} {side} rows for "
+                              f"{count} {side}: rows were not kept from the start")
+        self.state[key] = [rows]
+        return rows
+
+    def bootstrap_replicates(self, resampling: Any) -> dict[str, Any] | None:
+        """Bootstrap replicates of the value from the kept rows (see
+        :mod:`~genmetrics.metrics.image._replicates`): over the samples against
+        reference statistics, over samples and references against a reference set.
+
+            >>> from genmetrics.stats import Resampling
+            >>> fid = FID()
+            >>> fid.prepare_bootstrap()  # keep the rows in memory
+            >>> rng = np.random.default_rng(0)
+            >>> fid.add_features(rng.random((50, 8)))
+            >>> fid.add_reference_features(rng.random((60, 8)))
+            >>> rep = fid.bootstrap_replicates(Resampling(20, seed=1))["fid"]
+            >>> rep.resampled, rep.method, rep.values.shape, rep.standard_error() > 0
+            ('samples+references', 'exact (dense)', (20,), True)
+        """
+        if not self.keep_rows:
+            return None
+        from genmetrics.metrics.image._replicates import frechet_replicates
+        from genmetrics.stats import Replicates
+
+        n = int(self.state["n"])
+        samples = self._rows("rows", "samples", n)
+        weights = resampling.sample_weights(n)
+        if self.reference_stats is not None:  # fixed statistics: the samples only
+            reference: Any = self.stats_moments(self.reference_stats)
+            ref_weights, resampled = None, "samples"
+        else:
+            reference = self._rows("ref_rows", "references", int(self.state["ref_n"]))
+            ref_weights = resampling.reference_weights(reference.shape[0])
+            resampled = "samples+references"
+        out = frechet_replicates(samples, reference, weights, ref_weights,
+                                 device=self._replicate_device())
+        return {self.spec.name: Replicates(out.values, method=out.method(),
+                                           resampled=resampled, se=out.se)}
+
+    def _replicate_device(self) -> Any:
+        """The CUDA device of the ``device`` option (replicates batched there), else
+        None (numpy on the CPU)."""
+        if str(self.options.get("device", "cpu")) == "cpu":
+            return None
+        from genmetrics.features.causal_lm import resolve_device
+
+        device = resolve_device(str(self.options["device"]))
+        return device if str(device).startswith("cuda") else None

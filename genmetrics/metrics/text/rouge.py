@@ -5,10 +5,11 @@ Per sample: rouge-score's precision, recall and F-measure (``RougeScorer.score``
 highest F-measure). ROUGE-Lsum splits sentences on newlines, as rouge-score does.
 
 Corpus value: the arithmetic mean of the per-sample F-measures (precision and recall
-means are reported as components). rouge-score's ``BootstrapAggregator`` reports a
-bootstrap *median* as ``mid``, which is random; genmetrics keeps resampling for
-confidence intervals and reports the plain mean as the value. Means are computed with
-``math.fsum``, so they do not depend on sample order or batching. Scale 0-1.
+means are reported as components; the F-measure is the value, not repeated there).
+rouge-score's ``BootstrapAggregator`` reports a bootstrap *median* as ``mid``, which is
+random; genmetrics keeps resampling for confidence intervals and reports the plain mean
+as the value. Means are computed with ``math.fsum``, so they do not depend on sample
+order or batching. Scale 0-1.
 
 Scoring runs in ``rouge-score-rs``, a compiled re-implementation of rouge-score; the
 test suite proves it equal to rouge-score on realistic and fuzzed text.
@@ -94,11 +95,9 @@ class ROUGE(Metric):
                 math.fsum(f) / n,
                 n=n,
                 name=rouge_type,
-                components={
-                    "precision": math.fsum(p) / n,
-                    "recall": math.fsum(r) / n,
-                    "fmeasure": math.fsum(f) / n,
-                },
+                # the value is the mean F-measure: not repeated as a component (a tracker
+                # would log the same number twice)
+                components={"precision": math.fsum(p) / n, "recall": math.fsum(r) / n},
                 per_sample=f if per_sample else None,
                 rouge_type=rouge_type,
                 aggregate="mean",
