@@ -532,7 +532,9 @@ def gate_command(
         "--rules", help="TOML rules: [default] and [metrics.NAME] with max_drop, "
         "max_drop_relative, require_significance, alpha, replicates, ignore. Without it: a "
         "metric fails when worse than the baseline by more than the baseline's 95% CI "
-        "half-width, or 0.5% when it has no CI.", metavar="PATH")] = None,
+        "half-width (a distribution metric against the same references, with its feature "
+        "rows kept: 1.96 SE of the bootstrap difference), or 0.5% when it has no CI.",
+        metavar="PATH")] = None,
     allow_signature_mismatch: Annotated[bool, typer.Option(
         "--allow-signature-mismatch", help="Compare even when signatures differ.")] = False,
     markdown_out: Annotated[Path | None, typer.Option(

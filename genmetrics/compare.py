@@ -2,7 +2,9 @@
 
 One row per metric, over the union of the cards' metrics in first-seen order. The
 first card is the baseline: every later card gets its delta (``card - first``) and
-whether its 95% CI overlaps the first card's. Overlap is not a test: two CIs can overlap
+whether its 95% CI overlaps the first card's (a distribution metric scored with
+``--bootstrap`` shows its 95% *rerun interval*, ``value ± 1.96·√2·SE``, and a footnote
+says so). Overlap is not a test: two CIs can overlap
 while a paired test over the same samples finds the change real. So where both cards
 hold per-sample statistics of a result (``score --per-sample``, the same samples), a
 ``paired p`` column gives the two-sided paired bootstrap p-value (1000 resamples, as the
@@ -11,8 +13,8 @@ shows ``-``; one that has it under ``errors`` shows ``failed`` (in CSV, a cell w
 a number -- value, CI, delta, p -- or without a CI overlap is empty, so
 ``pandas.read_csv`` reads float columns; the ``note`` column says what failed). Unlike
 ``gate``, comparing results with different signatures is allowed, but it is flagged
-(``≠sig`` and a footnote naming the fields); ``n``, ``bootstrap`` and ``seed`` are not
-compared.
+(``≠sig`` and a footnote naming the fields); ``n``, ``bootstrap``, ``bootstrap_seed``
+and ``ci_method`` are not compared.
 
     >>> from genmetrics.metric import MetricResult
     >>> from genmetrics.scorecard import Scorecard
@@ -94,12 +96,16 @@ class Comparison:
     rows: list[Row]
     paths: list[str] | None = None
     lettered: bool = False  # the names given were not unique, so columns are A, B, ...
+    #: results whose intervals are rerun intervals (distribution metrics, ``--bootstrap``)
+    rerun: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"cards": self.cards}
         if self.paths is not None:
             doc["paths"] = self.paths
         doc["metrics"] = [row.to_dict() for row in self.rows]
+        if self.rerun:
+            doc["rerun_intervals"] = self.rerun
         return doc
 
 
@@ -159,8 +165,14 @@ def compare(cards: Sequence[Any], names: Sequence[str], paths: Sequence[str] | N
     covered = set(order) | set(family.values())
     for card in cards:
         order.update(dict.fromkeys(k for k in card.errors if k not in covered))
+    from genmetrics.recompute import is_rerun_interval
+
+    rerun = [name for name in order if any(
+        name in card.metrics and card.metrics[name].ci95 is not None
+        and is_rerun_interval(card.metrics[name]) for card in cards)]
     return Comparison(labels, [_row(name, family.get(name, name), cards) for name in order],
-                      list(paths) if paths is not None else None, labels != list(names))
+                      list(paths) if paths is not None else None, labels != list(names),
+                      rerun)
 
 
 def _row(name: str, family: str, cards: Sequence[Any]) -> Row:
@@ -258,6 +270,12 @@ def _notes(comparison: Comparison) -> list[str]:
                      "paired (statistics missing or of other samples).")
     else:
         notes.append(f"{legend}; score both with --per-sample for the paired test).")
+    if comparison.rerun:
+        notes.append(f"rerun intervals ({', '.join(comparison.rerun)}): value ± 1.96·√2·SE, "
+                     "where another run of the same model would land (95%); by default "
+                     "the gate fails a result worse by more than the baseline's half-width, "
+                     "or, against the same references, by more than 1.96·SE of the bootstrap "
+                     "difference.")
     differing: dict[str, list[str]] = {}  # the same differences, for several metrics
     for row in comparison.rows:
         if row.signature_differences:
@@ -331,6 +349,8 @@ def _csv_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
         note = [f"{SIG_MARK} {_sig_note(row, cards)}"] if row.signature_differences else []
         note += [f"failed in {c}: {e}" for c, e in zip(cards, row.errors, strict=True)
                  if e is not None]
+        if row.metric in comparison.rerun:
+            note.append("ci95: rerun interval, value ± 1.96·√2·SE")
         rows.append(cells + ["; ".join(note)])
     return header, rows
 

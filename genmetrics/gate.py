@@ -5,15 +5,37 @@ direction given by ``higher_is_better`` -- by more than it is allowed to:
 
 * with a rule ``max_drop = X``: by more than ``X`` in the metric's own units;
 * with a rule ``max_drop_relative = F``: by more than ``F * |baseline|``;
-* by default (no rule for it): by more than the half-width of the baseline's 95%
-  confidence interval when the scorecard has one (``score --bootstrap N``), else by
-  more than 0.5% of the baseline value.
+* by default (no rule for it), with ``score --bootstrap N``:
+
+  - a distribution metric (FID, sFID, KID, IS, precision, recall, density, coverage,
+    Vendi) has a 95% *rerun interval*, ``value ± 1.96·√2·SE`` (SE: its bootstrap
+    standard error across reruns; see :mod:`genmetrics.stats`). When both scorecards are
+    against the same reference set and their feature rows are still on disk, the gate
+    bootstraps the difference itself (:mod:`genmetrics.difference`: the same reference
+    draws for both runs, so the reference noise cancels) and the metric fails when worse
+    by more than ``1.96·SE_diff`` -- rule ``bootstrap difference, same references``.
+    Otherwise (other references, rows deleted, a metric without a difference, such as
+    the reference-free Vendi) it fails when worse by more than the baseline interval's
+    half-width, ``1.96·√2·SE`` (before clipping to the metric's range), and the output
+    says why there was no difference. What that half-width means: two runs of the same
+    model differ by noise with standard deviation ``√2·SE``, so a same-model rerun comes
+    out worse by more than the half-width with probability about 2.5% per metric
+    (one-sided, under normality) -- and the bootstrap difference holds the same 2.5%.
+    Gating ``k`` metrics, the chance that *some* metric alarms on a same-model rerun is
+    at most ``k`` times that (less: they are correlated);
+  - a paired metric (BLEU, ROUGE, SSIM...) has a percentile CI: by more than its
+    half-width;
+
+  without intervals, by more than 0.5% of the baseline value. Every verdict names the
+  rule it applied (the ``note``: ``allowed X: RULE``).
 
 A change never exceeds an allowance of its own size, so identical scorecards always
 pass. With ``require_significance = true`` a regression must also be significant: a
 paired bootstrap over the per-sample statistics of both scorecards (``score
 --per-sample``, same samples) must find the new value worse in at least
-``1 - alpha`` of the resamples (``alpha`` defaults to 0.05).
+``1 - alpha`` of the resamples (``alpha`` defaults to 0.05); a distribution metric has
+no per-sample statistics, so its p-value is the normal approximation from the
+bootstrap difference's SE (else ``√2·SE`` of the baseline).
 
 Rules live in a TOML file::
 
@@ -28,7 +50,7 @@ Rules live in a TOML file::
     ignore = true
 
 Metrics are compared only when their signatures agree (fields ``n``, ``bootstrap``
-and ``seed`` excepted; ``refs`` of a reference-free metric such as perplexity, too);
+and ``bootstrap_seed`` excepted; ``refs`` of a reference-free metric such as perplexity, too);
 otherwise the gate refuses, naming each differing field once with the metrics it
 concerns, unless ``allow_signature_mismatch`` -- then the results compared anyway are
 marked ``≠sig``. A metric of the baseline missing from the new scorecard (or failed
@@ -150,6 +172,8 @@ class Check:
     #: signature fields that differ, (baseline, new), compared under
     #: ``allow_signature_mismatch``
     signature_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: the standard error of new - baseline when the rule was the bootstrap difference
+    difference_se: float | None = None
 
     @property
     def delta(self) -> float | None:
@@ -194,8 +218,8 @@ def _reference_free(metric: Any) -> bool:
 
 def signature_mismatches(new: Scorecard, base: Scorecard) -> dict[str, dict[str, tuple]]:
     """Per metric in both cards, the signature fields that differ, (baseline, new);
-    ``n``, ``bootstrap`` and ``seed`` are not compared, nor ``refs`` of a reference-free
-    metric (older scorecards recorded one for perplexity)."""
+    ``n``, ``bootstrap``, ``bootstrap_seed`` and ``ci_method`` are not compared, nor
+    ``refs`` of a reference-free metric (older scorecards recorded one for perplexity)."""
     out = {}
     for name, b in base.metrics.items():
         if name in new.metrics:
@@ -238,16 +262,56 @@ def describe_mismatches(mismatches: dict[str, dict[str, tuple]], most: int = 6) 
     return "; ".join(parts)
 
 
-def _allowance(rule: Rule, base: Any) -> tuple[float, str]:
+def _explicit(rule: Rule) -> bool:
+    return rule.max_drop is not None or rule.max_drop_relative is not None
+
+
+def _rerun_se(base: Any) -> float | None:
+    """The standard error behind a distribution metric's rerun interval (its
+    ``components["interval"]["se"]``), or None for any other result."""
+    from genmetrics.recompute import is_rerun_interval
+
+    interval = (base.components or {}).get("interval")
+    se = interval.get("se") if isinstance(interval, dict) else None
+    if not is_rerun_interval(base) or not isinstance(se, (int, float)) or isinstance(se, bool) \
+            or not math.isfinite(se) or se < 0:
+        return None
+    return float(se)
+
+
+def _allowance(rule: Rule, base: Any, difference: Any = None,
+               why_not: str = "") -> tuple[float, str]:
+    """How much worse ``base``'s metric may get, and the rule that says so, in words."""
     if rule.max_drop is not None:
         return float(rule.max_drop), f"max_drop {rule.max_drop:g}"
     if rule.max_drop_relative is not None:
         return abs(base.value) * rule.max_drop_relative, \
             f"max_drop_relative {rule.max_drop_relative:g}"
+    if difference is not None:
+        from genmetrics.difference import DIFFERENCE_Z, RULE
+
+        return difference.allowance(), (f"{RULE}, {DIFFERENCE_Z:.2f}·SE of new − baseline, "
+                                        f"SE {difference.se:.4g} over {difference.replicates} "
+                                        "replicates")
+    se = _rerun_se(base)
+    if se is not None:  # z·√2·SE: the interval's half-width before clipping to the range
+        from genmetrics.stats import RERUN_Z
+
+        text = "baseline 95% rerun-interval half-width"
+        return RERUN_Z * math.sqrt(2.0) * se, text + (f" (no bootstrap difference: {why_not})"
+                                                      if why_not else "")
     if base.ci95 is not None:
         half = (base.ci95[1] - base.ci95[0]) / 2
         return half, "baseline 95% CI half-width"
     return abs(base.value) * DEFAULT_RELATIVE, "0.5% of baseline"
+
+
+def _normal_p(worse: float, se: float) -> float:
+    """One-sided p of a change ``worse`` with standard error ``se`` (normal approximation):
+    how often noise alone would make it at least this much worse."""
+    if se <= 0:
+        return 0.0 if worse > 0 else 1.0
+    return 0.5 * math.erfc(worse / (se * math.sqrt(2.0)))
 
 
 def _paired_p_value(name: str, new: Scorecard, base: Scorecard, rule: Rule) -> float:
@@ -312,23 +376,37 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
                                 message=f"no finite value in the new scorecard: "
                                 f"{n.reason or n.value}"))
             continue
-        allowed, allowance = _allowance(rule, b)
+        rerun_se = _rerun_se(b)  # a distribution metric with a rerun interval
+        difference, why_not = None, ""
+        if rerun_se is not None and (not _explicit(rule) or rule.require_significance):
+            from genmetrics.difference import NotPaired, bootstrap_difference
+
+            try:
+                difference = bootstrap_difference(new, base, name)
+            except NotPaired as exc:
+                why_not = str(exc)
+        allowed, allowance = _allowance(rule, b, difference, why_not)
         check = Check(name, PASS, b.value, n.value, allowed, allowance,
                       higher_is_better=b.higher_is_better,
-                      signature_differences=mismatches.get(name, {}))
+                      signature_differences=mismatches.get(name, {}),
+                      difference_se=None if difference is None else difference.se)
         worse = check.worse_by or 0.0
+        change = (f"worse by {worse:.4g}" if worse > 0 else
+                  f"better by {-worse:.4g}" if worse < 0 else "unchanged")
+        check.message = f"{change} (allowed {allowed:.4g}: {allowance})"
         if worse > allowed and not math.isclose(worse, allowed, rel_tol=1e-12, abs_tol=0.0):
             check.status = REGRESSION
-            check.message = f"worse by {worse:.4g} (allowed {allowed:.4g}: {allowance})"
             if rule.require_significance:
-                check.p_value = _paired_p_value(name, new, base, rule)
+                if rerun_se is not None:  # no per-sample statistics: the bootstrap's SE
+                    se = difference.se if difference is not None else math.sqrt(2.0) * rerun_se
+                    check.p_value = _normal_p(worse, se)
+                else:
+                    check.p_value = _paired_p_value(name, new, base, rule)
                 if check.p_value >= rule.alpha:
                     check.status = PASS
                     check.message += f"; not significant (p = {check.p_value:.3g})"
                 else:
                     check.message += f"; significant (p = {check.p_value:.3g})"
-        elif worse < 0:
-            check.message = f"better by {-worse:.4g}"
         checks.append(check)
     for name, reason in base.errors.items():  # failed in the baseline: nothing to hold
         if rules.for_metric(name).ignore:

@@ -56,13 +56,27 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+#: components that are the result's value itself under another name, per metric (the
+#: signature's ``metric``): kept in the scorecard for code that reads them, not sent to a
+#: tracker a second time (ROUGE's value is its mean F-measure)
+SAME_AS_VALUE: dict[str, frozenset[str]] = {"rouge": frozenset({"fmeasure"})}
+
+
+def _same_as_value(result: Any, component: str, value: Any) -> bool:
+    """Is ``component`` of ``result`` its value again (:data:`SAME_AS_VALUE`, and equal)?"""
+    metric = str(result.signature.get("metric", ""))
+    return component in SAME_AS_VALUE.get(metric, ()) and value == result.value
+
+
 def scalars(card: Scorecard, prefix: str = DEFAULT_PREFIX, *, sep: str = "/") -> dict[str, float]:
     """The card's numbers as a flat ``{name: float}`` dict (see the module docstring).
 
     ``{prefix}{metric}`` is the value, ``{prefix}{metric}{sep}ci95_low`` / ``ci95_high``
     the confidence interval when there is one, ``{prefix}{metric}{sep}{component}`` each
-    numeric component (e.g. KID's ``std``); ``{prefix}skipped`` and ``{prefix}errors``
-    count skipped inputs and failed metrics. Non-finite numbers are left out.
+    numeric component (e.g. KID's ``std``) but one that is the value again
+    (:data:`SAME_AS_VALUE`: ROUGE's ``fmeasure``); ``{prefix}skipped`` and
+    ``{prefix}errors`` count skipped inputs and failed metrics. Non-finite numbers are
+    left out.
 
         >>> from genmetrics.scorecard import Scorecard
         >>> scalars(Scorecard(modality="text", inputs={}, errors={"bleu": "no refs"}))
@@ -82,7 +96,8 @@ def scalars(card: Scorecard, prefix: str = DEFAULT_PREFIX, *, sep: str = "/") ->
             put(f"{key}{sep}ci95_low", result.ci95[0])
             put(f"{key}{sep}ci95_high", result.ci95[1])
         for component, value in result.components.items():
-            put(f"{key}{sep}{component}", value)
+            if not _same_as_value(result, component, value):
+                put(f"{key}{sep}{component}", value)
     out[f"{prefix}skipped"] = float(len(card.skipped))
     out[f"{prefix}errors"] = float(len(card.errors))
     return out
@@ -178,7 +193,8 @@ def signature_change(before: str, after: str) -> str:
 
 def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_PREFIX,
                client: Any = None, run_id: str | None = None, *,
-               artifact_dir: str = MLFLOW_ARTIFACT_DIR) -> None:
+               artifact_dir: str = MLFLOW_ARTIFACT_DIR,
+               artifact_file: str | None = None) -> None:
     """Log :func:`scalars` as MLflow metrics, signatures as tags, the card as artifacts.
 
     Sub-values use ``.`` rather than ``/`` (``genmetrics/kid.ci95_low``): MLflow's file
@@ -196,7 +212,19 @@ def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_P
     once set in a run. The run is ``run_id`` or else the active run; ``client`` defaults
     to ``mlflow.MlflowClient()``. ``step`` defaults to 0; a second card logged at the
     same step replaces that step's artifact.
+
+    ``artifact_file`` (deprecated, a ``DeprecationWarning``): where the last card logged
+    goes instead of ``{artifact_dir}/scorecard.json``, as in genmetrics 0.2.0; the
+    per-step cards still go under ``artifact_dir``.
     """
+    if artifact_file is not None:
+        import warnings
+
+        warnings.warn("log_mlflow(artifact_file=...) is deprecated: the last card goes to "
+                      "{artifact_dir}/scorecard.json and each step's to "
+                      "{artifact_dir}/step-NNNNNN/scorecard.json; pass artifact_dir=...",
+                      DeprecationWarning, stacklevel=2)
+    latest = artifact_file if artifact_file is not None else f"{artifact_dir}/scorecard.json"
     import mlflow
     from mlflow.entities import Metric, RunTag
 
@@ -225,7 +253,7 @@ def log_mlflow(card: Scorecard, step: int | None = None, prefix: str = DEFAULT_P
     client.log_batch(run_id, metrics=metrics, tags=tags)
     document = card.to_dict()
     client.log_dict(run_id, document, mlflow_step_artifact(step, artifact_dir))
-    client.log_dict(run_id, document, f"{artifact_dir}/scorecard.json")
+    client.log_dict(run_id, document, latest)
 
 
 # -- Weights & Biases ---------------------------------------------------------------------

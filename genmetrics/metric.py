@@ -353,6 +353,11 @@ class Metric:
         """
         return None
 
+    def result_range(self, result: str) -> tuple[float | None, float | None]:
+        """The range the value of ``result`` lies in (intervals are clipped to it): the
+        spec's ``value_range`` unless a metric's results differ (density vs coverage)."""
+        return self.spec.value_range
+
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         """The value of ``result`` for each row of ``totals`` (``b x k`` summed rows)."""
         raise NotImplementedError(f"{self.spec.name} does not support resampling")

@@ -82,6 +82,11 @@ def sample_rows(card: Any, name: str) -> np.ndarray | None:
     return array
 
 
+def _bootstrap_seed(signature: dict[str, Any]) -> Any:
+    """The bootstrap's seed: ``bootstrap_seed`` (0.3.0 on), ``seed`` in older cards."""
+    return signature.get("bootstrap_seed", signature.get("seed"))
+
+
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
@@ -119,7 +124,7 @@ def _check_result(card: Any, name: str, result: Any, intervals: bool = True
         problems.append(f"{name}: the value {result.value!r} does not follow from its "
                         f"per-sample statistics (they give {expected!r}); the scorecard was "
                         "edited or is damaged")
-    replicates, seed = result.signature.get("bootstrap"), result.signature.get("seed")
+    replicates, seed = result.signature.get("bootstrap"), _bootstrap_seed(result.signature)
     percentile = not is_rerun_interval(result)  # a rerun interval comes from feature rows
     if intervals and percentile and result.ci95 is not None and isinstance(replicates, int) \
             and n >= 2:

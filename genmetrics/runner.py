@@ -244,7 +244,7 @@ def add_confidence_intervals(
         if values.size:
             result.ci95 = percentile_interval(values)
             result.signature["bootstrap"] = replicates
-            result.signature["seed"] = seed
+            result.signature["bootstrap_seed"] = seed
 
 
 def rerun_method(replicates: Any) -> str:
@@ -277,9 +277,9 @@ def add_rerun_intervals(metric: Metric, results: dict[str, Any], resampling: Any
         se = replicates.standard_error()
         if result is None or not math.isfinite(se) or not math.isfinite(result.value):
             continue
-        result.ci95 = rerun_interval(result.value, se, metric.spec.value_range)
+        result.ci95 = rerun_interval(result.value, se, metric.result_range(name))
         result.signature["bootstrap"] = resampling.replicates
-        result.signature["seed"] = resampling.seed
+        result.signature["bootstrap_seed"] = resampling.seed
         result.signature["ci_method"] = rerun_method(replicates)
         result.components["interval"] = {"se": se, "replicates": resampling.replicates,
                                          "resampled": replicates.resampled,
@@ -918,6 +918,11 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
         run.warnings.extend({"path": "diagnostics", "message": note}
                             for note in run.diagnostics.notes)
     rows = run.row_store.paths() if run.row_store is not None else None
+    if run.row_store is not None and run.row_store.problem and not any(
+            w["path"] == str(run.row_store.folder) for w in run.warnings):
+        run.warnings.append({"path": str(run.row_store.folder), "message": (
+            "the feature rows kept for intervals could not be written there, so they were "
+            f"held in memory ({run.row_store.problem})")})
     return Scorecard(
         modality=modality,
         inputs=inputs,

@@ -78,7 +78,7 @@ def render(signature: dict[str, Any]) -> str:
 
 #: fields that may differ between two results that are still comparable (how the
 #: interval was made, ``ci_method``, changes no value)
-UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "seed", "ci_method"})
+UNCOMPARED_FIELDS = frozenset({"n", "bootstrap", "bootstrap_seed", "ci_method"})
 
 
 def comparable_digest(signature: dict[str, Any]) -> str:

@@ -1,4 +1,7 @@
-"""The README's Ray Tune snippet, run as written (``make test-slow``; ~1-2 minutes).
+"""The README's Ray Tune snippet, run as written (``make test-slow``; ~80 s on 2 cores).
+
+Needs the ``tune`` extra (``ray[tune]``), which ``make test-slow`` installs; without it
+the test is skipped, saying so.
 
 The Python block under "The same objective under Ray Tune" is taken from README.md (so
 the README cannot drift from what runs) and run from the repository root in a fresh
@@ -49,7 +52,8 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.slow
 def test_ray_tune_snippet_runs_as_written() -> None:
-    pytest.importorskip("ray.tune")
+    pytest.importorskip("ray.tune", reason="ray[tune] is not installed: it is the 'tune' "
+                        "extra (pip install -e '.[tune]'), which make test-slow installs")
     scratch = Path(tempfile.mkdtemp(prefix="gm-ray-"))  # short: Ray's socket paths are long
     (scratch / "home").mkdir()
     (scratch / "tmp").mkdir()

@@ -103,6 +103,40 @@ def test_compute_metrics_decodes_ids_padded_with_minus_100(tokenizer: Any) -> No
                                             label_ids=labels))
 
 
+def test_compute_metrics_leaves_out_a_value_that_is_not_finite(
+        tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric whose value is missing (nan, with a reason) or infinite is left out of the
+    flat dict, as ``scalars`` leaves it out; the finite ones stay."""
+    hyps, refs = ["the cat sat on the mat", "a big dog ran"], ["the cat sat", "a big dog"]
+    compute = compute_metrics_factory(tokenizer, ["bleu", "chrf", "rouge"])
+    real = compute.evaluator.compute
+
+    def broken():
+        card = real()
+        card.metrics["bleu"].value, card.metrics["bleu"].reason = math.nan, "no n-gram"
+        card.metrics["rouge2"].value = math.inf
+        return card
+
+    monkeypatch.setattr(compute.evaluator, "compute", broken)
+    pad = tokenizer.pad_token_id
+    got = compute(transformers.EvalPrediction(predictions=_padded(tokenizer, hyps, pad),
+                                              label_ids=_padded(tokenizer, refs, -100)))
+    assert set(got) == {"chrf", "rouge1", "rougeL", "rougeLsum"}
+    assert all(math.isfinite(v) for v in got.values())
+    assert got["chrf"] == _reference_scores(hyps, refs)["chrf"]
+
+
+def test_a_missing_transformers_is_an_import_error_with_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without transformers, importing the recipe says which extra installs it."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    monkeypatch.delitem(sys.modules, "genmetrics.integrations.hf")
+    with pytest.raises(ImportError, match=r"pip install 'genmetrics\[text\]'"):
+        importlib.import_module("genmetrics.integrations.hf")
+
+
 def test_seq2seq_trainer_logs_the_scores_of_its_decoded_predictions(
         tokenizer: Any, tmp_path: Path, one_thread: None) -> None:
     """A tiny random T5 trained 16 steps, evaluated twice with predict_with_generate: each

@@ -114,6 +114,20 @@ def test_readme_snippet_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monk
     assert float(rows[-1]["genmetrics/psnr"]) == card.metrics["psnr"].value
 
 
+def test_a_missing_lightning_is_an_import_error_with_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the `lightning` package, importing the callback says which extra installs
+    it (and that the legacy `pytorch_lightning` is not it)."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "lightning", None)
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
+    monkeypatch.delitem(sys.modules, "genmetrics.integrations.lightning")
+    with pytest.raises(ImportError, match=r"pip install 'genmetrics\[lightning\]'") as err:
+        importlib.import_module("genmetrics.integrations.lightning")
+    assert "pytorch_lightning" in str(err.value)
+
+
 def test_warns_when_the_distributed_sampler_repeats_samples() -> None:
     """7 samples on 2 ranks: DistributedSampler pads with 1 repeat, which would be scored."""
     from torch.utils.data.distributed import DistributedSampler
@@ -164,7 +178,14 @@ json.dump({"values": {n: r.value for n, r in card.metrics.items()},
 '''
 
 
-@pytest.mark.slow  # ~15 s on 2 cores: each process imports Lightning (~5 s)
+# The only check of the callback under DDP, hence kept in the fast suite. ~6 s of CPU in
+# all, but 43 s wall measured on 2 cores shared with other jobs: Lightning imports
+# torchmetrics and torchvision (~10 s per process there) and starts rank 1 only when rank
+# 0 reaches fit, so the two imports run one after the other (starting both ranks at once,
+# torchrun-style, took 49 s on the same busy cores: the imports then compete). The fit
+# itself (2 epochs of 2 steps per rank) takes ~4 s of that; 2 epochs stay, to check that
+# each epoch is scored afresh under DDP.
+@pytest.mark.slow
 def test_two_gloo_processes_log_the_values_of_one_process(tmp_path: Path) -> None:
     """strategy="ddp" on 2 CPU processes (gloo): each rank scores its shard, both ranks
     get the scorecard of all 8 samples, equal to one Evaluator fed both shards."""

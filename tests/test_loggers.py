@@ -68,7 +68,9 @@ def test_scalars_content() -> None:
 
 
 def test_rouge_logs_each_number_once() -> None:
-    """ROUGE's value is its mean F-measure: logged once, beside precision and recall."""
+    """ROUGE's value is its mean F-measure: the ``fmeasure`` component stays in the
+    scorecard (code reads it) but is logged once, as the value, beside precision and
+    recall; a component of that name on another metric is still logged."""
     pytest.importorskip("rouge_score_rs")
     from genmetrics.metrics.text.rouge import ROUGE
 
@@ -76,6 +78,15 @@ def test_rouge_logs_each_number_once() -> None:
     metric.update(["the cat sat on the mat", "a dog barked"],
                   [["the cat was sitting on the mat"], ["the dog barked loudly at night"]])
     card = Scorecard(modality="text", inputs={}, metrics=metric.compute())
+    for result in card.metrics.values():
+        assert result.components["fmeasure"] == result.value
+        assert set(result.components) == {"precision", "recall", "fmeasure"}
+    assert "genmetrics/rouge1_fmeasure" not in scalars(card, sep="_")
+    assert "genmetrics/rouge1.fmeasure" not in scalars(card, sep=".")
+    other = MetricResult(name="f1", value=0.5, n=2, higher_is_better=True, unit="",
+                         signature={"metric": "f1"}, components={"fmeasure": 0.5})
+    assert "genmetrics/f1/fmeasure" in scalars(Scorecard(modality="text", inputs={},
+                                                         metrics={"f1": other}))
     logged = scalars(card)
     for name in ("rouge1", "rougeL"):
         mine = {k: v for k, v in logged.items() if k.startswith(f"genmetrics/{name}")}
@@ -189,6 +200,33 @@ def test_mlflow_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         mlflow.set_tracking_uri(None)  # back to the default (it also unsets the variable)
 
 
+def test_mlflow_artifact_file_is_a_deprecated_alias(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``log_mlflow(artifact_file=...)`` (genmetrics 0.2.0) still works, with a
+    DeprecationWarning: the last card goes to that path, each step's card under
+    ``artifact_dir`` as always."""
+    mlflow = pytest.importorskip("mlflow")
+    for name in ("MLFLOW_ALLOW_FILE_STORE", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+        monkeypatch.setenv(name, "true")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run() as run:
+            with pytest.warns(DeprecationWarning, match="artifact_file"):
+                log_mlflow(CARDS[1], step=1, artifact_file="old/card.json")
+        root = run.info.artifact_uri
+        assert mlflow.artifacts.load_dict(f"{root}/old/card.json") == CARDS[1].to_dict()
+        assert mlflow.artifacts.load_dict(
+            f"{root}/genmetrics/step-000001/scorecard.json") == CARDS[1].to_dict()
+        listed = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id,
+                                                                        "genmetrics")}
+        assert listed == {"genmetrics/step-000001"}  # the last card went to old/card.json
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def _retokenized(card: Scorecard, tokenize: str, n: int | None = None) -> Scorecard:
     """``card`` with BLEU's ``tokenize`` (and, if given, every result's ``n``) changed."""
     other = copy.deepcopy(card)
@@ -210,8 +248,11 @@ def test_mlflow_keeps_each_steps_signature(tmp_path: Path, monkeypatch: pytest.M
     """A ``sqlite:`` store (what the README shows): one scorecard artifact per step and a
     tag where a signature changed, read back with ``MlflowClient``."""
     mlflow = pytest.importorskip("mlflow")
-    pytest.importorskip("sqlalchemy")
-    pytest.importorskip("alembic")
+    # the sqlite store needs them; the dev extra lists them, so never a silent skip
+    import importlib.util
+
+    missing = [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]
+    assert not missing, f"{missing} not installed: pip install -e '.[dev]'"
     for name in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
         monkeypatch.setenv(name, "true")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

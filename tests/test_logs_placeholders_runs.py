@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genmetrics.errors import InputError
 from genmetrics.logs import analyze_logs, cli_run, read_logs, read_runs
 from tests.conftest import assert_one_line_error
 from tests.test_logs import (
@@ -355,12 +356,173 @@ def test_what_is_left_out_of_a_runs_folder_is_named(tmp_path: Path) -> None:
         "1 .csv/.jsonl file(s) beside the event files not read: exp1/extra.csv"]
 
 
-def test_a_bad_file_among_runs_is_a_one_line_error(run_cli, tmp_path: Path) -> None:
-    """One run's CSV holding text in a metric column: exit 2, one line naming the file."""
+def test_a_bad_file_among_runs_is_left_out_with_a_note(run_cli, tmp_path: Path) -> None:
+    """One run's CSV holding text in a metric column, among several: that run is left
+    out, the note names its file, line and reason, the other run is analysed; when no run
+    can be read, exit 2 with one line naming each file."""
     write_rows(tmp_path / "a.csv", lightning_rows(), "")
     (tmp_path / "b.csv").write_text("step,loss\n0,1.5\n1,oops\n")
     done = run_cli("logs", tmp_path, "--out-dir", tmp_path / "out")
-    assert_one_line_error(done, "b.csv:3: loss = 'oops' is not a number")
+    assert done.returncode == 0, done.stderr
+    note = ("b.csv:3: loss = 'oops' is not a number (a metric holds numbers, nan or inf "
+            "only), left out")
+    assert note in " ".join(done.stdout.split())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "runs" not in summary and summary["notes"] == [note]  # one run left
+    assert summary["roles"]["train_loss"]["series"] == "a/train_loss"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.csv").write_text("step,loss\n")
+    (bad / "b.csv").write_text("step,loss\n0,1.5\n1,oops\n")
+    done = run_cli("logs", bad, "--out-dir", tmp_path / "out2")
+    assert_one_line_error(done, "no run could be read", "a.csv: a header but no data rows",
+                          "b.csv:3: loss = 'oops' is not a number")
+
+
+@pytest.mark.parametrize("kind", ["empty", "header-only", "not-utf8"])
+def test_an_unreadable_run_among_several_is_left_out(tmp_path: Path, kind: str) -> None:
+    """csv_logs/version_0..2, version_1 empty, header-only or not UTF-8: versions 0 and 2
+    are analysed each, and a note names version_1's file and why it was left out."""
+    root = tmp_path / "csv_logs"
+    for v in (0, 1, 2):
+        (root / f"version_{v}").mkdir(parents=True)
+        write_rows(root / f"version_{v}" / "metrics.csv", lightning_rows(), "")
+    broken = root / "version_1" / "metrics.csv"
+    content = {"empty": b"", "header-only": (HEADER + "\n").encode(),
+               "not-utf8": b"step,loss\n0,\xff\xfe\n"}[kind]
+    broken.write_bytes(content)
+    reason = {"empty": "the file is empty", "header-only": "a header but no data rows",
+              "not-utf8": "not UTF-8 text"}[kind]
+    runs, notes = read_runs(root)
+    assert list(runs) == ["version_0/metrics", "version_2/metrics"]
+    assert len(notes) == 1 and notes[0].startswith(f"version_1/metrics.csv: {reason}")
+    assert notes[0].endswith(", left out")
+    summary = analyze_logs(root)
+    assert [p["run"] for p in summary["runs"]] == ["version_0/metrics", "version_2/metrics"]
+    assert summary["notes"] == notes
+    assert all(verdicts(p)["loss trend"] == "falling" for p in summary["runs"])
+
+
+def test_an_unreadable_tensorboard_run_among_several_is_left_out(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """tb/exp1 and tb/exp2, exp2's event file unreadable: exp1 is analysed, a note names
+    exp2's folder; with exp1 gone as well, one error naming each."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    write_tb_torch(tmp_path / "tb" / "exp1", curves())
+    write_tb_raw(tmp_path / "tb" / "exp2", curves())
+    real = event_accumulator.EventAccumulator.Reload
+
+    def reload(self):
+        if "exp2" in str(self.path):
+            raise RuntimeError("truncated record")
+        return real(self)
+
+    monkeypatch.setattr(event_accumulator.EventAccumulator, "Reload", reload)
+    runs, notes = read_runs(tmp_path / "tb")
+    assert list(runs) == ["exp1"]
+    assert notes == ["exp2: unreadable TensorBoard event file (truncated record), left out"]
+    monkeypatch.setattr(event_accumulator.EventAccumulator, "Reload",
+                        lambda self: (_ for _ in ()).throw(RuntimeError("bad")))
+    with pytest.raises(InputError, match="no run could be read.*exp1.*exp2"):
+        read_runs(tmp_path / "tb")
+
+
+# ---- --loss and friends with several runs
+
+
+def test_role_names_with_several_runs(tmp_path: Path, run_cli) -> None:
+    """Two TensorBoard runs (exp1: torch names, exp2: Keras-style raw names): a name
+    prefixed by its run (``exp2/Loss/train``, as the merged view showed) applies to that
+    run, the other detects; an unprefixed name missing in one run is detected there with
+    a note; a name no run has is a one-line usage error."""
+    write_tb_torch(tmp_path / "tb" / "exp1", curves())
+    write_tb_raw(tmp_path / "tb" / "exp2", curves())
+    summary = analyze_logs(tmp_path / "tb", roles={"val_loss": "exp2/Loss/train"})
+    assert summary["schema"] == "genmetrics-logs/2"
+    parts = {p["run"]: p for p in summary["runs"]}
+    assert all(p["schema"] == "genmetrics-logs/1" for p in parts.values())
+    assert parts["exp2"]["roles"]["val_loss"] == {"series": "Loss/train", "how": "given"}
+    assert parts["exp1"]["roles"]["val_loss"] == {"series": TB_TORCH_NAMES["val_loss"],
+                                                  "how": "detected"}
+    summary = analyze_logs(tmp_path / "tb", roles={"train_loss": "Loss/train"})
+    parts = {p["run"]: p for p in summary["runs"]}
+    assert parts["exp2"]["roles"]["train_loss"] == {"series": "Loss/train", "how": "given"}
+    assert parts["exp1"]["roles"]["train_loss"] == {"series": TB_TORCH_NAMES["train_loss"],
+                                                    "how": "detected"}
+    assert parts["exp1"]["notes"] == ["--loss 'Loss/train': no such series in this run; "
+                                      "detected instead"]
+    assert parts["exp2"]["notes"] == []
+    done = run_cli("logs", tmp_path / "tb", "--out-dir", tmp_path / "out", "--loss",
+                   "Loss/trian")
+    assert_one_line_error(done, "--loss 'Loss/trian': no such series in any of the 2 runs",
+                          "did you mean Loss/train")
+
+
+def test_role_names_when_one_run_is_left(tmp_path: Path) -> None:
+    """One run left in a folder: its series carry the run's path; a name given without
+    it is taken as that run's."""
+    (tmp_path / "logs" / "exp1").mkdir(parents=True)
+    lines = ["step,nll"] + [f"{i},{2.0 * math.exp(-i / 20) + 0.3!r}" for i in range(60)]
+    (tmp_path / "logs" / "exp1" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "logs" / "exp2.csv").write_text("")
+    summary = analyze_logs(tmp_path / "logs", roles={"train_loss": "nll"})
+    assert summary["roles"]["train_loss"] == {"series": "exp1/metrics/nll", "how": "given"}
+    assert summary["notes"] == ["exp2.csv: the file is empty, left out"]
+
+
+def test_a_sparse_nan_alone_in_its_row_is_the_runs_own(tmp_path: Path) -> None:
+    """``step,loss`` with the loss nan in 2 of every 3 rows, the last included: nothing
+    else is logged in those rows, so the nan are the loss's own values (diverged), not a
+    sparse column's placeholders; beside a learning rate logged in every row, the same
+    nan are still the loss's own (lr is logged with it)."""
+    lines = ["step,loss"] + [f"{i},{2.0 * math.exp(-i / 20) + 0.3!r}" if i % 3 == 0
+                             else f"{i},nan" for i in range(60)]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert int(np.isnan(read_logs(path).series["loss"][1]).sum()) == 40
+    found = by_check(analyze_logs(path))["loss trend"]
+    assert found["verdict"] == "diverged", found["message"]
+    # the same column with a validation loss in the other rows: placeholders there
+    lines = ["step,loss,val_loss"] + [
+        f"{i},{2.0 * math.exp(-i / 20) + 0.3!r},nan" if i % 3 == 0
+        else f"{i},nan,{2.0 * math.exp(-i / 20) + 0.4!r}" for i in range(60)]
+    path.write_text("\n".join(lines) + "\n")
+    assert verdicts(analyze_logs(path))["loss trend"] == "falling"
+
+
+@pytest.mark.parametrize("placeholder", ["", "nan"], ids=["empty", "nan"])
+def test_a_column_that_never_holds_a_number_has_no_values(tmp_path: Path,
+                                                          placeholder: str) -> None:
+    """A healthy run whose ``val_loss`` column is nan (or empty) in every row (validation
+    never ran): no values, noted; not 'validation loss trend: diverged'."""
+    lines = ["step,train_loss,val_loss"] + [f"{t},{placeholder}" for t in steps_text(60)]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    logs = read_logs(path)
+    assert "val_loss" not in logs.series
+    how = "nan in all 60 rows that hold it" if placeholder else "every cell empty"
+    assert logs.notes == [f"val_loss: no values ({how}), left out"]
+    summary = analyze_logs(path)
+    assert "diverged" not in verdicts(summary).values(), summary["findings"]
+    assert verdicts(summary)["loss trend"] == "falling"
+    assert summary["roles"]["val_loss"]["series"] is None
+    path.write_text("step,loss\n0,nan\n1,nan\n")
+    with pytest.raises(InputError, match="no metric holds a number"):
+        read_logs(path)
+
+
+def test_detection_prefers_a_series_that_holds_numbers() -> None:
+    """Two validation-loss names, the better one never finite (TensorBoard keeps such
+    a tag): the one with finite values is taken."""
+    from genmetrics.logs.analysis import detect_roles
+
+    x = np.arange(20.0)
+    series = {"loss": (x, np.linspace(2, 1, 20)), "val_loss": (x, np.full(20, np.nan)),
+              "eval/loss": (x, np.linspace(2.1, 1.1, 20))}
+    assert detect_roles(series)["val_loss"]["series"] == "eval/loss"
+    series["eval/loss"] = (x, np.full(20, np.inf))
+    assert detect_roles(series)["val_loss"]["series"] == "val_loss"  # neither: by name
 
 
 def test_placeholder_rule_on_a_table_of_rows() -> None:

@@ -58,10 +58,10 @@ def test_score_bootstrap_gives_seeded_intervals_in_the_signature(folders):
     for name, r in a.metrics.items():
         lo, hi = r.ci95
         assert lo <= r.value <= hi and lo < hi, name
-        assert r.signature["bootstrap"] == 300 and r.signature["seed"] == 1
+        assert r.signature["bootstrap"] == 300 and r.signature["bootstrap_seed"] == 1
         assert b.metrics[name].ci95 == r.ci95
         assert c.metrics[name].ci95 != r.ci95
-    assert "bootstrap:300|seed:1" in a.metrics["bleu"].signature_str
+    assert "bootstrap:300|bootstrap_seed:1" in a.metrics["bleu"].signature_str
 
 
 def test_per_sample_statistics_are_stored(folders):

@@ -228,9 +228,10 @@ def test_rouge_matches_rouge_score(refs, use_stemmer):
         assert result.per_sample == fs
         assert result.n == n
         assert result.value == math.fsum(fs) / n
-        assert result.components == {  # the F-measure is the value, not a component
+        assert result.components == {
             "precision": math.fsum(p for p, _, _ in rows) / n,
             "recall": math.fsum(r for _, r, _ in rows) / n,
+            "fmeasure": math.fsum(fs) / n,
         }
 
 

@@ -197,6 +197,9 @@ class RowStore:
         self._spools: dict[tuple[str, str], Spool] = {}
         self._files: dict[tuple[str, str], Path] = {}  # what the scorecard names
         self._serial = 0
+        #: why rows could not be written (a read-only or full disk): they are then kept
+        #: in memory, and the run says so in its warnings
+        self.problem: str | None = None
 
     @classmethod
     def create(cls, root: Path | None = None, keep: int = KEEP_RUNS) -> RowStore:
@@ -226,8 +229,14 @@ class RowStore:
     def add(self, output: str, side: str, chunk: Any) -> np.ndarray:
         """Append a batch's rows (once per array, see the module docstring); returns the
         mapped view to keep in a metric's state instead of ``chunk``."""
-        spool = self.spool(output, side)
-        view = spool.add(chunk)
+        if self.problem is not None:
+            return chunk
+        try:
+            spool = self.spool(output, side)
+            view = spool.add(chunk)
+        except OSError as exc:  # the intervals still come, from rows held in memory
+            self.problem = f"{type(exc).__name__}: {exc}"
+            return chunk
         self._files[output, side] = spool.path
         return view
 
@@ -244,7 +253,16 @@ class RowStore:
             return np.zeros((0, 0), np.float32)
         width = arrays[0].shape[1]
         dtype = np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32
-        path = self._file(output, side, f"-all-{uuid.uuid4().hex[:6]}")
+        if self.problem is None:
+            try:
+                return self._write(arrays, key, width, dtype)
+            except OSError as exc:
+                self.problem = f"{type(exc).__name__}: {exc}"
+        return np.concatenate(arrays).astype(dtype, copy=False)
+
+    def _write(self, arrays: list[np.ndarray], key: tuple[str, str], width: int,
+               dtype: Any) -> np.ndarray:
+        path = self._file(*key, f"-all-{uuid.uuid4().hex[:6]}")
         out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype,
                                         shape=(sum(len(a) for a in arrays), width))
         start = 0

@@ -45,11 +45,19 @@ images on every rank with ``sync="none"``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from transformers import TrainerCallback
+try:
+    from transformers import TrainerCallback
+except ModuleNotFoundError as exc:  # a hint, not a bare "No module named 'transformers'"
+    if not (exc.name or "transformers").startswith("transformers"):
+        raise
+    raise ModuleNotFoundError(
+        "genmetrics.integrations.hf needs Hugging Face transformers, in the text extra: "
+        "pip install 'genmetrics[text]'", name=exc.name) from exc
 
 from genmetrics.errors import UsageError
 from genmetrics.loggers import DEFAULT_PREFIX, scalars
@@ -125,8 +133,9 @@ class GenerationMetrics:
                           f"{card.errors}", UserWarning, stacklevel=2)
         if self.components:
             return scalars(card, self.prefix, sep="_")
+        # a missing value is nan (not None): left out, as scalars() leaves it out
         return {f"{self.prefix}{name}": float(r.value) for name, r in card.metrics.items()
-                if r.value is not None}
+                if r.value is not None and math.isfinite(r.value)}
 
 
 def compute_metrics_factory(tokenizer: Any, metrics: Sequence[str] = TEXT_METRICS, *,

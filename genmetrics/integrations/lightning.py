@@ -1,6 +1,9 @@
 """PyTorch Lightning: score what ``validation_step`` generates, every validation epoch.
 
-``pip install "genmetrics[lightning]"`` (Lightning 2.x, imported as ``lightning.pytorch``).
+``pip install "genmetrics[lightning]"`` (Lightning 2.x, the ``lightning`` package, imported
+as ``lightning.pytorch``; the legacy ``pytorch_lightning`` package is not supported: its
+``Trainer`` does not call a ``lightning.pytorch`` callback), plus the extra of the
+metrics' modality (``genmetrics[lightning,image]`` for PSNR/SSIM below).
 :class:`GenmetricsCallback` feeds an :class:`~genmetrics.Evaluator` from
 ``on_validation_batch_end``, computes the scorecard at ``on_validation_epoch_end`` on
 **every** rank and logs its numbers through ``pl_module.log_dict`` (so they reach the
@@ -51,7 +54,15 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import lightning.pytorch as pl
+try:
+    import lightning.pytorch as pl
+except ModuleNotFoundError as exc:  # a hint, not a bare "No module named 'lightning'"
+    if not (exc.name or "lightning").startswith("lightning"):
+        raise
+    raise ModuleNotFoundError(
+        "genmetrics.integrations.lightning needs Lightning 2.x, the `lightning` package "
+        "(the legacy `pytorch_lightning` package is not supported): pip install "
+        "'genmetrics[lightning]'", name=exc.name) from exc
 
 from genmetrics.errors import UsageError
 from genmetrics.loggers import DEFAULT_PREFIX, scalars

@@ -31,10 +31,14 @@ from genmetrics.logs.analysis import (
 from genmetrics.logs.readers import Logs, merge_runs, read_logs, read_runs
 
 __all__ = ["FAIL_ON", "Thresholds", "analyze_logs", "cli_run", "failed_checks", "findings_table",
-           "parse_fail_on", "print_findings", "read_logs", "read_runs", "summarize",
-           "summarize_runs", "write_outputs"]
+           "parse_fail_on", "print_findings", "read_logs", "read_runs", "run_roles",
+           "summarize", "summarize_runs", "write_outputs"]
 
+#: the summary of one run (each run's part of a summary of several runs too)
 SCHEMA = "genmetrics-logs/1"
+#: the summary of several runs: ``runs`` (one ``genmetrics-logs/1`` summary each, with
+#: ``run``) instead of ``roles`` and ``series`` at the top (see :func:`summarize_runs`)
+SCHEMA_RUNS = "genmetrics-logs/2"
 
 
 def summarize(logs: Logs, source: Path | str, *, window: int | None = None,
@@ -58,7 +62,9 @@ def summarize_runs(runs: Mapping[str, Logs], notes: Iterable[str], source: Path 
     """The summary of the runs of :func:`read_runs`. One run: :func:`summarize` of it.
     Several: each analysed on its own, under ``runs`` (a summary each, with ``run``: its
     path relative to ``source``); ``findings`` holds every run's findings (each with its
-    ``run``) and ``flags`` the flagged verdicts of them all.
+    ``run``) and ``flags`` the flagged verdicts of them all; its schema tag is
+    ``genmetrics-logs/2`` (each run's part keeps ``genmetrics-logs/1``). ``roles`` are
+    resolved in each run by :func:`run_roles` (``exp1/Loss/train`` names exp1's series).
 
     >>> import numpy as np
     >>> one = Logs({"loss": (np.arange(50.0), np.linspace(2, 1, 50))}, "csv")
@@ -68,21 +74,83 @@ def summarize_runs(runs: Mapping[str, Logs], notes: Iterable[str], source: Path 
     """
     notes = list(notes)
     if len(runs) == 1:
-        return summarize(merge_runs(dict(runs), notes), source, window=window, roles=roles,
-                         thresholds=thresholds)
+        merged = merge_runs(dict(runs), notes)
+        (run,) = runs
+        if run and roles:  # the series carry the run's path: a name without it is taken
+            roles = {role: f"{run}/{name}" if name and name not in merged.series
+                     and f"{run}/{name}" in merged.series else name
+                     for role, name in roles.items()}
+        return summarize(merged, source, window=window, roles=roles, thresholds=thresholds)
+    per_run = run_roles(runs, roles)
     parts = []
     for run, logs in runs.items():
-        part = summarize(logs, logs.source or Path(source, run), window=window, roles=roles,
+        chosen, role_notes = per_run[run]
+        part = summarize(logs, logs.source or Path(source, run), window=window, roles=chosen,
                          thresholds=thresholds)
+        part["notes"] += role_notes
         parts.append({"run": run or ".", **part})
     formats = {p["format"] for p in parts}
-    return {"schema": SCHEMA, "source": str(source),
+    return {"schema": SCHEMA_RUNS, "source": str(source),
             "format": formats.pop() if len(formats) == 1 else "mixed",
             "files": [f for p in parts for f in p["files"]], "notes": notes, "window": window,
             "runs": parts,
             "findings": [{"run": p["run"], **f} for p in parts for f in p["findings"]],
             "flags": sorted({flag for p in parts for flag in p["flags"]}),
             "thresholds": parts[0]["thresholds"]}
+
+
+def run_roles(runs: Mapping[str, Logs], roles: Mapping[str, str | None] | None
+              ) -> dict[str, tuple[dict[str, str | None], list[str]]]:
+    """The series named for each role (``--loss`` ...), resolved in each of several runs:
+    ``{run: (roles, notes)}``.
+
+    A name prefixed by a run's path (``exp1/Loss/train``, as a merged view of the runs
+    shows it) applies to that run only; the other runs detect the role. An unprefixed
+    name applies to every run that has it; a run without it detects the role instead,
+    with a note. A name that no run has is a :class:`~genmetrics.errors.UsageError`.
+
+    >>> import numpy as np
+    >>> s = (np.arange(3.0), np.ones(3))
+    >>> runs = {"exp1": Logs({"nll": s, "loss": s}, "csv"), "exp2": Logs({"loss": s}, "csv")}
+    >>> out = run_roles(runs, {"train_loss": "exp1/nll"})
+    >>> out["exp1"][0]["train_loss"], out["exp2"][0]["train_loss"]
+    ('nll', None)
+    >>> out = run_roles(runs, {"train_loss": "nll"})
+    >>> out["exp2"]
+    ({'train_loss': None}, ["--loss 'nll': no such series in this run; detected instead"])
+    """
+    import difflib
+
+    from genmetrics.logs.analysis import ROLE_OPTIONS
+
+    out: dict[str, tuple[dict[str, str | None], list[str]]] = {run: ({}, []) for run in runs}
+    for role, name in (roles or {}).items():
+        if not name:
+            continue
+        option = ROLE_OPTIONS.get(role, role)
+        owner = next((run for run in runs if run and name.startswith(f"{run}/")
+                      and name[len(run) + 1:] in runs[run].series), None)
+        if owner is not None:  # exp1/Loss/train: that run's Loss/train
+            for run in runs:
+                out[run][0][role] = name[len(owner) + 1:] if run == owner else None
+            continue
+        having = [run for run in runs if name in runs[run].series]
+        if not having:
+            known = sorted({n for logs in runs.values() for n in logs.series}
+                           | {f"{run}/{n}" for run, logs in runs.items() if run
+                              for n in logs.series})
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(f"{option} {name!r}: no such series in any of the {len(runs)} "
+                             f"runs{hint} (a series of one run only: RUN/SERIES)")
+        for run in runs:
+            if run in having:
+                out[run][0][role] = name
+            else:
+                out[run][0][role] = None
+                out[run][1].append(f"{option} {name!r}: no such series in this run; "
+                                   "detected instead")
+    return out
 
 
 def analyze_logs(path: Path, *, window: int | None = None,

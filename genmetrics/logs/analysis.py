@@ -558,7 +558,7 @@ def _unexplained(tokens: list[str], ok: set[str]) -> int:
 
 def _candidates(series: Mapping[str, Series], role: str) -> list[tuple[tuple, str]]:
     out = []
-    for name, (steps, _) in series.items():
+    for name, (steps, values) in series.items():
         parts = [_tokens(p) for p in name.split("/")]
         tokens = [t for p in parts for t in p]
         is_val = bool(set(tokens) & _VAL)
@@ -578,14 +578,16 @@ def _candidates(series: Mapping[str, Series], role: str) -> list[tuple[tuple, st
                 continue
             rank = (_unexplained(tokens, _GRAD_OK), "total" not in tokens)
         few = len(steps) < 5  # e.g. a run's final average logged once
-        out.append(((rank[0], few, rank[1], -len(steps), len(name), name), name))
+        no_number = not np.isfinite(values).any()  # never a finite value: loses to one that has
+        out.append(((rank[0], no_number, few, rank[1], -len(steps), len(name), name), name))
     return sorted(out)
 
 
 def detect_roles(series: Mapping[str, Series], given: Mapping[str, str | None] | None = None
                  ) -> dict[str, dict[str, str | None]]:
     """Which series is the train loss, validation loss, learning rate and gradient norm:
-    ``given`` names first (checked), else detected by name.
+    ``given`` names first (checked), else detected by name (a series that holds a finite
+    value before one that never does).
 
     >>> s = {n: (np.arange(3.0), np.ones(3)) for n in
     ...      ("train/loss", "eval/loss", "train/learning_rate", "train/grad_norm", "kl_loss")}

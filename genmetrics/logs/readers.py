@@ -145,13 +145,15 @@ def placeholders(values: np.ndarray, present: np.ndarray) -> np.ndarray:
       that never holds one in the same row as C (a validation row's train columns, a
       train row's validation columns, a learning-rate row); or
     - C is sparse among the rows left (``nan`` in at least as many of them as numbers,
-      e.g. validation every N train rows) and the ``nan`` comes before C's last number,
-      or after it but in a block no longer than the longest block of ``nan`` before it
-      (C's own rhythm).
+      e.g. validation every N train rows), the ``nan`` comes before C's last number, or
+      after it but in a block no longer than the longest block of ``nan`` before it (C's
+      own rhythm), and its row holds a number in another column (a row that logs
+      something else; a row holding nothing but ``nan`` logs C, so its ``nan`` is C's).
 
     Every other ``nan`` is the run's own value: a loss that turns ``nan`` in the rows
     that log it (with the learning rate beside it, or alone) has diverged. A column that
-    never holds a number keeps its ``nan``: nothing shows which rows log it.
+    never holds a number keeps its ``nan`` here: nothing shows which rows log it
+    (:func:`read_csv` and :func:`read_jsonl` leave such a column out, with a note).
 
     >>> nan = float("nan")
     >>> v = np.array([[1.0, nan], [0.9, nan], [nan, 1.2], [0.8, nan], [nan, 1.1]])
@@ -159,16 +161,22 @@ def placeholders(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     [False, False, True, False, True]
     >>> placeholders(np.array([[1.0], [0.9], [nan], [nan]]), np.ones((4, 1), bool)).any()
     np.False_
+    >>> sparse = np.array([[1.0], [nan], [nan], [0.9], [nan], [nan]])  # nothing else logged
+    >>> placeholders(sparse, np.ones(sparse.shape, bool)).any()
+    np.False_
     """
     nan = present & np.isnan(values)
     number = present & ~np.isnan(values)
     out = np.zeros(values.shape, dtype=bool)
     together = (number.T.astype(np.int64) @ number.astype(np.int64)) > 0
+    counts = number.sum(axis=1)
     for c in range(values.shape[1]):
         if not number[:, c].any():
             continue
         foreign = number[:, ~together[c]].any(axis=1)
         out[:, c] = nan[:, c] & foreign
+        # rows that log something besides C (a number in another column)
+        elsewhere = (counts - number[:, c]) > 0
         own = np.flatnonzero(present[:, c] & ~out[:, c])
         is_nan = nan[own, c]
         if is_nan.sum() < (~is_nan).sum():
@@ -176,18 +184,23 @@ def placeholders(values: np.ndarray, present: np.ndarray) -> np.ndarray:
         last = int(np.flatnonzero(~is_nan)[-1])
         before = np.flatnonzero(np.diff(np.r_[0, is_nan[:last].astype(np.int8), 0]))
         longest = int(np.max(before[1::2] - before[::2], initial=0))
-        out[own[:last][is_nan[:last]], c] = True
+        rhythm = np.zeros(len(own), dtype=bool)
+        rhythm[:last] = is_nan[:last]
         if len(own) - last - 1 <= longest:
-            out[own[last + 1:], c] = True
+            rhythm[last + 1:] = True
+        out[own[rhythm & elsewhere[own]], c] = True
     return out
 
 
 def _from_rows(path: Path, columns: list[str], rows: list[Row], fmt: str) -> Logs:
     """Rows -> series: text columns left out (noted), a text cell in a numeric column an
-    error naming its line, ``nan`` placeholders dropped (:func:`placeholders`, noted),
-    then for each step the last value logged."""
+    error naming its line, a column that never holds a number (only empty cells or
+    ``nan``: validation that never ran) left out (noted: no values, nothing to judge),
+    ``nan`` placeholders dropped (:func:`placeholders`, noted), then for each step the
+    last value logged."""
     notes: list[str] = []
     numeric: list[str] = []
+    empty: list[str] = []
     for name in columns:
         entries = [(where, cells[name]) for where, _, cells in rows if name in cells]
         values = [_number(v) for _, v in entries]
@@ -198,6 +211,12 @@ def _from_rows(path: Path, columns: list[str], rows: list[Row], fmt: str) -> Log
             if value is None:
                 raise InputError(f"{where}: {name} = {text!r} is not a number (a metric "
                                  "holds numbers, nan or inf only)")
+        if all(math.isnan(v) for v in values):  # also: no cell at all
+            how = ("every cell empty" if not values else "nan in its one row"
+                   if len(values) == 1 else f"nan in all {len(values)} rows that hold it")
+            notes.append(f"{name}: no values ({how}), left out")
+            empty.append(name)
+            continue
         numeric.append(name)
     values = np.full((len(rows), len(numeric)), np.nan)
     present = np.zeros(values.shape, dtype=bool)
@@ -219,6 +238,9 @@ def _from_rows(path: Path, columns: list[str], rows: list[Row], fmt: str) -> Log
         for r in np.flatnonzero(keep[:, c]):
             by_step[rows[r][1]] = float(values[r, c])
     series = _finish(points)
+    if not series and empty:
+        raise InputError(f"{path}: no metric holds a number (only nan or empty cells in "
+                         f"{', '.join(empty)})")
     if not series:
         raise InputError(f"{path}: no numeric metric besides the step")
     return Logs(series, fmt, [str(path)], notes)
@@ -371,16 +393,25 @@ def _event_runs(path: Path) -> tuple[dict[str, Logs], list[str]]:
     logging.getLogger("tensorboard").setLevel(logging.ERROR)  # purge notices of restarts
     runs: dict[str, Logs] = {}
     notes: list[str] = []
+    failed: dict[str, InputError] = {}  # run -> why it is left out (several runs only)
     for rel, files in folders.items():
         run = run_of(rel)
         inner = rel[len(run):].lstrip("/")
         target = files[0] if path.is_file() else path / rel
+        if run in failed:
+            continue
         try:
             accumulator = ea.EventAccumulator(
                 str(target), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}).Reload()
             found = _scalar_points(accumulator)
         except Exception as exc:  # corrupt protobufs surface as many exception types
-            raise InputError(f"{target}: unreadable TensorBoard event file ({exc})") from None
+            error = InputError(f"{target}: unreadable TensorBoard event file ({exc})")
+            if len(roots) == 1:
+                raise error from None
+            failed[run] = error
+            runs.pop(run, None)
+            notes.append(_left_out(error, target, path))
+            continue
         logs = runs.setdefault(run, Logs({}, "tensorboard", [],
                                          source=str(path / run) if run else str(path)))
         logs.files.extend(str(f) for f in files)
@@ -391,9 +422,35 @@ def _event_runs(path: Path) -> tuple[dict[str, Logs], list[str]]:
             notes.append(f"{run or '.'}: no scalar series in its event files, left out")
             del runs[run]
     if not any(logs.series for logs in runs.values()):
+        if failed:
+            raise _none_left(path, notes)
         raise InputError(f"{path}: no scalar series in the event files (empty or unreadable "
                          "files, or only images and histograms)")
     return runs, notes
+
+
+def _left_out(error: InputError, file: Path, root: Path) -> str:
+    """The note on a run left out of a folder of several runs: ``error`` with ``file``
+    shown relative to ``root``, then ``, left out``.
+
+    >>> _left_out(InputError("/x/v1/metrics.csv: the file is empty"),
+    ...           Path("/x/v1/metrics.csv"), Path("/x"))
+    'v1/metrics.csv: the file is empty, left out'
+    """
+    text = str(error)
+    try:
+        shown = file.relative_to(root).as_posix()
+    except ValueError:
+        shown = str(file)
+    if text.startswith(str(file)):
+        text = shown + text[len(str(file)):]
+    return f"{text}, left out"
+
+
+def _none_left(path: Path, notes: list[str]) -> InputError:
+    """The error when every run of a folder of several runs was left out."""
+    reasons = "; ".join(n.removesuffix(", left out") for n in notes)
+    return InputError(f"{path}: no run could be read ({reasons})")
 
 
 def read_event_files(path: Path) -> Logs:
@@ -466,20 +523,30 @@ def read_runs(path: Path) -> tuple[dict[str, Logs], list[str]]:
         run, inner = _split_run(re.sub(r"\.[^.]+$", "", table.relative_to(path).as_posix()))
         members.setdefault(run, []).append((inner, table))
     runs: dict[str, Logs] = {}
+    notes: list[str] = []
     for run, files in members.items():
         folder = str(path / run) if run else str(path)
         single = len(files) == 1 and not files[0][0]
-        logs = runs[run] = Logs({}, "", [], source=str(files[0][1]) if single else folder)
+        logs = Logs({}, "", [], source=str(files[0][1]) if single else folder)
         formats = set()
-        for inner, table in files:
-            part = read_runs(table)[0][""]
-            prefix = f"{inner}/" if inner else ""
-            logs.series.update({prefix + k: v for k, v in part.series.items()})
-            logs.files.extend(part.files)
-            logs.notes.extend(prefix + n for n in part.notes)
-            formats.add(part.format)
+        try:
+            for inner, table in files:
+                part = read_runs(table)[0][""]
+                prefix = f"{inner}/" if inner else ""
+                logs.series.update({prefix + k: v for k, v in part.series.items()})
+                logs.files.extend(part.files)
+                logs.notes.extend(prefix + n for n in part.notes)
+                formats.add(part.format)
+        except InputError as exc:  # one run that cannot be read: the others still are
+            if len(members) == 1:
+                raise
+            notes.append(_left_out(exc, table, path))
+            continue
         logs.format = formats.pop() if len(formats) == 1 else "mixed"
-    return runs, []
+        runs[run] = logs
+    if not runs:
+        raise _none_left(path, notes)
+    return runs, notes
 
 
 def merge_runs(runs: dict[str, Logs], notes: Iterable[str] = (), source: Path | str = ""

@@ -57,13 +57,18 @@ exact distance, so the two float32 values can differ by one unit in the last pla
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from genmetrics.errors import MetricError, MetricUnavailable
+
+if TYPE_CHECKING:  # the bootstrap's records (genmetrics.metrics.image._knn_bootstrap)
+    from genmetrics.metrics.image._knn_bootstrap import Recorder, TileRecord
 
 ADM_BLOCK = 10_000  # ADM's row_batch_size = col_batch_size: the float32 fallback granularity
 ADM_K = 3  # ADM's nhood_sizes=(3,)
@@ -127,7 +132,9 @@ class _Set:
     @classmethod
     def of(cls, rows: np.ndarray, device: torch.device, center: torch.Tensor | None = None
            ) -> _Set:
-        x = torch.as_tensor(np.asarray(rows, dtype=np.float32)).to(device)
+        with warnings.catch_warnings():  # read-only memory-mapped rows: never written here
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            x = torch.as_tensor(np.asarray(rows, dtype=np.float32)).to(device)
         if x.ndim != 2:
             raise MetricError(f"feature rows must be a 2-d array, not shape {tuple(x.shape)}")
         if not bool(torch.isfinite(x).all()):
@@ -178,7 +185,9 @@ def _merge_smallest(vals: torch.Tensor, idx: torch.Tensor, new_vals: torch.Tenso
     return v, torch.cat([idx, new_idx], 1).gather(1, order)
 
 
-def ranked_sq(a: _Set, b: _Set, rank: int, same: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def ranked_sq(a: _Set, b: _Set, rank: int, same: bool,
+              observe: Callable[[int, int, torch.Tensor], None] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of ``a``: the exact squared distance (float64) to the row of ``b`` at
     0-based ``rank`` in ascending order, and that row's index. ``same``: ``b`` is ``a``
     (the row itself counts, at distance 0), and each block pair is computed once.
@@ -187,7 +196,8 @@ def ranked_sq(a: _Set, b: _Set, rank: int, same: bool) -> tuple[torch.Tensor, to
     float32 value is within twice the error bound of the rank's are recomputed in
     float64 (usually the rank's alone) and the rank is taken among them; a row whose
     excluded columns are not provably farther (a near-tie at the cut) is recomputed
-    whole in float64.
+    whole in float64. ``observe(i0, j0, block)`` sees every float32 block (rows ``i0:``
+    of ``a``, columns ``j0:`` of ``b``; with ``same``, only blocks with ``j0 >= i0``).
     """
     n_a, n_b = len(a), len(b)
     keep = min(rank + SLACK + 1, n_b)
@@ -199,6 +209,8 @@ def ranked_sq(a: _Set, b: _Set, rank: int, same: bool) -> tuple[torch.Tensor, to
         for j0 in range(i0 if same else 0, n_b, BLOCK):
             j1 = min(j0 + BLOCK, n_b)
             g = _approx_sq(a, i0, i1, b, j0, j1)
+            if observe is not None:
+                observe(i0, j0, g)
             v, k = g.topk(min(keep, j1 - j0), dim=1, largest=False)
             vals[i0:i1], idx[i0:i1] = _merge_smallest(vals[i0:i1], idx[i0:i1], v, k + j0, keep)
             if same and j0 > i0:  # the transposed block: rows j0:j1 against columns i0:i1
@@ -241,9 +253,20 @@ def _full_rows(a: _Set, rows: torch.Tensor, b: _Set, rank: int
     return torch.cat(out_v), torch.cat(out_i)
 
 
-def kth_radii_sq(a: _Set, k: int) -> torch.Tensor:
+def kth_radii_sq(a: _Set, k: int,
+                 observe: Callable[[int, int, torch.Tensor], None] | None = None
+                 ) -> torch.Tensor:
     """Exact squared distance of each row to its k-th nearest other row (float64)."""
-    return ranked_sq(a, a, k, same=True)[0]
+    return ranked_sq(a, a, k, same=True, observe=observe)[0]
+
+
+#: ``observe(i0, j0, block, worst, in_ref_balls, in_sample_balls)`` of
+#: :func:`cross_counts`: a float32 block (sample rows ``i0:``, reference columns ``j0:``),
+#: its error bound, and the global (sample, reference) pairs the value decided inside the
+#: references' balls and (or None) inside the samples' balls
+CrossObserver = Callable[[int, int, torch.Tensor, float,
+                          tuple[torch.Tensor, torch.Tensor],
+                          tuple[torch.Tensor, torch.Tensor] | None], None]
 
 
 @dataclass
@@ -256,10 +279,11 @@ class CrossCounts:
 
 
 def cross_counts(samples: _Set, refs: _Set, ref_r2: torch.Tensor,
-                 sample_r2: torch.Tensor | None, *, strict: bool, round32: bool
-                 ) -> CrossCounts:
+                 sample_r2: torch.Tensor | None, *, strict: bool, round32: bool,
+                 observe: CrossObserver | None = None) -> CrossCounts:
     """Ball memberships between ``samples`` and ``refs`` (radii as exact squared
-    distances): one float32 pass, float64 only for pairs within the error bound."""
+    distances): one float32 pass, float64 only for pairs within the error bound.
+    ``observe`` sees each block with the pairs decided inside (see :data:`CrossObserver`)."""
     dev = samples.x.device
     counts = torch.zeros(len(samples), dtype=torch.long, device=dev)
     hit = torch.zeros(len(refs), dtype=torch.bool, device=dev)
@@ -276,11 +300,15 @@ def cross_counts(samples: _Set, refs: _Set, ref_r2: torch.Tensor,
                                    radius_of_row=False, strict=strict, round32=round32)
             counts.index_add_(0, ii, torch.ones_like(ii))
             hit[jj] = True
+            in_sample_balls = None
             if ref_in is not None and sample_r2 is not None:  # samples' balls
-                ii, jj = _inside_pairs(g, samples, i0, refs, j0, sample_r2[i0:i1][:, None],
-                                       worst, radius_of_row=True, strict=strict,
-                                       round32=round32)
-                ref_in[jj] = True
+                in_sample_balls = _inside_pairs(g, samples, i0, refs, j0,
+                                                sample_r2[i0:i1][:, None], worst,
+                                                radius_of_row=True, strict=strict,
+                                                round32=round32)
+                ref_in[in_sample_balls[1]] = True
+            if observe is not None:
+                observe(i0, j0, g, worst, (ii, jj), in_sample_balls)
             del g
     return CrossCounts(counts, hit, ref_in)
 
@@ -308,30 +336,41 @@ def _inside_pairs(g: torch.Tensor, a: _Set, i0: int, b: _Set, j0: int, r2: torch
 
 def _exact_pass(real: np.ndarray, fake: np.ndarray, k: int,
                 device: str | torch.device | None, *, sample_balls: bool, strict: bool,
-                round32: bool, nearest: bool = False
+                round32: bool, nearest: bool = False, record: Recorder | None = None
                 ) -> tuple[CrossCounts, tuple[torch.Tensor, torch.Tensor] | None]:
     """The exact-mode set-up and pass :func:`prdc`, :func:`exact_precision_recall` and
     :func:`density_coverage` share: both sides on the device (centred on the
     references' mean), the counts checked, reference balls (and ``sample_balls``), one
     :func:`cross_counts` pass, and with ``nearest`` each sample's nearest reference
-    (float64 squared distance, index)."""
+    (float64 squared distance, index). ``record``: the bootstrap's records are kept
+    (:mod:`genmetrics.metrics.image._knn_bootstrap`); the values do not change."""
     dev = resolve_device(device)
     with torch.no_grad(), _true_float32():
         r = _Set.of(real, dev)
         f = _Set.of(fake, dev, r.center)
         check_count(len(r), k, "reference rows")
         check_count(len(f), k if sample_balls else 0, "sample rows")
-        sample_r2 = kth_radii_sq(f, k) if sample_balls else None
-        c = cross_counts(f, r, kth_radii_sq(r, k), sample_r2, strict=strict, round32=round32)
+        rec = record.exact(len(r), len(f), dev) if record is not None else None
+        sample_r2 = kth_radii_sq(f, k, rec.sample_block if rec else None) \
+            if sample_balls else None
+        ref_r2 = kth_radii_sq(r, k, rec.ref_block if rec else None)
+        if rec is not None:
+            rec.radii(ref_r2, sample_r2)
+        c = cross_counts(f, r, ref_r2, sample_r2, strict=strict, round32=round32,
+                         observe=rec.cross_block if rec else None)
+        if rec is not None:
+            rec.done()
         near = ranked_sq(f, r, 0, same=False) if nearest else None
     return c, near
 
 
 def prdc(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K,
-         device: str | torch.device | None = "auto") -> dict[str, float]:
+         device: str | torch.device | None = "auto", record: Recorder | None = None
+         ) -> dict[str, float]:
     """Precision, recall, density and coverage exactly as ``prdc.compute_prdc(real,
     fake, k)`` computes them (float32 features, strict ``<``), without N x N matrices."""
-    c, _ = _exact_pass(real, fake, k, device, sample_balls=True, strict=True, round32=True)
+    c, _ = _exact_pass(real, fake, k, device, sample_balls=True, strict=True, round32=True,
+                       record=record)
     assert c.ref_in_sample_balls is not None
     return {"precision": float((c.in_ref_balls > 0).double().mean()),
             "recall": float(c.ref_in_sample_balls.double().mean()),
@@ -340,10 +379,12 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K,
 
 
 def exact_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = ADM_K,
-                           device: str | torch.device | None = "auto") -> tuple[float, float]:
+                           device: str | torch.device | None = "auto",
+                           record: Recorder | None = None) -> tuple[float, float]:
     """Kynkäänniemi et al.'s precision and recall on float64 distances (``<=``, the k-th
     neighbour excluding self)."""
-    c, _ = _exact_pass(real, fake, k, device, sample_balls=True, strict=False, round32=False)
+    c, _ = _exact_pass(real, fake, k, device, sample_balls=True, strict=False, round32=False,
+                       record=record)
     assert c.ref_in_sample_balls is not None
     return (float((c.in_ref_balls > 0).double().mean()),
             float(c.ref_in_sample_balls.double().mean()))
@@ -359,12 +400,12 @@ class DensityCoverage:
 
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K, *,
-                     nearest: bool = False, device: str | torch.device | None = "auto"
-                     ) -> DensityCoverage:
+                     nearest: bool = False, device: str | torch.device | None = "auto",
+                     record: Recorder | None = None) -> DensityCoverage:
     """Naeem et al.'s density and coverage, equal to ``prdc``'s; with ``nearest``, each
     sample's nearest reference (index and float64 Euclidean distance) as well."""
     c, near = _exact_pass(real, fake, k, device, sample_balls=False, strict=True,
-                          round32=True, nearest=nearest)
+                          round32=True, nearest=nearest, record=record)
     out = DensityCoverage((1.0 / k) * float(c.in_ref_balls.double().mean()),
                           float(c.ref_ball_hit.double().mean()), c.in_ref_balls.cpu().numpy())
     if near is not None:
@@ -424,34 +465,43 @@ def _subs(a: int, b: int) -> Iterator[tuple[int, int]]:
         yield s, min(s + SUB, b)
 
 
-def adm_radii(a: _AdmSet, k: int = ADM_K) -> torch.Tensor:
+def adm_radii(a: _AdmSet, k: int = ADM_K, record: TileRecord | None = None) -> torch.Tensor:
     """ADM's ``manifold_radii``: per row, the (k+1)-th smallest squared distance of its
-    row of distances (its own included), over ADM blocks with the float32 fallback."""
+    row of distances (its own included), over ADM blocks with the float32 fallback.
+    ``record`` sees the distance tiles of each ADM block as it was accepted (float16, or
+    its float32 fallback)."""
     n = len(a)
     radii = torch.empty(n, device=a.x.device)
     for i0, i1 in _adm_blocks(n):
         best = torch.full((i1 - i0, k + 1), torch.inf, device=a.x.device)
         for j0, j1 in _adm_blocks(n):
-            block = _adm_smallest(a, i0, i1, j0, j1, k + 1, fp16=True)
+            block = _adm_smallest(a, i0, i1, j0, j1, k + 1, fp16=True, record=record)
             if block is None:  # a value was not finite: ADM recomputes the block in float32
-                block = _adm_smallest(a, i0, i1, j0, j1, k + 1, fp16=False)
+                block = _adm_smallest(a, i0, i1, j0, j1, k + 1, fp16=False, record=record)
             if block is None:
                 raise MetricError("feature values too large for float32 distances")
+            if record is not None:
+                record.commit()
             best = torch.cat([best, block], 1).topk(k + 1, dim=1, largest=False).values
         radii[i0:i1] = best[:, k]
     return radii
 
 
 def _adm_smallest(a: _AdmSet, i0: int, i1: int, j0: int, j1: int, keep: int,
-                  fp16: bool) -> torch.Tensor | None:
+                  fp16: bool, record: TileRecord | None = None) -> torch.Tensor | None:
     """The ``keep`` smallest distances per row within one ADM block (padded with inf), or
-    None when any distance of the block is not finite."""
+    None when any distance of the block is not finite (``record`` then drops what it
+    staged of the block)."""
     out = torch.full((i1 - i0, keep), torch.inf, device=a.x.device)
     for r0, r1 in _subs(i0, i1):
         for c0, c1 in _subs(j0, j1):
             d = adm_distances(a, r0, r1, a, c0, c1, fp16)
             if not bool(torch.isfinite(d).all()):
+                if record is not None:
+                    record.drop()
                 return None
+            if record is not None:
+                record.stage(r0, c0, d)
             v = d.topk(min(keep, c1 - c0), dim=1, largest=False).values
             rows = slice(r0 - i0, r1 - i0)
             out[rows] = torch.cat([out[rows], v], 1).topk(keep, dim=1, largest=False).values
@@ -459,42 +509,59 @@ def _adm_smallest(a: _AdmSet, i0: int, i1: int, j0: int, j1: int, keep: int,
 
 
 def adm_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = ADM_K,
-                         device: str | torch.device | None = "auto") -> tuple[float, float]:
+                         device: str | torch.device | None = "auto",
+                         record: Recorder | None = None) -> tuple[float, float]:
     """ADM's ``compute_prec_recall(real, fake)``: (precision, recall) = (fraction of
     samples inside the reference manifold, fraction of references inside the sample
-    manifold), with ``<=`` on float16 squared distances."""
+    manifold), with ``<=`` on float16 squared distances. ``record``: the bootstrap's
+    records are kept from the same distances (the values do not change)."""
     dev = resolve_device(device)
     with torch.no_grad(), _true_float32():
         ref, sam = _AdmSet.of(real, dev), _AdmSet.of(fake, dev)
         check_count(len(ref), k, "reference rows")
         check_count(len(sam), k, "sample rows")
-        ref_r, sam_r = adm_radii(ref, k), adm_radii(sam, k)
+        rec = record.adm(len(ref), len(sam), dev) if record is not None else None
+        ref_r = adm_radii(ref, k, rec.ref_tiles if rec else None)
+        sam_r = adm_radii(sam, k, rec.sample_tiles if rec else None)
+        cross = rec.cross_tiles(ref_r, sam_r) if rec else None
         ref_in = torch.zeros(len(ref), dtype=torch.bool, device=dev)
         sam_in = torch.zeros(len(sam), dtype=torch.bool, device=dev)
         for i0, i1 in _adm_blocks(len(ref)):  # ADM's evaluate_pr: references as rows
             for j0, j1 in _adm_blocks(len(sam)):
-                got = _adm_less_thans(ref, i0, i1, ref_r, sam, j0, j1, sam_r, fp16=True)
+                got = _adm_less_thans(ref, i0, i1, ref_r, sam, j0, j1, sam_r, fp16=True,
+                                      record=cross)
                 if got is None:
-                    got = _adm_less_thans(ref, i0, i1, ref_r, sam, j0, j1, sam_r, fp16=False)
+                    got = _adm_less_thans(ref, i0, i1, ref_r, sam, j0, j1, sam_r, fp16=False,
+                                          record=cross)
                 if got is None:
                     raise MetricError("feature values too large for float32 distances")
+                if cross is not None:
+                    cross.commit()
                 ref_in[i0:i1] |= got[0]
                 sam_in[j0:j1] |= got[1]
+        if rec is not None:
+            rec.done()
     return float(sam_in.double().mean()), float(ref_in.double().mean())
 
 
 def _adm_less_thans(ref: _AdmSet, i0: int, i1: int, ref_r: torch.Tensor, sam: _AdmSet,
-                    j0: int, j1: int, sam_r: torch.Tensor, fp16: bool
+                    j0: int, j1: int, sam_r: torch.Tensor, fp16: bool,
+                    record: TileRecord | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """ADM's ``less_thans`` on one block: (reference inside some sample ball, sample
-    inside some reference ball), or None when a distance of the block is not finite."""
+    inside some reference ball), or None when a distance of the block is not finite
+    (``record`` then drops what it staged of the block)."""
     ref_in = torch.zeros(i1 - i0, dtype=torch.bool, device=ref.x.device)
     sam_in = torch.zeros(j1 - j0, dtype=torch.bool, device=ref.x.device)
     for r0, r1 in _subs(i0, i1):
         for c0, c1 in _subs(j0, j1):
             d = adm_distances(ref, r0, r1, sam, c0, c1, fp16)
             if not bool(torch.isfinite(d).all()):
+                if record is not None:
+                    record.drop()
                 return None
+            if record is not None:
+                record.stage(r0, c0, d)
             ref_in[r0 - i0:r1 - i0] |= (d <= sam_r[None, c0:c1]).any(1)
             sam_in[c0 - j0:c1 - j0] |= (d <= ref_r[r0:r1, None]).any(0)
     return ref_in, sam_in

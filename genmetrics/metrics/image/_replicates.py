@@ -32,7 +32,7 @@ all weights 1 give the value itself. Three routes compute it:
   ``Var(F) = Var_K(F) + Var_B(L) - Var_K(L)`` (:func:`control_replicates` gives ``K``).
 
 ``route="auto"`` takes the cheapest by a flop count (:func:`choose_route`); ``linear``
-falls back to an exact route when a covariance is singular or ``M`` ill-conditioned.
+falls back to an exact route when a covariance is numerically singular.
 
     >>> import numpy as np
     >>> from genmetrics.metrics.image._distribution_math import frechet_distance
@@ -69,9 +69,10 @@ GRAM_BYTES = 1 << 30
 #: the ``linear`` route keeps ``X R`` (``n x d`` float64) for its exact replicates when it
 #: fits in this many bytes; above, each exact replicate forms ``R S_w R`` instead
 TRANSFORMED_BYTES = 1 << 29
-#: ``linear`` needs every eigenvalue of ``S_r`` and of ``M`` above this fraction of the
-#: largest (else the linearisation's gradient blows up and an exact route is taken)
-CONDITION_LIMIT = 1e-12
+#: ``linear`` needs ``S`` and ``S_r`` numerically positive definite: every eigenvalue
+#: above ``CONDITION_LIMIT * d * eps`` times the largest (else its gradient is rounding
+#: noise, and an exact route is taken)
+CONDITION_LIMIT = 10.0
 #: an eigenvalue below ``size * eps * largest`` is rounding noise of a zero eigenvalue
 EPS = float(np.finfo(np.float64).eps)
 #: flops below which an exact route is taken even where ``linear`` would be cheaper
@@ -151,7 +152,19 @@ class _Numpy:
     def index(self, rows: np.ndarray) -> Any:
         return rows
 
-    def trace_sqrt(self, s1: Any, s2: Any) -> float:
+    def trace_sqrt(self, s1: Any, s2: Any, definite: bool = False) -> float:
+        """``tr sqrt(S1 S2)``; ``definite``: both are known positive definite (the
+        ``linear`` route's replicates), so the symmetric-definite eigenproblem is solved
+        at once, without first testing their rank."""
+        if definite:
+            import scipy.linalg as sla
+
+            try:
+                eig = sla.eigh(s2, s1, type=2, eigvals_only=True, driver="gv",
+                               check_finite=False)
+                return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+            except np.linalg.LinAlgError:
+                pass
         return trace_sqrt_product(s1, s2)
 
 
@@ -204,7 +217,7 @@ class _Torch(_Numpy):
     def index(self, rows: np.ndarray) -> Any:
         return self.torch.as_tensor(rows, dtype=self.torch.long, device=self.device)
 
-    def trace_sqrt(self, s1: Any, s2: Any) -> float:
+    def trace_sqrt(self, s1: Any, s2: Any, definite: bool = False) -> float:
         """``tr sqrt(S1 S2)``: the eigenvalues of ``L^T S1 L`` (``S2 = L L^T``, Cholesky),
         or of ``S2^1/2 S1 S2^1/2`` when ``S2`` is singular."""
         torch = self.torch
@@ -411,7 +424,9 @@ def _gram_roots(p: _Problem) -> np.ndarray:
             roots[k] = _sum_sqrt_eigenvalues(ops, centred / (n - 1))
         return roots
     m = p.m
-    q = x @ ops.rows(p.y, slice(None)).T
+    q = ops.zeros(n, m)  # X Y^T, the references read in blocks
+    for part in _blocks(m):
+        q[:, part] = x @ ops.rows(p.y, part).T
     if ops.batched:
         return _gram_roots_batched(p, None, q)
     scale = 1.0 / math.sqrt((n - 1) * (m - 1))
@@ -459,7 +474,7 @@ def _gram_roots_batched(p: _Problem, pmat: Any, q: Any) -> np.ndarray:
     return ops.numpy(torch.cat(roots))
 
 
-def _dense_root(p: _Problem, k: int, transformed: Any = None) -> float:
+def _dense_root(p: _Problem, k: int, transformed: Any = None, definite: bool = False) -> float:
     """``tr sqrt(S_w S_r)`` of replicate ``k`` from its weighted covariance(s).
     ``transformed``: ``(Z, R)`` with ``Z = X R`` and ``R = S_r^1/2`` (references fixed),
     then it is the sum of square roots of the eigenvalues of ``R S_w R``."""
@@ -477,11 +492,11 @@ def _dense_root(p: _Problem, k: int, transformed: Any = None) -> float:
         _, s_v = weighted_covariance(p.y, p.v[k], ops)
     else:
         s_v = p.sigma_r
-    return ops.trace_sqrt(s_w, s_v)
+    return ops.trace_sqrt(s_w, s_v, definite)
 
 
 class _Unsuitable(Exception):
-    """The linearisation does not apply (a singular or ill-conditioned covariance)."""
+    """The linearisation does not apply (a numerically singular covariance)."""
 
 
 def control_replicates(n: int, d: int, replicates: int) -> int:
@@ -502,31 +517,38 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
     if p.mu_r is None:
         p.mu_r, p.sigma_r = row_moments(p.y, ops)
     _, sigma_s = row_moments(p.x, ops)
+    floor = CONDITION_LIMIT * p.d * EPS
     lam_r, vec_r = ops.eigh(p.sigma_r)
-    if not float(lam_r[0]) > CONDITION_LIMIT * float(lam_r[-1]):
-        raise _Unsuitable("the reference covariance is singular or ill-conditioned")
+    if not float(lam_r[0]) > floor * float(lam_r[-1]):
+        raise _Unsuitable("the reference covariance is singular")
+    lam_s = ops.eigvalsh(sigma_s)
+    if not float(lam_s[0]) > floor * float(lam_s[-1]):
+        raise _Unsuitable("the sample covariance is singular")
     root_r = (vec_r * ops.sqrt(lam_r)) @ vec_r.T
     mmat = root_r @ sigma_s @ root_r
     lam, vec = ops.eigh((mmat + mmat.T) / 2)
-    if not float(lam[0]) > CONDITION_LIMIT * float(lam[-1]):
-        raise _Unsuitable("the sample covariance is singular or ill-conditioned")
-    t0 = float(ops.sqrt(lam).sum())
+    # M = R S R is positive definite when S and S_r are, but its condition is about the
+    # product of theirs: eigenvalues at rounding level are held at it (the control
+    # replicates absorb what that changes)
+    lam0 = lam.clip(min=0.0)
+    lam_g = lam.clip(min=EPS * p.d * float(lam[-1]))  # for the gradient
+    t0 = float(ops.sqrt(lam0).sum())
     ru = root_r @ vec
-    g_s = (ru * (0.5 / ops.sqrt(lam))) @ ru.T
+    g_s = (ru * (0.5 / ops.sqrt(lam_g))) @ ru.T
     g_s = (g_s + g_s.T) / 2
+    at_s = 0.5 * float((lam0 / ops.sqrt(lam_g)).sum())  # tr(G_s S): T0 / 2 unless clipped
     terms = _terms(p)
     q_s = quadratic_forms(p.x, g_s, ops)
     lin = (p.w @ q_s - n * ops.einsum("bi,ij,bj->b", terms.mu_w, g_s, terms.mu_w)) / (n - 1)
-    if p.two_sided:  # tr sqrt(S_w S_v) ~ tr(G_s S_w) + tr(G_r S_v): both are T0/2 at w = 1
+    lin = lin + (t0 - at_s)  # tr sqrt(S_w S_r) ~ T0 + tr(G_s (S_w - S))
+    if p.two_sided:  # ... + tr(G_r (S_v - S_r)), and tr(G_r S_r) = T0 / 2
         m = p.m
         inv_ru = (vec_r / ops.sqrt(lam_r)) @ (vec_r.T @ vec)
-        g_r = (inv_ru * (0.5 * ops.sqrt(lam))) @ inv_ru.T
+        g_r = (inv_ru * (0.5 * ops.sqrt(lam0))) @ inv_ru.T
         g_r = (g_r + g_r.T) / 2
         q_r = quadratic_forms(p.y, g_r, ops)
         lin = lin + (p.v @ q_r - m * ops.einsum("bi,ij,bj->b", terms.mu_v, g_r, terms.mu_v)
-                     ) / (m - 1)
-    else:  # tr sqrt(S_w S_r) ~ T0 + tr(G_s (S_w - S)), and tr(G_s S) = T0 / 2
-        lin = lin + t0 / 2
+                     ) / (m - 1) - t0 / 2
     roots_lin = ops.numpy(lin)
     b = p.b
     k = control if control is not None else control_replicates(n + p.m * p.two_sided, p.d, b)
@@ -539,7 +561,7 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
             for part in _blocks(n):
                 z[part] = ops.rows(p.x, part) @ root_r
         transformed = (z, root_r)
-    roots_exact = np.array([_dense_root(p, j, transformed) for j in range(k)])
+    roots_exact = np.array([_dense_root(p, j, transformed, definite=True) for j in range(k)])
     base = _values(p, terms, np.zeros(b))
     exact, linear = base[:k] - 2.0 * roots_exact, base - 2.0 * roots_lin
     var = float(np.var(exact, ddof=1) + np.var(linear, ddof=1) - np.var(linear[:k], ddof=1))

@@ -13,6 +13,10 @@ Comparisons are strict (``distance < radius``) on the distances ``prdc`` compare
 (scikit-learn's float32 Euclidean distances of float32 features), computed in blocks
 without N x N matrices: see :mod:`genmetrics.metrics.image._knn`.
 
+Intervals (``--bootstrap N``): both results get a 95% rerun interval from a bootstrap
+over samples and references in which each replicate recomputes the reference balls'
+radii on the rows it drew; see :mod:`genmetrics.metrics.image._knn_bootstrap`.
+
 With ``compute(per_sample=True)``, the ``density`` result's ``per_sample`` holds each
 sample's ball count / k, and its components each sample's nearest reference
 (``nearest_reference``: ``index`` into the reference rows in the order they were
@@ -34,11 +38,14 @@ from typing import Any
 
 from genmetrics.metric import MetricResult, MetricSpec, Option, library_version
 from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._knn_intervals import KnnReplicatesMixin
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
 
-class DensityCoverage(ReferenceRowsMetric):
+class DensityCoverage(KnnReplicatesMixin, ReferenceRowsMetric):
     """Density (fidelity) and coverage (diversity) against a reference set."""
+
+    knn_metric = "density_coverage"
 
     spec = MetricSpec(
         name="density_coverage",
@@ -66,8 +73,12 @@ class DensityCoverage(ReferenceRowsMetric):
         feats, ref = self.feature_sets()
         self.require_samples(len(feats))
         k = self.options["k"]
-        out = _knn.density_coverage(ref, feats, k, nearest=per_sample,
-                                   device=self.options["device"])
+        self._knn_pass = None
+        if self.keep_rows:  # intervals asked for: the bootstrap's records too
+            _, out = self._knn_record(feats, ref, nearest=per_sample)
+        else:
+            out = _knn.density_coverage(ref, feats, k, nearest=per_sample,
+                                       device=self.options["device"])
         extra: dict[str, Any] = {**self.reference_signature(), "n_ref": len(ref),
                                  **self.extractor_signature()}
         components: dict[str, Any] = {}
@@ -81,6 +92,10 @@ class DensityCoverage(ReferenceRowsMetric):
         return {"density": self.result(out.density, n=len(feats), name="density",
                                        components=components, per_sample=rows, **extra),
                 "coverage": self.result(out.coverage, n=len(feats), name="coverage", **extra)}
+
+    def result_range(self, result: str) -> tuple[float | None, float | None]:
+        """Density is >= 0 and can exceed 1; coverage is a fraction in [0, 1]."""
+        return (0.0, 1.0) if result == "coverage" else (0.0, None)
 
     def libraries(self) -> dict[str, str]:
         return {"torch": library_version("torch")}

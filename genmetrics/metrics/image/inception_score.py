@@ -101,7 +101,7 @@ class InceptionScore(InceptionMetric):
         n = len(logits)
         values = inception_score_replicates(logits, resampling.sample_weights(n),
                                             splits=self.splits(n), seed=self.options["seed"])
-        return {"inception_score": Replicates(values, method="bootstrap", resampled="samples")}
+        return {"inception_score": Replicates(values, method="exact", resampled="samples")}
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         mean, std = self.compute_value()

@@ -14,10 +14,10 @@ explicit ``subset_size`` larger than either set is an error saying how far to lo
 
 Interval (:meth:`KID.bootstrap_replicates`): over all subsets of a size, the mean subset
 MMD² is the unbiased MMD² ``U`` of the full sets, so KID = ``U`` + subset noise and its
-standard error across reruns is ``sqrt(Var(U) + Var_subsets / subsets)``: ``Var(U)``
-from its unbiased (Hoeffding) estimate, ``Var_subsets`` from the ``std`` component. The
+standard error across reruns is ``sqrt(Var_boot(U) + Var_subsets / subsets)``: the
 replicates are bootstrap copies of ``U`` over samples and references (a reference
-statistics file's rows are a sample too). See
+statistics file's rows are a sample too), ``Var_subsets`` comes from the ``std``
+component. See
 :mod:`genmetrics.metrics.image._kernel_replicates`.
 
     >>> import numpy as np
@@ -39,9 +39,9 @@ from genmetrics.metrics.image import _distribution_math as dm
 from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
-#: how the interval is made (for the signature): the bootstrap replicates are of U; the
-#: standard error is U's unbiased variance estimate plus the subset variance
-KID_CI_METHOD = "u-statistic-variance+subsets"
+#: how the interval is made (for the signature): bootstrap replicates of the full-set
+#: U-statistic, plus the variance of the subset mean around it
+KID_CI_METHOD = "replicates of the full-set U-statistic; SE² = Var(U) + Var(subsets)/subsets"
 
 
 class KID(ReferenceRowsMetric):
@@ -116,8 +116,11 @@ class KID(ReferenceRowsMetric):
 
     def bootstrap_replicates(self, resampling: Any) -> dict[str, Any]:
         """Bootstrap replicates of ``U`` (samples and references resampled) and the
-        standard error ``sqrt(Var(U) + Var_subsets / subsets)`` (module notes)."""
-        from genmetrics.metrics.image._kernel_replicates import kid_replicates, kid_standard_error
+        standard error ``sqrt(Var_boot(U) + Var_subsets / subsets)`` (module notes)."""
+        from genmetrics.metrics.image._kernel_replicates import (
+            kid_standard_error,
+            kid_u_replicates,
+        )
         from genmetrics.stats import Replicates
 
         feats, ref = self.feature_sets()
@@ -125,9 +128,9 @@ class KID(ReferenceRowsMetric):
         kept = getattr(self, "_subset_std", None)
         std = kept[2] if kept and kept[:2] == (len(feats), len(ref)) else \
             self.compute_value((feats, ref))[1]
-        out = kid_replicates(feats, ref, resampling.sample_weights(len(feats)),
-                             resampling.reference_weights(len(ref)), degree=o["degree"],
-                             coef0=o["coef0"], device=o["device"])
-        se = kid_standard_error(out.variance, std, o["subsets"])
-        return {"kid": Replicates(out.values, method=KID_CI_METHOD,
+        values = kid_u_replicates(feats, ref, resampling.sample_weights(len(feats)),
+                                  resampling.reference_weights(len(ref)), degree=o["degree"],
+                                  coef0=o["coef0"], device=o["device"])
+        se = kid_standard_error(values, std, o["subsets"])
+        return {"kid": Replicates(values, method=KID_CI_METHOD,
                                   resampled="samples+references", se=se)}

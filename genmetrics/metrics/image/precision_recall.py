@@ -15,6 +15,10 @@ better.
 signature. Distances are computed in blocks (no N x N matrix); the rows of both sets
 are kept (see :mod:`genmetrics.metrics.image._rows_metric`).
 
+Intervals (``--bootstrap N``): both results get a 95% rerun interval from a bootstrap
+over samples and references in which each replicate recomputes the k-NN radii on the
+rows it drew; see :mod:`genmetrics.metrics.image._knn_bootstrap`.
+
     >>> import numpy as np
     >>> pr = PrecisionRecall(mode="exact", device="cpu")
     >>> rng = np.random.default_rng(0)
@@ -32,13 +36,16 @@ from typing import Any
 from genmetrics.errors import UsageError
 from genmetrics.metric import MetricResult, MetricSpec, Option
 from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._knn_intervals import KnnReplicatesMixin
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
 MODES = ("adm", "exact")
 
 
-class PrecisionRecall(ReferenceRowsMetric):
+class PrecisionRecall(KnnReplicatesMixin, ReferenceRowsMetric):
     """Precision and recall of the samples against a reference set (k-NN manifolds)."""
+
+    knn_metric = "precision_recall"
 
     spec = MetricSpec(
         name="precision_recall",
@@ -78,10 +85,18 @@ class PrecisionRecall(ReferenceRowsMetric):
               else _knn.exact_precision_recall)
         return fn(ref, feats, self.options["k"], device=self.options["device"])
 
+    def _knn_mode(self) -> str:
+        return str(self.options["mode"])
+
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         feats, ref = self.feature_sets()
         self.require_samples(len(feats))
-        precision, recall = self.precision_recall(feats, ref)
+        self._knn_pass = None
+        if self.keep_rows:  # intervals asked for: the bootstrap's records too
+            values, _ = self._knn_record(feats, ref)
+            precision, recall = values["precision"], values["recall"]
+        else:
+            precision, recall = self.precision_recall(feats, ref)
         extra: dict[str, Any] = {**self.reference_signature(), "n_ref": len(ref),
                                  **self.extractor_signature()}
         return {"precision": self.result(precision, n=len(feats), name="precision", **extra),

@@ -4,8 +4,9 @@ Per sample: rouge-score's precision, recall and F-measure (``RougeScorer.score``
 ``score_multi`` with several references: per ROUGE type, the reference with the
 highest F-measure). ROUGE-Lsum splits sentences on newlines, as rouge-score does.
 
-Corpus value: the arithmetic mean of the per-sample F-measures (precision and recall
-means are reported as components; the F-measure is the value, not repeated there).
+Corpus value: the arithmetic mean of the per-sample F-measures (the precision, recall
+and F-measure means are reported as components; ``fmeasure`` equals the value, and the
+experiment loggers leave it out, :data:`genmetrics.loggers.SAME_AS_VALUE`).
 rouge-score's ``BootstrapAggregator`` reports a bootstrap *median* as ``mid``, which is
 random; genmetrics keeps resampling for confidence intervals and reports the plain mean
 as the value. Means are computed with ``math.fsum``, so they do not depend on sample
@@ -95,9 +96,10 @@ class ROUGE(Metric):
                 math.fsum(f) / n,
                 n=n,
                 name=rouge_type,
-                # the value is the mean F-measure: not repeated as a component (a tracker
-                # would log the same number twice)
-                components={"precision": math.fsum(p) / n, "recall": math.fsum(r) / n},
+                # fmeasure is the value itself: kept for code that reads components, but
+                # not logged twice to a tracker (genmetrics.loggers.SAME_AS_VALUE)
+                components={"precision": math.fsum(p) / n, "recall": math.fsum(r) / n,
+                            "fmeasure": math.fsum(f) / n},
                 per_sample=f if per_sample else None,
                 rouge_type=rouge_type,
                 aggregate="mean",
