@@ -70,11 +70,12 @@ def _interval(route: str = "auto") -> Callable[[tuple[np.ndarray, Any]], tuple[f
     return make
 
 
-def _gaussian(d: int, n: int, shift: float, reference_set: bool):
+def _gaussian(d: int, n: int, shift: float, scale: float, reference_set: bool):
     """A draw of ``n`` samples of N(mu_s, diag(s_s^2)) and the reference: fixed statistics
-    of N(mu_r, diag(s_r^2)), or ``n`` rows of it; ``shift`` 0 makes both the same."""
+    of N(mu_r, diag(s_r^2)), or ``n`` rows of it. ``mu_s = mu_r + shift``, ``s_s = s_r *
+    scale``; ``shift = 0, scale = 1`` makes them the same (FID 0)."""
     mean_r, scale_r = np.zeros(d), np.linspace(0.5, 1.5, d)
-    mean_s, scale_s = mean_r + shift, scale_r * (1 + shift)
+    mean_s, scale_s = mean_r + shift, scale_r * scale
     known = gaussian_fid(mean_s, scale_s, mean_r, scale_r)
 
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, Any]:
@@ -85,20 +86,22 @@ def _gaussian(d: int, n: int, shift: float, reference_set: bool):
     return draw, known
 
 
-GAUSSIAN = [  # (name, d, n, shift, reference set)
-    ("FID > 0, statistics, n < d (gram)", 512, 300, 0.15, False),
-    ("FID > 0, statistics, n > d (dense)", 64, 400, 0.15, False),
-    ("FID = 0, statistics, n > d (dense)", 64, 400, 0.0, False),
-    ("FID > 0, reference set, n < d (gram)", 512, 300, 0.15, True),
-    ("FID > 0, reference set, n > d (dense)", 64, 400, 0.15, True),
-    ("FID = 0, reference set, n > d (dense)", 64, 400, 0.0, True),
+GAUSSIAN = [  # (name, d, n, mean shift, scale factor, reference set)
+    ("FID >> 0, statistics, n > d (dense)", 64, 400, 0.5, 1.1, False),
+    ("FID >> 0, statistics, n < d (gram)", 512, 300, 0.5, 1.1, False),
+    ("FID = 0, statistics, n > d (dense)", 64, 400, 0.0, 1.0, False),
+    ("FID = 0, statistics, n < d (gram)", 512, 300, 0.0, 1.0, False),
+    ("FID >> 0, reference set, n > d (dense)", 64, 400, 0.5, 1.1, True),
+    ("FID >> 0, reference set, n < d (gram)", 512, 300, 0.5, 1.1, True),
+    ("FID = 0, reference set, n > d (dense)", 64, 400, 0.0, 1.0, True),
+    ("FID = 0, reference set, n < d (gram)", 512, 300, 0.0, 1.0, True),
 ]
 
 
-@pytest.mark.parametrize(("name", "d", "n", "shift", "reference_set"), GAUSSIAN,
+@pytest.mark.parametrize(("name", "d", "n", "shift", "scale", "reference_set"), GAUSSIAN,
                          ids=[g[0] for g in GAUSSIAN])
-def test_gaussian_features(name, d, n, shift, reference_set):
-    draw, known = _gaussian(d, n, shift, reference_set)
+def test_gaussian_features(name, d, n, shift, scale, reference_set):
+    draw, known = _gaussian(d, n, shift, scale, reference_set)
     result = coverage(f"Gaussian {name}, d={d}, n={n}, known FID {known:.3g}", draw,
                       _interval(), _fid, trials=TRIALS)
     assert result.rate >= REQUIRED
@@ -110,7 +113,7 @@ LINEAR = [("statistics", False), ("reference set", True)]
 @pytest.mark.parametrize(("name", "reference_set"), LINEAR, ids=[c[0] for c in LINEAR])
 def test_linearised_route(name, reference_set):
     d, n = 32, 2000
-    draw, known = _gaussian(d, n, 0.1, reference_set)
+    draw, known = _gaussian(d, n, 0.1, 1.1, reference_set)
     result = coverage(f"Gaussian FID > 0, {name}, d={d}, n={n}, forced linear route "
                       f"(known FID {known:.3g})", draw, _interval("linear"), _fid,
                       trials=TRIALS)

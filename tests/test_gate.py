@@ -111,8 +111,8 @@ def test_missing_or_failed_metrics_are_regressions():
 
 
 def test_signature_mismatch_is_refused_naming_the_fields():
-    base = card(result("bleu", 30.0, tokenize="13a", bootstrap=1000, seed=1))
-    new = card(result("bleu", 30.0, tokenize="intl", bootstrap=200, seed=2))
+    base = card(result("bleu", 30.0, tokenize="13a", bootstrap=1000, bootstrap_seed=1))
+    new = card(result("bleu", 30.0, tokenize="intl", bootstrap=200, bootstrap_seed=2))
     with pytest.raises(InputError, match=r"tokenize '13a' -> 'intl' \(bleu\)"):
         gate(new, base)
     assert gate(new, base, allow_signature_mismatch=True).passed

@@ -231,3 +231,37 @@ def _trials(draw, covered: dict[str, int]) -> None:
         for name, rep in reps.items():
             low, high = rerun_interval(values[name], rep.standard_error())
             covered[name] += int(low <= again[name] <= high)
+
+
+def test_score_gives_knn_rerun_intervals_from_the_kept_rows(tmp_path, random_weights):
+    """`score --bootstrap N`: each k-NN result's interval is the rerun interval of the
+    SE its kept rows give (samples and references resampled), method in the signature."""
+    from genmetrics.features.rowstore import read_rows
+    from genmetrics.runner import score
+    from tests.conftest import TEST_DEVICE
+    from tests.photos import resize_longer_side, save_png, tiles
+
+    pictures = [resize_longer_side(t, 48) for _, t in tiles()]
+    for folder, part in (("samples", pictures[:30]), ("refs", pictures[40:66])):
+        (tmp_path / folder).mkdir()
+        for i, tile in enumerate(part):
+            save_png(tile, tmp_path / folder / f"{i:03d}.png")
+    card = score(tmp_path / "samples", tmp_path / "refs", modality="image",
+                 metrics=["precision_recall", "density_coverage"],
+                 inception_weights=random_weights(), device=TEST_DEVICE, workers=0,
+                 bootstrap=40, seed=3, diagnostics=False)
+    samples, refs = (read_rows(card.rows["2048"][side]) for side in ("samples", "references"))
+    draws = Resampling(40, seed=3)
+    w, v = draws.sample_weights(len(samples)), draws.reference_weights(len(refs))
+    for metric, mode, k in (("precision_recall", "adm", 3), ("density_coverage", "exact", 5)):
+        values, record, _ = kb.record_pass(refs, samples, metric, k, mode, "cpu")
+        expected = record_replicates(values, record, w, v)
+        for name in METRICS[metric]:
+            result = card.metrics[name]
+            assert result.value == values[name]
+            interval = result.components["interval"]
+            assert interval["resampled"] == "samples+references"
+            assert interval["se"] == pytest.approx(expected[name].standard_error(), rel=1e-9)
+            assert "recomputed per replicate" in result.signature["ci_method"]
+            assert result.ci95 == pytest.approx(rerun_interval(
+                result.value, interval["se"], (0.0, None if name == "density" else 1.0)))

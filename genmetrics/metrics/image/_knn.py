@@ -430,7 +430,9 @@ class _AdmSet:
 
     @classmethod
     def of(cls, rows: np.ndarray, device: torch.device) -> _AdmSet:
-        x = torch.as_tensor(np.asarray(rows, dtype=np.float32)).to(device).contiguous()
+        with warnings.catch_warnings():  # read-only memory-mapped rows: never written here
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            x = torch.as_tensor(np.asarray(rows, dtype=np.float32)).to(device).contiguous()
         h = x.half()
         n16 = torch.cat([(c.float() * c.float()).half().float().sum(1).half().float()
                          for c in h.split(SUB)]) if len(x) else x.new_zeros(0)

@@ -106,5 +106,12 @@ class KnnReplicatesMixin:
             kept = self._knn_pass
         assert kept is not None
         _, _, values, record = kept
+        if record.overflow:
+            from genmetrics.errors import MetricError
+            from genmetrics.metrics.image._knn_bootstrap import MAX_MEMBERS
+
+            raise MetricError(f"{self.knn_metric}: no interval -- more than {MAX_MEMBERS:,} "
+                              "rows lie near the k-NN balls of the other side to resample "
+                              "them in memory (the value is unaffected)")
         return record_replicates(values, record, resampling.sample_weights(len(feats)),
                                  resampling.reference_weights(len(ref)))
