@@ -13,7 +13,8 @@ difference itself. Replicate ``b`` is
 
 with the **same** reference counts ``V_b`` on both sides (the reference draw is common
 to both runs, so its noise cancels) and independent sample counts ``W_b``, ``W'_b``
-(the two sample sets are independent draws of their generators). ``SE_diff`` is the
+(the two sample sets are independent draws of their generators); FID and sFID draw
+half-samples rather than counts, as their own intervals do. ``SE_diff`` is the
 standard deviation of the ``D_b``, the difference's own noise: no √2, nothing counted
 twice. The gate fails the metric when the new value is worse by more than
 ``1.96·SE_diff`` -- one-sided, so a same-model rerun raises a false alarm on about 2.5%
@@ -99,14 +100,24 @@ def _kid(x: Any, reference: Any, w: np.ndarray, v: np.ndarray | None,
                             coef0=signature.get("coef0", dm.KID_COEF0), device="cpu")
 
 
-#: result name -> (feature output its rows are recorded under, replicate function). A
-#: replicate function takes sample rows, the reference (rows, or ``(mu, sigma)``), sample
-#: and reference counts and the result's signature; it returns the replicate values.
-DIFFERENCES: dict[str, tuple[str, Callable[..., np.ndarray]]] = {
-    "fid": ("2048", _frechet),
-    "sfid": ("mixed_6/conv", _frechet),
-    "kid": ("2048", _kid),
+#: result name -> (feature output its rows are recorded under, replicate function,
+#: draws). A replicate function takes sample rows, the reference (rows, or ``(mu,
+#: sigma)``), sample and reference weights and the result's signature; it returns the
+#: replicate values. ``draws`` is how the metric's own interval draws its replicates,
+#: ``"bootstrap"`` (counts) or ``"halves"`` (FID and sFID: half-samples, see
+#: :meth:`~genmetrics.stats.Resampling.sample_halves`), and the difference draws alike.
+DIFFERENCES: dict[str, tuple[str, Callable[..., np.ndarray], str]] = {
+    "fid": ("2048", _frechet, "halves"),
+    "sfid": ("mixed_6/conv", _frechet, "halves"),
+    "kid": ("2048", _kid, "bootstrap"),
 }
+
+
+def _weights(resampling: Resampling, n: int, draws: str, reference: bool) -> np.ndarray:
+    """``B x n`` weights of the kind ``draws`` names, over samples or references."""
+    if draws == "halves":
+        return resampling.reference_halves(n) if reference else resampling.sample_halves(n)
+    return resampling.reference_weights(n) if reference else resampling.sample_weights(n)
 
 
 def _subset_variance(result: Any) -> float:
@@ -127,15 +138,16 @@ def difference_replicates(name: str, base_rows: Any, new_rows: Any, reference: A
     :data:`NEW_SEED_OFFSET`."""
     if name not in DIFFERENCES:
         raise NotPaired(f"no bootstrap difference for {name}")
-    _, function = DIFFERENCES[name]
+    _, function, draws = DIFFERENCES[name]
     b = resampling.replicates
     if isinstance(reference, tuple):
         v, how = None, "statistics, fixed"
     else:
-        v, how = resampling.reference_weights(int(reference.shape[0])), "rows, resampled alike"
-    w_base = resampling.sample_weights(int(base_rows.shape[0]))
-    w_new = Resampling(b, resampling.seed + NEW_SEED_OFFSET).sample_weights(
-        int(new_rows.shape[0]))
+        v = _weights(resampling, int(reference.shape[0]), draws, reference=True)
+        how = "rows, resampled alike"
+    w_base = _weights(resampling, int(base_rows.shape[0]), draws, reference=False)
+    w_new = _weights(Resampling(b, resampling.seed + NEW_SEED_OFFSET),
+                     int(new_rows.shape[0]), draws, reference=False)
     base_values = function(base_rows, reference, w_base, v, signature)
     new_values = function(new_rows, reference, w_new, v, signature)
     values = np.asarray(new_values, dtype=np.float64) - np.asarray(base_values, np.float64)
@@ -195,7 +207,7 @@ def bootstrap_difference(new: Any, base: Any, name: str) -> Difference:
         raise NotPaired(f"{metric} reads no references, so nothing cancels")
     if name not in DIFFERENCES:
         raise NotPaired(f"not implemented for {metric}")
-    output, _ = DIFFERENCES[name]
+    output, _, _ = DIFFERENCES[name]
     interval = (b.components or {}).get("interval")
     if not isinstance(interval, dict):
         raise NotPaired("the baseline has no rerun interval (score it with --bootstrap N)")

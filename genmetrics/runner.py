@@ -254,16 +254,21 @@ def rerun_method(replicates: Any) -> str:
     >>> from genmetrics.stats import Replicates
     >>> rerun_method(Replicates(np.zeros(2), method="exact (gram)", resampled="samples"))
     'rerun 95%: value ± 1.96·√2·SE; bootstrap over samples; exact (gram)'
+    >>> rerun_method(Replicates(np.zeros(2), method="half-sampling: exact (gram)"))
+    'rerun 95%: value ± 1.96·√2·SE; half-sampling over samples; exact (gram)'
     """
-    text = f"rerun 95%: value ± 1.96·√2·SE; bootstrap over {replicates.resampled}"
-    return text if replicates.method == "bootstrap" else f"{text}; {replicates.method}"
+    scheme, method = "bootstrap", replicates.method
+    if method.startswith("half-sampling"):  # FID, sFID: halves drawn without replacement
+        scheme, _, method = method.partition(": ")
+    text = f"rerun 95%: value ± 1.96·√2·SE; {scheme} over {replicates.resampled}"
+    return text if method in ("bootstrap", scheme, "") else f"{text}; {method}"
 
 
 def add_rerun_intervals(metric: Metric, results: dict[str, Any], resampling: Any) -> list[str]:
     """Distribution metrics: set ``ci95`` from :meth:`~genmetrics.metric.Metric.
     bootstrap_replicates` -- the rerun interval ``value ± 1.96·√2·SE`` clipped to the
-    metric's range (see :mod:`genmetrics.stats`) -- with ``bootstrap``, ``seed`` and
-    ``ci_method`` in the signature and ``components["interval"]`` = ``{"se",
+    metric's range (see :mod:`genmetrics.stats`) -- with ``bootstrap``,
+    ``bootstrap_seed`` and ``ci_method`` in the signature and ``components["interval"]`` = ``{"se",
     "replicates", "resampled", "method"}``. Returns the names of the results given one
     (none when the metric has no replicates)."""
     import math

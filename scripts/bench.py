@@ -869,7 +869,8 @@ def _vendi_theirs(data: FeatureSets) -> Values:
 # (genmetrics/metrics/image/_replicates.py: the linearised route with exact control
 # replicates at this size). No reference library computes FID intervals, so these are
 # time rows: ours must finish within 60 s (issue 19's target, on a 2-core CPU); the
-# values printed are the standard errors and the route.
+# values printed are the standard errors and the route. Replicates are half-samples, as
+# FID.bootstrap_replicates draws them.
 
 FID_BOOTSTRAP_ROWS = 10_000
 
@@ -917,14 +918,14 @@ def _fid_bootstrap_ours(data: FIDRows) -> Values:
     from genmetrics.metrics.image._replicates import frechet_replicates
     from genmetrics.stats import Resampling
 
-    draws = Resampling(data.replicates, seed=0)
+    draws = Resampling(data.replicates, seed=0)  # half-samples, as FID draws them
     if data.references is None:
         out = frechet_replicates(data.samples, (data.mu, data.sigma),
-                                 draws.sample_weights(len(data.samples)))
+                                 draws.sample_halves(len(data.samples)))
     else:
         out = frechet_replicates(data.samples, data.references,
-                                 draws.sample_weights(len(data.samples)),
-                                 draws.reference_weights(len(data.references)))
+                                 draws.sample_halves(len(data.samples)),
+                                 draws.reference_halves(len(data.references)))
     return {"se": out.se, f"route={out.route}, exact={out.exact}": 0.0}
 
 

@@ -44,11 +44,13 @@ def _sets(n: int, m: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 CASES = [(30, 40, 50), (120, 150, 20)]  # fewer rows than dimensions; more
 
 
-@pytest.mark.parametrize(("n", "m", "d"), CASES)
-@pytest.mark.parametrize("route", ["gram", "dense", "linear"])
+# the linearisation needs positive definite covariances: more rows than dimensions only
+ROUTE_CASES = [(*case, route) for case in CASES for route in ("gram", "dense", "linear")
+               if route != "linear" or case[0] > case[2]]
+
+
+@pytest.mark.parametrize(("n", "m", "d", "route"), ROUTE_CASES)
 def test_all_ones_weights_give_the_value(n, m, d, route):
-    if route == "linear" and n <= d:
-        pytest.skip("the linearisation needs positive definite covariances")
     x, y = _sets(n, m, d)
     value = _fid_of_rows(x, y)
     ones = np.ones((3, n))
@@ -62,10 +64,15 @@ def test_all_ones_weights_give_the_value(n, m, d, route):
 
 @pytest.mark.parametrize(("n", "m", "d"), CASES)
 @pytest.mark.parametrize("route", ["gram", "dense"])
-def test_exact_replicates_are_the_fid_of_the_resampled_rows(n, m, d, route):
+@pytest.mark.parametrize("scheme", ["bootstrap", "halves"])
+def test_exact_replicates_are_the_fid_of_the_resampled_rows(n, m, d, route, scheme):
     x, y = _sets(n, m, d, seed=1)
     draws = Resampling(4, seed=3)
-    w, v = draws.sample_weights(n), draws.reference_weights(m)
+    if scheme == "halves":  # even sizes: half the rows, each weighted 2
+        w, v = draws.sample_halves(n), draws.reference_halves(m)
+        assert set(np.unique(w)) == {0.0, 2.0} and set(np.unique(v)) == {0.0, 2.0}
+    else:
+        w, v = draws.sample_weights(n), draws.reference_weights(m)
     mu, sigma = y.mean(0), np.cov(y, rowvar=False)
     fixed = frechet_replicates(x, (mu, sigma), w, route=route)
     both = frechet_replicates(x, y, w, v, route=route)
@@ -234,20 +241,21 @@ def test_score_gives_fid_and_sfid_rerun_intervals_from_kept_rows(folders, tmp_pa
         result = card.metrics[name]
         interval = result.components["interval"]
         assert interval["replicates"] == 40 and interval["resampled"] == "samples+references"
-        assert interval["method"] == "exact (gram)"  # 14 images: fewer than dimensions
+        # 14 images, fewer than dimensions: the exact small-side route, over half-samples
+        assert interval["method"] == "half-sampling: exact (gram)"
         assert result.ci95 == pytest.approx(
             rerun_interval(result.value, interval["se"], (0.0, None)))
         sig = result.signature
         assert (sig["bootstrap"], sig["bootstrap_seed"]) == (40, 7)
-        assert sig["ci_method"].startswith("rerun 95%: value ± 1.96·√2·SE; bootstrap over "
+        assert sig["ci_method"].startswith("rerun 95%: value ± 1.96·√2·SE; half-sampling over "
                                            "samples+references")
         samples = read_rows(card.rows[output]["samples"])
         references = read_rows(card.rows[output]["references"])
         assert samples.shape == (14, width) and references.shape == (12, width)
         # the interval is the one the kept rows give
         draws = Resampling(40, seed=7)
-        again = frechet_replicates(samples, references, draws.sample_weights(14),
-                                   draws.reference_weights(12))
+        again = frechet_replicates(samples, references, draws.sample_halves(14),
+                                   draws.reference_halves(12))
         assert again.se == pytest.approx(interval["se"], rel=1e-9)
     # KID keeps its pool3 rows in the same files as FID (one file per side)
     assert set(card.rows) == {"2048", "mixed_6/conv"}
@@ -282,7 +290,7 @@ def test_against_statistics_only_the_samples_are_resampled(folders, tmp_path):
     interval = card.metrics["fid"].components["interval"]
     assert interval["resampled"] == "samples"
     assert set(card.rows["2048"]) == {"samples"}
-    assert "bootstrap over samples;" in card.metrics["fid"].signature["ci_method"]
+    assert "half-sampling over samples;" in card.metrics["fid"].signature["ci_method"]
 
 
 def test_evaluator_keeps_rows_and_starts_afresh_after_reset(folders):
@@ -337,11 +345,14 @@ def test_validate_leaves_rerun_intervals_alone_and_checks_paired_ones(tmp_path, 
 # -- coverage (small; loadtests/test_interval_coverage.py is the real check) ----------------
 
 @pytest.mark.parametrize("two_sided", [False, True])
-def test_small_coverage_of_a_rerun(two_sided):
-    d, n, trials = 6, 120, 30
+@pytest.mark.parametrize(("d", "n"), [(6, 120), (40, 30)])  # more rows than dimensions; fewer
+def test_small_coverage_of_a_rerun(two_sided, d, n):
+    """30 trials: the interval covers the rerun, and is not much wider than it needs to
+    be (a bootstrap's would be ~5x wider at n < d, where repeated rows cost rank)."""
+    trials = 30
     mean_r, scale_r = np.zeros(d), np.linspace(0.5, 1.5, d)
     mean_s, scale_s = np.full(d, 0.3), np.linspace(0.6, 1.4, d)
-    covered = 0
+    covered, widths, gaps = 0, [], []
     for trial in range(trials):
         rng = np.random.default_rng([11, trial])
         runs = []
@@ -354,14 +365,18 @@ def test_small_coverage_of_a_rerun(two_sided):
         value = _fid_of_rows(x, y) if two_sided else frechet_distance(
             x.mean(0), np.cov(x, rowvar=False), *ref)
         draws = Resampling(100, seed=trial)
-        out = frechet_replicates(x, ref, draws.sample_weights(n),
-                                 draws.reference_weights(n) if two_sided else None)
+        out = frechet_replicates(x, ref, draws.sample_halves(n),
+                                 draws.reference_halves(n) if two_sided else None)
         low, high = rerun_interval(value, out.se, (0.0, None))
         again = _fid_of_rows(x2, y2) if two_sided else frechet_distance(
             x2.mean(0), np.cov(x2, rowvar=False), *ref)
         covered += low <= again <= high
+        widths.append((high - low) / 2)
+        gaps.append(value - again)
         assert math.isfinite(out.se) and out.se > 0
     assert covered / trials >= 0.8
+    ideal = 1.959964 * np.std(gaps, ddof=1)  # what would cover 95% of these reruns
+    assert np.mean(widths) <= 2.0 * ideal
 
 
 def test_two_processes_give_the_intervals_of_one(folders, tmp_path, monkeypatch):

@@ -82,13 +82,29 @@ def test_same_model_passes_and_a_shift_fails_on_the_bootstrap_difference(tmp_pat
 
 def test_the_difference_cancels_the_shared_reference_noise(rows):
     """Same references for both runs: the difference's SE is below the √2·SE of two
-    independent runs each against a fresh reference draw (what the half-width assumes)."""
-    refs, same1, same2, _ = rows
+    independent runs each against a fresh reference draw (what the half-width assumes).
+    Two runs of a generator *away* from the references (FID > 0), where a reference draw
+    moves both values alike; at FID = 0 the references enter FID quadratically and
+    nothing cancels to first order."""
+    refs, same1, _, worse = rows
+    shifted = same1 + 0.6  # the same generator as `worse`, another draw
     r = Resampling(B, SEED)
-    diff = difference_replicates("fid", same1, same2, refs, r, {})
-    one = frechet_replicates(same1, refs, r.sample_weights(100), r.reference_weights(120))
-    assert 0 < diff.se < math.sqrt(2.0) * one.se
+    diff = difference_replicates("fid", shifted, worse, refs, r, {})
+    one = frechet_replicates(shifted, refs, r.sample_halves(100), r.reference_halves(120))
+    assert 0 < diff.se < 0.85 * math.sqrt(2.0) * one.se
     assert diff.reference == "rows, resampled alike" and diff.values.shape == (B,)
+
+
+def test_fid_differences_draw_half_samples_as_fid_intervals_do(rows):
+    """Replicate b of the difference is FID(new, half-sample) - FID(base, half-sample),
+    both against the same half of the references: the draws FID's own interval uses."""
+    refs, same1, _, worse = rows
+    r = Resampling(B, SEED)
+    diff = difference_replicates("fid", same1, worse, refs, r, {})
+    v = r.reference_halves(120)
+    base = frechet_replicates(same1, refs, r.sample_halves(100), v).values
+    new = frechet_replicates(worse, refs, Resampling(B, SEED + 1).sample_halves(100), v).values
+    np.testing.assert_allclose(diff.values, new - base, rtol=1e-9)
 
 
 def test_without_rows_the_half_width_rule_says_why(tmp_path, rows):

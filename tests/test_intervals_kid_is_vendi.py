@@ -226,6 +226,13 @@ def test_vendi_jackknife_is_the_leave_a_group_out_spread(n, d, groups):
     assert kr.vendi_jackknife_se(rows, groups=groups) == pytest.approx(expected, rel=1e-9)
     assert kr.vendi_jackknife_se(rows, groups=groups, gram=cosine_gram(rows), block=7,
                                  device=TEST_DEVICE) == pytest.approx(expected, rel=1e-9)
+    # the device path (one torch eigenproblem after another), run here on the CPU
+    import torch
+
+    for gram in (None, cosine_gram(rows)):
+        np.testing.assert_allclose(kr._jackknife_values_torch(rows, parts, gram, 7,
+                                                              torch.device("cpu")),
+                                   left_out, rtol=1e-9)
 
 
 def test_vendi_metric_hook_exact_and_linearised(monkeypatch):

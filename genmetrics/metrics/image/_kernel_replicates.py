@@ -371,7 +371,6 @@ def vendi_jackknife_se(rows: Any, *, groups: int = 20, seed: int = 0, gram: Any 
     overstates, in expectation, the variance of the statistic (at ``n(G − 1)/G`` rows):
     conservative, and it sees the curvature the bootstrap and its linearisation miss
     (module notes)."""
-    import torch
 
     from genmetrics.metrics.image._knn import resolve_device
 
@@ -380,6 +379,49 @@ def vendi_jackknife_se(rows: Any, *, groups: int = 20, seed: int = 0, gram: Any 
         raise MetricError(f"a jackknife needs at least 2 rows, not {n}")
     parts = _jackknife_groups(n, groups, seed)
     dev = resolve_device(device)
+    values = np.empty(len(parts))
+    if dev.type == "cpu":  # the groups' eigenproblems side by side, one per core
+        values[:] = _jackknife_values_cpu(rows, parts, gram, block)
+    else:
+        values[:] = _jackknife_values_torch(rows, parts, gram, block, dev)
+    g = len(parts)
+    return float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
+
+
+def _jackknife_values_cpu(rows: Any, parts: list[np.ndarray], gram: Any,
+                          block: int) -> list[float]:
+    """Vendi without each group, numpy eigenproblems run by :func:`~genmetrics.metrics.
+    image._threads.in_parallel` (LAPACK is faster on one thread per problem here)."""
+    import torch
+
+    from genmetrics.metrics.image._threads import in_parallel
+
+    n, d = np.shape(rows)
+    if n <= d:
+        x = _unit_rows(rows)
+        kernel = x @ x.T
+
+        def without(part: np.ndarray) -> np.ndarray:
+            keep = np.setdiff1d(np.arange(n), part)
+            return kernel[np.ix_(keep, keep)] / len(keep)
+    else:
+        total = np.asarray(gram, np.float64) if gram is not None else _unit_gram(rows, block)
+
+        def without(part: np.ndarray) -> np.ndarray:
+            return (total - _unit_gram(rows, block, part)) / (n - len(part))
+
+    def value(part: np.ndarray) -> float:
+        return float(_entropy_exp(torch.as_tensor(np.linalg.eigvalsh(without(part)))))
+
+    return in_parallel(value, parts)
+
+
+def _jackknife_values_torch(rows: Any, parts: list[np.ndarray], gram: Any, block: int,
+                            dev: Any) -> np.ndarray:
+    """Vendi without each group, on a torch device (one eigenproblem after another)."""
+    import torch
+
+    n, d = np.shape(rows)
     values = np.empty(len(parts))
     with torch.no_grad():
         if n <= d:
@@ -397,8 +439,7 @@ def vendi_jackknife_se(rows: Any, *, groups: int = 20, seed: int = 0, gram: Any 
                 own = torch.as_tensor(_unit_gram(rows, block, part)).to(dev)
                 values[j] = float(_entropy_exp(
                     torch.linalg.eigvalsh((total - own) / (n - len(part)))))
-    g = len(parts)
-    return float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
+    return values
 
 
 def _unit_gram(rows: Any, block: int, which: np.ndarray | None = None) -> np.ndarray:

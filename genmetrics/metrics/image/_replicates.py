@@ -3,18 +3,21 @@
 Pure functions on arrays: the metrics (:class:`~genmetrics.metrics.image.fid.FID`), the
 gate and the tests call them alike. Inputs are the sample rows ``X`` (``n x d``, float32
 or float64, in memory or memory-mapped: they are read in blocks of rows), the reference
-as fixed statistics ``(mu, sigma)`` or as rows ``Y`` (``m x d``), and the bootstrap
-count matrices of :class:`genmetrics.stats.Resampling`: ``W`` (``B x n``, each row sums
-to ``n``) and, when the references are resampled too, ``V`` (``B x m``).
+as fixed statistics ``(mu, sigma)`` or as rows ``Y`` (``m x d``), and the weight
+matrices of :class:`genmetrics.stats.Resampling`: ``W`` (``B x n``, each row sums to
+``n``) and, when the references are resampled too, ``V`` (``B x m``) -- bootstrap counts
+(``sample_weights``) or the half-sampling weights FID uses (``sample_halves``: a random
+half of the rows, each weighted ``n / (n // 2)``, no row repeated).
 
-Replicate ``b`` is the FID of the rows drawn with those counts: its mean is the weighted
+Replicate ``b`` is the FID of the rows drawn with those weights: its mean is the weighted
 mean (total weight ``n``), its covariance the weighted covariance with the same ``n - 1``
-as the value (so it equals ``frechet_distance`` on ``np.repeat(X, W[b], axis=0)``), and
-all weights 1 give the value itself. Three routes compute it:
+as the value (so with whole weights it equals ``frechet_distance`` on ``np.repeat(X,
+W[b], axis=0)``), and all weights 1 give the value itself. Three routes compute it:
 
 * ``gram`` (exact, cost independent of ``d``): when a side has at most ``d`` rows, a
   replicate's ``tr sqrt(S_w S_r)`` is the sum of the square roots of the eigenvalues of
-  an ``n_u x n_u`` matrix (``n_u``: the distinct rows drawn, about 0.632 ``n``), formed
+  an ``n_u x n_u`` matrix (``n_u``: the distinct rows drawn, ``n / 2`` for half-samples,
+  about 0.632 ``n`` for a bootstrap), formed
   from ``P = X S_r X^T`` (references fixed) or ``Q = X Y^T`` (references resampled),
   computed once: ``W^1/2 Xc S_r Xc^T W^1/2 / (n - 1)``, with ``Xc`` centred on the
   replicate's own mean by rank-one corrections of ``P``. Milliseconds per replicate at
@@ -53,6 +56,8 @@ falls back to an exact route when a covariance is numerically singular.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +65,7 @@ import numpy as np
 
 from genmetrics.errors import MetricError
 from genmetrics.metrics.image._distribution_math import trace_sqrt_product
+from genmetrics.metrics.image._threads import in_parallel, one_blas_thread
 
 ROUTES = ("auto", "gram", "dense", "linear")
 #: rows read (and converted to float64) at a time from a possibly memory-mapped array
@@ -110,6 +116,14 @@ class FrechetReplicates:
         if self.route == "linear":
             return f"linearised tr sqrt, {self.exact} exact control replicates"
         return f"exact ({self.route})"
+
+
+def _in_parallel(fn: Callable[[int], Any], items: Sequence[int], ops: Any) -> list[Any]:
+    """``[fn(i) for i in items]``: on the CPU backend one item per core, one BLAS thread
+    each (:mod:`~genmetrics.metrics.image._threads`); on a device, one after another."""
+    if getattr(ops, "batched", False):
+        return [fn(i) for i in items]
+    return in_parallel(fn, items)
 
 
 # -- array backends: numpy on the CPU, torch (float64) on a CUDA device ----------------------
@@ -412,7 +426,8 @@ def _gram_roots(p: _Problem) -> np.ndarray:
         pmat = (pmat + pmat.T) / 2
         if ops.batched:
             return _gram_roots_batched(p, pmat, None)
-        for k in range(p.b):
+
+        def one(k: int) -> float:
             w = p.w[k]
             drawn = ops.drawn(w)
             wu = w[drawn]
@@ -421,7 +436,9 @@ def _gram_roots(p: _Problem) -> np.ndarray:
             c = float(wu @ a) / n  # mu_w^T S_r mu_w
             root = ops.sqrt(wu)
             centred = (pu - a[:, None] - a[None, :] + c) * root[:, None] * root[None, :]
-            roots[k] = _sum_sqrt_eigenvalues(ops, centred / (n - 1))
+            return _sum_sqrt_eigenvalues(ops, centred / (n - 1))
+
+        roots[:] = _in_parallel(one, range(p.b), ops)
         return roots
     m = p.m
     q = ops.zeros(n, m)  # X Y^T, the references read in blocks
@@ -430,7 +447,8 @@ def _gram_roots(p: _Problem) -> np.ndarray:
     if ops.batched:
         return _gram_roots_batched(p, None, q)
     scale = 1.0 / math.sqrt((n - 1) * (m - 1))
-    for k in range(p.b):
+
+    def one(k: int) -> float:
         w, v = p.w[k], p.v[k]
         su, sv = ops.drawn(w), ops.drawn(v)
         wu, vv = w[su], v[sv]
@@ -440,7 +458,9 @@ def _gram_roots(p: _Problem) -> np.ndarray:
         both = float(wu @ x_nu) / n  # mu_w^T nu_v
         z = (qu - y_mu[None, :] - x_nu[:, None] + both) * (ops.sqrt(wu)[:, None] * scale)
         z = z * ops.sqrt(vv)[None, :]
-        roots[k] = _sum_sqrt_eigenvalues(ops, z @ z.T if z.shape[0] <= z.shape[1] else z.T @ z)
+        return _sum_sqrt_eigenvalues(ops, z @ z.T if z.shape[0] <= z.shape[1] else z.T @ z)
+
+    roots[:] = _in_parallel(one, range(p.b), ops)
     return roots
 
 
@@ -518,15 +538,16 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
         p.mu_r, p.sigma_r = row_moments(p.y, ops)
     _, sigma_s = row_moments(p.x, ops)
     floor = CONDITION_LIMIT * p.d * EPS
-    lam_r, vec_r = ops.eigh(p.sigma_r)
+    (lam_r, vec_r), lam_s = _in_parallel(
+        lambda i: ops.eigh(p.sigma_r) if i == 0 else ops.eigvalsh(sigma_s), [0, 1], ops)
     if not float(lam_r[0]) > floor * float(lam_r[-1]):
         raise _Unsuitable("the reference covariance is singular")
-    lam_s = ops.eigvalsh(sigma_s)
     if not float(lam_s[0]) > floor * float(lam_s[-1]):
         raise _Unsuitable("the sample covariance is singular")
     root_r = (vec_r * ops.sqrt(lam_r)) @ vec_r.T
     mmat = root_r @ sigma_s @ root_r
-    lam, vec = ops.eigh((mmat + mmat.T) / 2)
+    with one_blas_thread() if not ops.batched else nullcontext():
+        lam, vec = ops.eigh((mmat + mmat.T) / 2)
     # M = R S R is positive definite when S and S_r are, but its condition is about the
     # product of theirs: eigenvalues at rounding level are held at it (the control
     # replicates absorb what that changes)
@@ -561,7 +582,8 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
             for part in _blocks(n):
                 z[part] = ops.rows(p.x, part) @ root_r
         transformed = (z, root_r)
-    roots_exact = np.array([_dense_root(p, j, transformed, definite=True) for j in range(k)])
+    roots_exact = np.array(_in_parallel(
+        lambda j: _dense_root(p, j, transformed, definite=True), range(k), ops))
     base = _values(p, terms, np.zeros(b))
     exact, linear = base[:k] - 2.0 * roots_exact, base - 2.0 * roots_lin
     var = float(np.var(exact, ddof=1) + np.var(linear, ddof=1) - np.var(linear[:k], ddof=1))
@@ -623,7 +645,8 @@ def frechet_replicates(samples: Any, reference: Any, sample_weights: Any,
     """Bootstrap replicates of the Fréchet distance between ``samples`` (``n x d`` rows)
     and ``reference``: a ``(mu, sigma)`` tuple of fixed statistics, or rows (``m x d``),
     resampled with ``reference_weights`` (``B x m``) when given, else fixed.
-    ``sample_weights``: ``B x n`` counts. ``route``: ``auto`` or one of ``gram``,
+    ``sample_weights``: ``B x n`` weights, each row summing to ``n`` (bootstrap counts
+    or half-sampling weights). ``route``: ``auto`` or one of ``gram``,
     ``dense``, ``linear`` (module docstring); ``control`` overrides the ``linear``
     route's ``K``; ``device``: ``None``/``"cpu"`` (numpy) or a torch device, where the
     linear algebra then runs (float64), the gram route's replicates batched.
@@ -675,7 +698,8 @@ def frechet_replicates(samples: Any, reference: Any, sample_weights: Any,
     if chosen == "gram":
         roots = _gram_roots(problem)
     else:
-        roots = np.array([_dense_root(problem, k) for k in range(problem.b)])
+        roots = np.array(_in_parallel(lambda k: _dense_root(problem, k), range(problem.b),
+                                      ops))
     values = np.maximum(_values(problem, terms, roots), 0.0)
     finite = values[np.isfinite(values)]
     se = float(np.std(finite, ddof=1)) if finite.size >= 2 else math.nan
