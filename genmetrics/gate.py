@@ -11,8 +11,8 @@ direction given by ``higher_is_better`` -- by more than it is allowed to:
     Vendi) has a 95% *rerun interval*, ``value ± 1.96·√2·SE`` (SE: its bootstrap
     standard error across reruns; see :mod:`genmetrics.stats`). When both scorecards are
     against the same reference set and their feature rows are still on disk, the gate
-    bootstraps the difference itself (:mod:`genmetrics.difference`: the same reference
-    draws for both runs, so the reference noise cancels) and the metric fails when worse
+    bootstraps the difference itself (:mod:`genmetrics.difference`: the references held
+    fixed, since both runs were scored against them) and the metric fails when worse
     by more than ``1.96·SE_diff`` -- rule ``bootstrap difference, same references``.
     Otherwise (other references, rows deleted, a metric without a difference, such as
     the reference-free Vendi) it fails when worse by more than the baseline interval's

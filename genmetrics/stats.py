@@ -98,8 +98,10 @@ def paired_bootstrap_p(
 # centred on the replicates' own small-sample bias (FID's grows when a replicate repeats
 # samples), and covers a rerun far less often than 95%.
 
+# Every random stream a Resampling draws from (its draws are seeded by (seed, stream, n)):
+# bootstrap counts over samples and references, and half-samples over each (FID, sFID).
 SAMPLE_STREAM, REFERENCE_STREAM = 0, 1
-HALF_STREAMS = 2  # half-sampling draws: streams 2 (samples) and 3 (references)
+SAMPLE_HALF_STREAM, REFERENCE_HALF_STREAM = 2, 3
 
 
 class Resampling:
@@ -136,33 +138,37 @@ class Resampling:
         return self._weights(m, REFERENCE_STREAM)
 
     # Half-sampling (a delete-n/2 jackknife): each replicate keeps a random half of the
-    # rows, without replacement, each weighted n / half so that a row still sums to n.
-    # Over random halves a linear statistic varies exactly as it does between reruns of
-    # size n (the finite-population factor 1 - 1/2 makes up for the half size), and no
-    # row is repeated: FID's bootstrap replicates, whose covariances lose rank to repeated
-    # rows, spread ~5x wider than reruns do below n = d (d = 512, n = 300), half-samples
-    # 1.1-1.7x (README, "Intervals for distribution metrics").
+    # rows, without replacement, each weighted n / h so that a row still sums to n. For
+    # even n (h = n/2), over random halves a linear statistic varies exactly as it does
+    # between reruns of size n (the finite-population factor 1 - h/n makes up for the half
+    # size): Var = (n - h) / (h n) σ². For odd n the replicates alternate h = ⌊n/2⌋ and
+    # ⌈n/2⌉, whose average factor is 1 + 1/(2k(k+1)) (n = 2k + 1: 1.25 at n = 3, 1.02 at
+    # n = 11) rather than (k+1)/k with ⌊n/2⌋ alone. No row is repeated: FID's bootstrap
+    # replicates, whose covariances lose rank to repeated rows, spread ~5x wider than
+    # reruns do below n = d (d = 512, n = 300), half-samples 1.1-1.7x (README, "Intervals
+    # for distribution metrics").
     def _halves(self, n: int, stream: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, stream + HALF_STREAMS, n])
-        half = max(1, n // 2)
+        rng = np.random.default_rng([self.seed, stream, n])
         out = np.zeros((self.replicates, n), dtype=np.float64)
         for b in range(self.replicates):
+            half = max(1, n // 2 if b % 2 == 0 else (n + 1) // 2)
             out[b, rng.choice(n, size=half, replace=False)] = n / half
         return out
 
     def sample_halves(self, n: int) -> np.ndarray:
-        """``replicates x n`` half-sampling weights over the samples: ``n / (n // 2)`` on
-        a random half of them, 0 elsewhere (each row sums to ``n``).
+        """``replicates x n`` half-sampling weights over the samples: ``n / h`` on a
+        random ``h`` of them, 0 elsewhere (each row sums to ``n``); ``h = n // 2`` on even
+        replicates, ``(n + 1) // 2`` on odd ones (the same for even ``n``).
 
             >>> h = Resampling(replicates=2, seed=7).sample_halves(5)
-            >>> h.tolist()[0].count(0.0), bool(np.allclose(h.sum(axis=1), 5))
-            (3, True)
+            >>> [row.count(0.0) for row in h.tolist()], bool(np.allclose(h.sum(axis=1), 5))
+            ([3, 2], True)
         """
-        return self._halves(n, SAMPLE_STREAM)
+        return self._halves(n, SAMPLE_HALF_STREAM)
 
     def reference_halves(self, m: int) -> np.ndarray:
         """Half-sampling weights over the reference rows (a different stream)."""
-        return self._halves(m, REFERENCE_STREAM)
+        return self._halves(m, REFERENCE_HALF_STREAM)
 
 
 @dataclass

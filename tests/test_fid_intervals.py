@@ -314,6 +314,8 @@ def test_evaluator_keeps_rows_and_starts_afresh_after_reset(folders):
     ev.update(images[:7])
     second = ev.compute()
     assert read_rows(second.rows["2048"]["samples"]).shape == (7, 2048)
+    # 7 samples: too few for half-samples, so no interval (the rows are still kept)
+    assert second.metrics["fid"].ci95 is None
     assert second.rows["2048"]["references"] == first.rows["2048"]["references"]
     assert not Path(first.rows["2048"]["samples"]).exists()  # the old pass's rows
     ev.close()
@@ -401,3 +403,44 @@ def test_two_processes_give_the_intervals_of_one(folders, tmp_path, monkeypatch)
         assert rows.shape == (14, 2048)
         assert np.allclose(rows, read_rows(one["rows"]["2048"]["samples"]), rtol=1e-4,
                            atol=1e-5)
+
+
+def _weighted_moments(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean with total weight n and covariance with divisor n - 1, as the value's."""
+    n = len(x)
+    mu = w @ x / n
+    centred = x - mu
+    return mu, (centred * w[:, None]).T @ centred / (n - 1)
+
+
+@pytest.mark.parametrize(("n", "m", "d"), [(31, 41, 50), (41, 31, 20), (9, 11, 6)])
+@pytest.mark.parametrize("route", ["gram", "dense"])
+def test_odd_sizes_half_samples_are_the_fid_of_the_weighted_rows(n, m, d, route):
+    """Odd n: replicates alternate halves of n // 2 and n // 2 + 1 rows, weighted n / h
+    (fractional), and each is the FID of the weighted mean and covariance."""
+    x, y = _sets(n, m, d, seed=2)
+    draws = Resampling(6, seed=4)
+    w, v = draws.sample_halves(n), draws.reference_halves(m)
+    assert [int((row > 0).sum()) for row in w] == [n // 2, n // 2 + 1] * 3
+    both = frechet_replicates(x, y, w, v, route=route)
+    fixed = frechet_replicates(x, (y.mean(0), np.cov(y, rowvar=False)), w, route=route)
+    for k in range(6):
+        expected_both = frechet_distance(*_weighted_moments(x, w[k]),
+                                         *_weighted_moments(y, v[k]))
+        expected_fixed = frechet_distance(*_weighted_moments(x, w[k]), y.mean(0),
+                                          np.cov(y, rowvar=False))
+        assert both.values[k] == pytest.approx(expected_both, rel=1e-8)
+        assert fixed.values[k] == pytest.approx(expected_fixed, rel=1e-8)
+
+
+def test_too_few_rows_for_half_samples_are_refused_with_the_reason():
+    from genmetrics.errors import MetricError
+    from genmetrics.metrics.image.fid import FID
+
+    fid = FID()
+    fid.prepare_bootstrap()
+    rng = np.random.default_rng(0)
+    fid.add_features(rng.random((5, 8)))
+    fid.add_reference_features(rng.random((40, 8)))
+    with pytest.raises(MetricError, match="at least 8 samples, not 5"):
+        fid.bootstrap_replicates(Resampling(20, seed=1))

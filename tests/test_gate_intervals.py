@@ -35,11 +35,11 @@ def fid_card(tmp: Path, name: str, samples: np.ndarray, refs: np.ndarray,
     ones = np.ones((1, len(samples)))
     value = float(frechet_replicates(samples, refs, ones).values[0])
     r = Resampling(B, SEED)
-    reps = frechet_replicates(samples, refs, r.sample_weights(len(samples)),
-                              r.reference_weights(len(refs)))
+    reps = frechet_replicates(samples, refs, r.sample_halves(len(samples)),
+                              r.reference_halves(len(refs)))
     signature = {"metric": "fid", "v": "1", "n": len(samples), "ref": "folder",
                  "refs": refs_digest, "bootstrap": B, "bootstrap_seed": SEED,
-                 "ci_method": "rerun 95%: value ± 1.96·√2·SE; bootstrap over "
+                 "ci_method": "rerun 95%: value ± 1.96·√2·SE; half-sampling over "
                  "samples+references; exact (gram)"}
     result = MetricResult("fid", value, len(samples), False, "-", signature,
                           ci95=rerun_interval(value, reps.se, (0.0, None)),
@@ -80,30 +80,38 @@ def test_same_model_passes_and_a_shift_fails_on_the_bootstrap_difference(tmp_pat
     assert gate(base, base).passed  # identical cards always pass
 
 
-def test_the_difference_cancels_the_shared_reference_noise(rows):
-    """Same references for both runs: the difference's SE is below the √2·SE of two
-    independent runs each against a fresh reference draw (what the half-width assumes).
-    Two runs of a generator *away* from the references (FID > 0), where a reference draw
-    moves both values alike; at FID = 0 the references enter FID quadratically and
-    nothing cancels to first order."""
-    refs, same1, _, worse = rows
-    shifted = same1 + 0.6  # the same generator as `worse`, another draw
+def _fid(x: np.ndarray, y: np.ndarray) -> float:
+    return float(frechet_replicates(x, y, np.ones((1, len(x)))).values[0])
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.6])  # the same generator as the references; not
+def test_the_difference_sees_the_noise_of_new_minus_baseline_alone(rows, shift):
+    """The references both runs were scored against are held fixed: the difference's SE
+    tracks the true spread of FID(new) - FID(base) over fresh sample sets against these
+    very references (simulated here), and stays below the √2·SE of two independent runs
+    each against a fresh reference draw (what the half-width rule assumes)."""
+    refs, same1, same2, _ = rows
     r = Resampling(B, SEED)
-    diff = difference_replicates("fid", shifted, worse, refs, r, {})
-    one = frechet_replicates(shifted, refs, r.sample_halves(100), r.reference_halves(120))
-    assert 0 < diff.se < 0.85 * math.sqrt(2.0) * one.se
-    assert diff.reference == "rows, resampled alike" and diff.values.shape == (B,)
+    diff = difference_replicates("fid", same1 + shift, same2 + shift, refs, r, {})
+    one = frechet_replicates(same1 + shift, refs, r.sample_halves(100),
+                             r.reference_halves(120))
+    rng = np.random.default_rng(5)
+    true = np.std([_fid(rng.normal(size=(100, D)) + shift, refs)
+                   - _fid(rng.normal(size=(100, D)) + shift, refs) for _ in range(300)],
+                  ddof=1)
+    assert 0.75 * true < diff.se < 1.6 * true
+    assert diff.se < math.sqrt(2.0) * one.se
+    assert diff.reference == "rows, fixed" and diff.values.shape == (B,)
 
 
 def test_fid_differences_draw_half_samples_as_fid_intervals_do(rows):
     """Replicate b of the difference is FID(new, half-sample) - FID(base, half-sample),
-    both against the same half of the references: the draws FID's own interval uses."""
+    both against all the references: the sample draws FID's own interval uses."""
     refs, same1, _, worse = rows
     r = Resampling(B, SEED)
     diff = difference_replicates("fid", same1, worse, refs, r, {})
-    v = r.reference_halves(120)
-    base = frechet_replicates(same1, refs, r.sample_halves(100), v).values
-    new = frechet_replicates(worse, refs, Resampling(B, SEED + 1).sample_halves(100), v).values
+    base = frechet_replicates(same1, refs, r.sample_halves(100)).values
+    new = frechet_replicates(worse, refs, Resampling(B, SEED + 1).sample_halves(100)).values
     np.testing.assert_allclose(diff.values, new - base, rtol=1e-9)
 
 

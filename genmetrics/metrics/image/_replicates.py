@@ -65,9 +65,16 @@ import numpy as np
 
 from genmetrics.errors import MetricError
 from genmetrics.metrics.image._distribution_math import trace_sqrt_product
-from genmetrics.metrics.image._threads import in_parallel, one_blas_thread
+from genmetrics.metrics.image._threads import (
+    FEW_CORES,
+    available_cores,
+    in_parallel,
+    one_blas_thread,
+)
 
 ROUTES = ("auto", "gram", "dense", "linear")
+#: the largest share of non-finite replicates an interval is still made from
+MAX_NON_FINITE = 0.05
 #: rows read (and converted to float64) at a time from a possibly memory-mapped array
 BLOCK_ROWS = 4096
 #: the largest ``n x m`` cross Gram matrix the two-sided gram route may hold (bytes)
@@ -546,7 +553,8 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
         raise _Unsuitable("the sample covariance is singular")
     root_r = (vec_r * ops.sqrt(lam_r)) @ vec_r.T
     mmat = root_r @ sigma_s @ root_r
-    with one_blas_thread() if not ops.batched else nullcontext():
+    with one_blas_thread() if not ops.batched and available_cores() <= FEW_CORES \
+            else nullcontext():
         lam, vec = ops.eigh((mmat + mmat.T) / 2)
     # M = R S R is positive definite when S and S_r are, but its condition is about the
     # product of theirs: eigenvalues at rounding level are held at it (the control
@@ -598,16 +606,18 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
 
 # -- choosing a route --------------------------------------------------------------------
 
-def route_costs(n: int, d: int, b: int, m: int | None = None) -> dict[str, float]:
+def route_costs(n: int, d: int, b: int, m: int | None = None,
+                distinct: float = 0.632) -> dict[str, float]:
     """Estimated flops of each feasible route for ``b`` replicates (``m``: reference
-    rows when they are resampled too). ``linear`` is listed only when every resampled
-    side has more rows than dimensions.
+    rows when they are resampled too; ``distinct``: the share of rows a replicate draws,
+    about 0.632 for bootstrap counts, 0.5 for half-samples). ``linear`` is listed only
+    when every resampled side has more rows than dimensions.
 
         >>> sorted(route_costs(300, 2048, 200)), sorted(route_costs(10_000, 2048, 200))
         (['dense', 'gram'], ['dense', 'gram', 'linear'])
     """
-    nu = 0.632 * n
-    mu = 0.632 * (m or 0)
+    nu = distinct * n
+    mu = distinct * (m or 0)
     dense_one = (nu + mu) * d * d + 12.0 * d**3
     costs = {"dense": b * dense_one}
     if m is None:
@@ -621,7 +631,8 @@ def route_costs(n: int, d: int, b: int, m: int | None = None) -> dict[str, float
     return costs
 
 
-def choose_route(n: int, d: int, b: int, m: int | None = None) -> str:
+def choose_route(n: int, d: int, b: int, m: int | None = None,
+                 distinct: float = 0.632) -> str:
     """The cheapest route by :func:`route_costs`; an exact one whenever it costs at most
     :data:`EXACT_BUDGET` flops (the approximation buys nothing there).
 
@@ -632,7 +643,7 @@ def choose_route(n: int, d: int, b: int, m: int | None = None) -> str:
         >>> choose_route(1000, 64, 200)
         'dense'
     """
-    costs = route_costs(n, d, b, m)
+    costs = route_costs(n, d, b, m, distinct)
     exact = min((r for r in costs if r != "linear"), key=costs.__getitem__)
     if costs[exact] <= EXACT_BUDGET:
         return exact
@@ -684,14 +695,15 @@ def frechet_replicates(samples: Any, reference: Any, sample_weights: Any,
     if problem.n < 2 or (problem.two_sided and problem.m < 2):
         raise MetricError("a bootstrap of the Fréchet distance needs at least 2 rows a side")
     m = problem.m if problem.two_sided else None
-    chosen = choose_route(problem.n, d, problem.b, m) if route == "auto" else route
+    distinct = float(np.mean(w > 0))  # the share of rows a replicate draws
+    chosen = choose_route(problem.n, d, problem.b, m, distinct) if route == "auto" else route
     detail: dict[str, Any] = {}
     if chosen == "linear":
         try:
             return _linear(problem, control)
         except _Unsuitable as exc:
             detail["fallback"] = str(exc)
-            costs = route_costs(problem.n, d, problem.b, m)
+            costs = route_costs(problem.n, d, problem.b, m, distinct)
             costs.pop("linear", None)
             chosen = min(costs, key=costs.__getitem__)
     terms = _terms(problem)
@@ -702,5 +714,11 @@ def frechet_replicates(samples: Any, reference: Any, sample_weights: Any,
                                       ops))
     values = np.maximum(_values(problem, terms, roots), 0.0)
     finite = values[np.isfinite(values)]
+    lost = values.size - finite.size
+    if lost:  # counted, and no interval from what is left when more than a few are lost
+        detail["non_finite"] = lost
+        if lost > MAX_NON_FINITE * values.size:
+            raise MetricError(f"{lost} of {values.size} replicates are not finite (a "
+                              "covariance too ill-conditioned for a square root): no interval")
     se = float(np.std(finite, ddof=1)) if finite.size >= 2 else math.nan
     return FrechetReplicates(values, se, chosen, problem.b, detail)

@@ -4,8 +4,14 @@ LAPACK's symmetric eigensolvers run slower on two OpenBLAS threads than on one (
 tridiagonal reduction is memory-bound: 1.3 s against 0.6 s for a 2048 x 2048 `eigvalsh`
 on this project's 2-core machine). So the interval code (FID's replicates, Vendi's
 jackknife) computes independent problems one per core, each with one BLAS thread
-(threadpoolctl; without it, one problem at a time). Results do not depend on the number
-of cores.
+(threadpoolctl). Results do not depend on the number of cores. A lone eigenproblem keeps
+one BLAS thread only on a machine of few cores (:data:`FEW_CORES`): its eigenvector
+back-transformation is matrix products, which do scale on many.
+
+The BLAS limit is process-wide (threadpoolctl sets the libraries' own thread counts), so
+while an interval computes, numpy in other threads of the process also runs on one BLAS
+thread. Nested or concurrent callers share one limit: the first to enter sets it, the
+last to leave restores what was there before.
 
     >>> in_parallel(lambda i: i * i, range(4))
     [0, 1, 4, 9]
@@ -14,34 +20,60 @@ of cores.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: at most this many cores: a lone eigenproblem runs faster on one BLAS thread (measured
+#: on 2 cores only; beyond, BLAS keeps its threads)
+FEW_CORES = 4
 
-def one_blas_thread() -> AbstractContextManager[Any]:
-    """A context in which numpy's BLAS/LAPACK use one thread (a no-op without
-    threadpoolctl)."""
+_lock = threading.Lock()
+_holders = 0
+_limits: Any = None
+
+
+def available_cores() -> int:
+    """The cores this process may run on (CPU affinity and cgroup sets included)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS/LAPACK on one thread inside the block (a no-op without threadpoolctl);
+    reference-counted, so overlapping callers in several threads do not undo each other."""
+    global _holders, _limits
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - an optional speed-up
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        yield
+        return
+    with _lock:
+        if _holders == 0:
+            _limits = threadpool_limits(limits=1, user_api="blas")
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                _limits.restore_original_limits()
+                _limits = None
 
 
 def in_parallel(fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
-    """``[fn(i) for i in items]``, one item per core, one BLAS thread each."""
+    """``[fn(i) for i in items]``, one item per available core, one BLAS thread each."""
     items = list(items)
-    try:
-        import threadpoolctl  # noqa: F401
-    except ImportError:  # pragma: no cover
+    workers = min(len(items), available_cores())
+    if workers <= 1:
         return [fn(i) for i in items]
-    workers = min(len(items), os.cpu_count() or 1)
-    with one_blas_thread():
-        if workers <= 1:
-            return [fn(i) for i in items]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(fn, items))
+    with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
