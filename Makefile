@@ -92,6 +92,13 @@ demo: assets
 	  --reference demo/text/references --out out/demo-text.json --per-sample
 	$(VENV)/bin/genmetrics score --modality audio demo/audio/degraded \
 	  --reference demo/audio/clean --out out/demo-audio.json --per-sample
+	# text-to-speech (demo/tts, scripts/make_demo_audio.py): espeak-ng clips, the texts
+	# they should say and the prompt speaker's recording. WER/CER with the offline
+	# pocketsphinx recogniser (weak: an ordering over clips, not a headline number; papers
+	# use Whisper) and speaker similarity; reference-free metrics (DNSMOS) join by default.
+	$(VENV)/bin/genmetrics score --modality audio demo/tts/tts_out \
+	  --transcripts demo/tts/texts.jsonl --speaker-reference demo/tts/prompt.wav \
+	  --set wer.asr=pocketsphinx --out out/demo-tts.json --per-sample
 	# FID, KID, sFID, precision/recall and density/coverage against the shipped
 	# statistics of skimage.data photographs (their feature rows); Vendi of the samples;
 	# SSIM/PSNR against the paired clean tiles. KID's subset size fits the 12 samples.
@@ -99,11 +106,11 @@ demo: assets
 	  --reference demo/image/references --reference-stats skimage-photos \
 	  --out out/demo-image.json --per-sample
 	# one HTML report per scorecard: metrics, diagnostics, worst and best samples
-	for m in text audio image; do \
+	for m in text audio tts image; do \
 	  $(VENV)/bin/genmetrics report out/demo-$$m.json --html out/demo-$$m.html || exit 1; \
 	done
 	$(GATE_DEMO)
-	@echo "demo scorecards: out/demo-{text,audio,image}.json, reports: out/demo-{text,audio,image}.html"
+	@echo "demo scorecards: out/demo-{text,audio,tts,image}.json, reports: out/demo-{text,audio,tts,image}.html"
 	@echo "gate demo: $(GATE_DIR)/{run1,run2,blurred}.json (run2 passes the gate, blurred fails it)"
 
 bench: install

@@ -17,7 +17,7 @@ and never when offline (``--offline`` or ``GENMETRICS_OFFLINE=1``). So ``score``
 mid-run: a missing asset is an :class:`AssetMissingError` naming the command to run.
 
     >>> sorted(ASSETS)
-    ['inception-fid', 'smollm2-135m', 'wordnet']
+    ['inception-fid', 'roberta-large', 'smollm2-135m', 'whisper-large-v3', 'wordnet']
 """
 
 from __future__ import annotations
@@ -194,6 +194,9 @@ class Asset:
     name: str = ""
     description: str = ""
     fetch_command: str = ""
+    #: fetched and verified by ``genmetrics assets fetch`` / ``verify`` without names
+    #: (hub-only models are fetched by name: they are large and need a network)
+    by_default: bool = True
 
     @property
     def cache_dir(self) -> Path:
@@ -508,7 +511,53 @@ class InceptionWeights(Asset):
         return built
 
 
-ASSETS: dict[str, Asset] = {a.name: a for a in (WordNet(), SmolLM2(), InceptionWeights())}
+class HubModel(Asset):
+    """A model only the Hugging Face hub has (e.g. ``roberta-large`` for BERTScore).
+
+    Found in the genmetrics cache (``genmetrics assets fetch NAME``: ``snapshot_download``
+    into the cache, every file sha256-summed in the manifest) or in the local Hugging
+    Face cache (``local_files_only``); ``path`` is the model folder. No offline source.
+    """
+
+    by_default = False
+
+    def __init__(self, name: str, repo_id: str, description: str) -> None:
+        self.name, self.repo_id, self.description = name, repo_id, description
+        self.fetch_command = (f"genmetrics assets fetch {name}  (with a network; or put "
+                              f"{repo_id} in the local Hugging Face cache)")
+
+    def standard(self) -> Located | None:
+        """The local Hugging Face cache, under the repository id or the old short id."""
+        for repo in dict.fromkeys((self.repo_id, self.name)):
+            try:
+                from huggingface_hub import snapshot_download
+
+                folder = Path(snapshot_download(repo, local_files_only=True))
+            except Exception:  # not cached (or huggingface_hub missing)
+                continue
+            if (folder / "config.json").is_file():
+                return Located(self.name, folder, f"Hugging Face cache ({repo})")
+        return None
+
+    def fetch_online(self) -> None:
+        from huggingface_hub import snapshot_download
+
+        def download(tmp: Path) -> None:
+            snapshot_download(self.repo_id, local_dir=tmp,
+                              allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
+            shutil.rmtree(tmp / ".cache", ignore_errors=True)
+
+        _note(f"downloading {self.repo_id} into {self.cache_dir}")
+        build_atomically(self.cache_dir, self.name, f"Hugging Face hub {self.repo_id}", download)
+
+
+ASSETS: dict[str, Asset] = {a.name: a for a in (
+    WordNet(), SmolLM2(), InceptionWeights(),
+    HubModel("roberta-large", "FacebookAI/roberta-large",
+             "roberta-large (the default BERTScore model)"),
+    HubModel("whisper-large-v3", "openai/whisper-large-v3",
+             "Whisper large-v3 (the default ASR of the audio wer and cer)"),
+)}
 
 
 def _note(message: str) -> None:

@@ -77,16 +77,17 @@ def _global_options(
 
 def _options_help() -> str:
     """One line per metric option, generated from the registered specs."""
-    from genmetrics.registry import get_metric, targets
+    from genmetrics.registry import get_metric, registrations
 
     lines = ["Metric options (--set METRIC.OPTION=VALUE):\n\n"]
-    for name in targets():
+    for name, modality, _ in registrations():
         try:
-            spec = get_metric(name).spec
+            spec = get_metric(name, modality).spec
         except GenmetricsError:
             continue
+        where = f" ({modality} runs)" if modality else ""  # wer: text and audio
         for opt in spec.options:
-            lines.append(f"{name}.{opt.name}={opt.default}: {opt.describe()}\n\n")
+            lines.append(f"{name}.{opt.name}={opt.default}{where}: {opt.describe()}\n\n")
     return "".join(lines)
 
 
@@ -240,7 +241,8 @@ def print_profile(card: Any) -> None:
 SIGNATURE_FORMS = ("short", "full", "none")
 
 
-def signature_line(result: Any, form: str, width: int | None = None) -> str:
+def signature_line(result: Any, form: str, width: int | None = None,
+                   modality: str | None = None) -> str:
     """A result's signature as the summary prints it: ``full`` (the whole string) or
     ``short`` (see :func:`genmetrics.signature.render_short`, fitted to ``width``)."""
     from genmetrics.signature import render_short
@@ -250,7 +252,7 @@ def signature_line(result: Any, form: str, width: int | None = None) -> str:
     try:
         from genmetrics.registry import get_metric
 
-        spec = get_metric(str(result.signature.get("metric"))).spec
+        spec = get_metric(str(result.signature.get("metric")), modality).spec
         defaults = {o.name: o.default for o in spec.options}
     except Exception:  # a metric this install does not know: no defaults to compare with
         defaults = {}
@@ -288,7 +290,7 @@ def print_summary(card: Any, out: str | None, signatures: str = "short") -> None
         width = max(len(n) for n in card.metrics)
         for name, r in card.metrics.items():
             room = console.width - width - 3
-            line = f" {name:<{width}}  {signature_line(r, signatures, room)}"
+            line = f" {name:<{width}}  {signature_line(r, signatures, room, card.modality)}"
             if signatures == "full":  # the whole string, left to the terminal to wrap
                 console.print(line, markup=False, soft_wrap=True)
             else:  # one line each, never wrapped: cut with an ellipsis if the terminal is narrow
@@ -342,6 +344,15 @@ def score(
         help="Images: a torch-fidelity-format Inception state dict for FID/KID/IS (default: "
         "the inception-fid asset, or $GENMETRICS_INCEPTION_WEIGHTS); its digest goes "
         "into the signature.")] = None,
+    transcripts: Annotated[Path | None, typer.Option(
+        "--transcripts", metavar="FILE.jsonl",
+        help='Audio (text-to-speech): what each clip should say, one {"id", "text"} per '
+        "line, ids = clip names without the extension (default: a .txt beside each clip); "
+        "for wer and cer.")] = None,
+    speaker_reference: Annotated[Path | None, typer.Option(
+        "--speaker-reference", metavar="PATH",
+        help="Audio (text-to-speech): the prompt speaker's recording, one file for every "
+        "clip or a folder paired with the clips by name; for speaker_sim.")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (CUDA when present), cpu, cuda or cuda:N, for every metric "
         "that has a device option.", metavar="TEXT")] = None,
@@ -431,7 +442,8 @@ def score(
                              progress=progress, reference_stats=reference_stats,
                              inception_weights=inception_weights, device=device,
                              workers=workers, feature_cache=feature_cache, on_error=on_error,
-                             diagnostics=diagnostics)
+                             diagnostics=diagnostics, transcripts=transcripts,
+                             speaker_reference=speaker_reference)
         finally:
             if bar is not None:
                 bar.stop()
@@ -474,16 +486,18 @@ def list_command(
     from rich.console import Console
     from rich.table import Table
 
-    from genmetrics.registry import BUILTIN, get_metric, targets
+    from genmetrics.registry import BUILTIN, get_metric, registrations
 
     table = Table()
     shown = []
     for col in ("metric", "modality", "kind", "better", "unit", "source"):
         table.add_column(col)
-    for name, target in targets().items():
+    for name, registered, target in registrations():  # wer: one row per modality
         source = "built-in" if name in BUILTIN else f"plugin {target}"
+        if modality and registered not in (None, modality):
+            continue
         try:
-            spec = get_metric(name).spec
+            spec = get_metric(name, registered).spec
         except GenmetricsError as exc:
             table.add_row(name, "?", "?", "?", f"[red]unavailable: {exc}[/]", source)
             continue
@@ -659,7 +673,7 @@ def assets_fetch(
     """Make assets available: build from local sources, else download (unless --offline)."""
     from genmetrics import assets
 
-    for name in names or list(assets.ASSETS):
+    for name in names or [n for n, a in assets.ASSETS.items() if a.by_default]:
         found = assets.fetch(name)
         print(f"{name}: {found.path} ({found.origin})")
 
@@ -674,7 +688,7 @@ def assets_verify(
     from genmetrics import assets
 
     bad = False
-    for name in names or list(assets.ASSETS):
+    for name in names or [n for n, a in assets.ASSETS.items() if a.by_default]:
         problems = assets.verify(name)
         print(f"{name}: {'ok' if not problems else '; '.join(problems)}")
         bad = bad or bool(problems)

@@ -123,7 +123,7 @@ class Evaluator:
         options = {k: dict(v) for k, v in (options or {}).items()}
         for option, value in (("device", device), ("weights", inception_weights)):
             if value is not None:
-                _set_where_known(metrics, options, option, value)
+                _set_where_known(metrics, options, option, value, modality)
         self.unavailable: dict[str, str] = {}
         self._metrics = build_metrics(list(metrics), modality, options, True,
                                       have_reference_set=True, unavailable=self.unavailable)
@@ -217,8 +217,13 @@ class Evaluator:
 
     # -- feeding ------------------------------------------------------------------
     def update(self, samples: Any, references: Any = None, *,
-               sample_rate: int | None = None) -> None:
+               sample_rate: int | None = None, texts: Sequence[str] | None = None,
+               speaker_reference: Any = None) -> None:
         """Add a batch of samples (and their references, for paired metrics).
+
+        Audio from a text-to-speech model: ``texts``, what each clip should say (``wer``,
+        ``cer``), and ``speaker_reference``, the prompt speaker's waveform (one for the
+        batch, or one per clip; at ``sample_rate``) for ``speaker_sim``.
 
         The whole batch is checked before any metric sees it: a bad batch (a ``None``
         sample, float images outside [0, 1], audio outside [-1, 1], NaN, mismatched
@@ -227,6 +232,8 @@ class Evaluator:
         from genmetrics.runner import _batch_type, _feed
 
         items = self._items(samples, references, sample_rate)
+        if texts is not None or speaker_reference is not None:
+            self._attach(items, texts, speaker_reference, sample_rate)
         if references is not None:
             self._has_references = True
         with _inference_mode():
@@ -260,6 +267,37 @@ class Evaluator:
             if name in wanting:                          # reference distribution is partial
                 self._failed[name] = reason
                 self._active.pop(name, None)
+
+    def _attach(self, items: list[Any], texts: Sequence[str] | None, speaker: Any,
+                sample_rate: int | None) -> None:
+        """Put each clip's transcript and speaker reference on it (audio only)."""
+        from genmetrics.io.audio import AudioClip
+        from genmetrics.io.common import Unusable
+
+        if self.modality != "audio":
+            raise UsageError("texts= and speaker_reference= are for audio (text-to-speech)")
+        if texts is not None:
+            if isinstance(texts, str):
+                raise UsageError("texts= is a list of strings, one per clip")
+            texts = list(texts)
+            _same_length(items, texts)
+            for i, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise UsageError(f"texts[{i}] is not a string")
+        speakers: list[Any] = []
+        if speaker is not None:
+            one = isinstance(speaker, np.ndarray) and speaker.ndim == 1 or (
+                hasattr(speaker, "dim") and speaker.dim() == 1)
+            waves = _waveforms([speaker] if one else speaker)
+            clips = [AudioClip("speaker", w, int(sample_rate)) for w in waves]  # type: ignore[arg-type]
+            speakers = clips * len(items) if one else clips
+            _same_length(items, speakers)
+        for i, item in enumerate(items):
+            clip = item.sample
+            if texts is not None:
+                clip.text = texts[i].strip() or Unusable("empty transcript")
+            if speakers:
+                clip.speaker = speakers[i]
 
     def _items(self, samples: Any, references: Any, sample_rate: int | None) -> list[Any]:
         from genmetrics.distributed import world
@@ -388,11 +426,11 @@ class Evaluator:
 
 
 def _set_where_known(names: Sequence[str], options: dict[str, dict[str, Any]], option: str,
-                     value: Any) -> None:
+                     value: Any, modality: str | None = None) -> None:
     from genmetrics.registry import get_metric
 
     for name in names:
-        if any(o.name == option for o in get_metric(name).spec.options):
+        if any(o.name == option for o in get_metric(name, modality).spec.options):
             options[name] = {option: value, **options.get(name, {})}
 
 

@@ -205,13 +205,13 @@ class GateReport:
         return [c for c in self.checks if c.status == SKIPPED]
 
 
-def _reference_free(metric: Any) -> bool:
+def _reference_free(metric: Any, modality: str | None = None) -> bool:
     """True for a registered metric whose value reads no references (perplexity)."""
     from genmetrics.registry import get_metric
     from genmetrics.runner import reads_references
 
     try:
-        return not reads_references(get_metric(str(metric)).spec)
+        return not reads_references(get_metric(str(metric), modality).spec)
     except Exception:  # noqa: BLE001 - a plugin not installed here: compare every field
         return False
 
@@ -225,7 +225,7 @@ def signature_mismatches(new: Scorecard, base: Scorecard) -> dict[str, dict[str,
         if name in new.metrics:
             diff = {k: v for k, v in differences(b.signature, new.metrics[name].signature).items()
                     if k not in UNCOMPARED_FIELDS}
-            if "refs" in diff and _reference_free(b.signature.get("metric", name)):
+            if "refs" in diff and _reference_free(b.signature.get("metric", name), base.modality):
                 del diff["refs"]
             if diff:
                 out[name] = diff

@@ -127,6 +127,13 @@ class MetricSpec:
     #: True for distribution metrics that compare with a reference *distribution* (FID,
     #: KID): they take ``update_reference`` batches or precomputed reference statistics.
     reference_set: bool = False
+    #: per-item inputs each sample must carry instead of ``--reference`` files
+    #: (``"transcript"``, ``"speaker_reference"``: text-to-speech audio, see
+    #: :mod:`genmetrics.io.audio`); such a metric runs by default when the run has them
+    needs: tuple[str, ...] = ()
+    #: False for metrics a run includes only when named (``--metrics``): those needing a
+    #: model no offline source has (BERTScore's roberta-large) or a large set (MAUVE)
+    default: bool = True
     version: str = "1"
 
     @property

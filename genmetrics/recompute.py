@@ -41,7 +41,8 @@ ABS_TOL = 1e-9
 ValueFn = Callable[[np.ndarray, int], np.ndarray]
 
 
-def value_function(name: str, signature: dict[str, Any]) -> ValueFn | None:
+def value_function(name: str, signature: dict[str, Any],
+                   modality: str | None = None) -> ValueFn | None:
     """The function from summed statistics to the value of result ``name``, built from
     the metric and options its signature records; None if this install cannot (an
     unknown metric, or one that does not resample)."""
@@ -49,7 +50,7 @@ def value_function(name: str, signature: dict[str, Any]) -> ValueFn | None:
     from genmetrics.registry import get_metric
 
     try:
-        cls = get_metric(str(signature.get("metric", name)))
+        cls = get_metric(str(signature.get("metric", name)), modality)
     except Exception:  # noqa: BLE001 - a plugin not installed here: nothing to check with
         return None
     if cls.value_from_totals is Metric.value_from_totals:
@@ -113,7 +114,7 @@ def _check_result(card: Any, name: str, result: Any, intervals: bool = True
     rows = sample_rows(card, name)
     if rows is None or not math.isfinite(result.value):
         return None
-    value_fn = value_function(name, result.signature)
+    value_fn = value_function(name, result.signature, getattr(card, "modality", None))
     if value_fn is None:
         return None
     n = rows.shape[0]
@@ -172,7 +173,7 @@ def paired_p(new: Any, base: Any, name: str, replicates: int = 1000,
         if found is None:
             raise ValueError(f"the {label} scorecard has no per-sample statistics for {name}; "
                              "score both with --per-sample")
-        fn = value_function(name, card.metrics[name].signature)
+        fn = value_function(name, card.metrics[name].signature, card.modality)
         if fn is None:
             raise ValueError(f"{name} cannot be resampled by this install")
         rows.append(found)

@@ -50,7 +50,8 @@ def detect_modality(samples: Path) -> str:
     if samples.is_dir():
         from genmetrics.io.audio import AUDIO_SUFFIXES
 
-        counts = {"text": 0, "audio": 0, "image": 0}
+        # in this order on a tie: one transcript (.txt) beside each audio clip is audio
+        counts = {"audio": 0, "image": 0, "text": 0}
         for path in samples.rglob("*"):
             suffix = path.suffix.lower()
             if suffix in TEXT_SUFFIXES:
@@ -67,22 +68,29 @@ def detect_modality(samples: Path) -> str:
 
 
 def default_metrics(modality: str, have_references: bool,
-                    have_reference_set: bool | None = None) -> list[str]:
+                    have_reference_set: bool | None = None,
+                    provides: frozenset[str] = frozenset()) -> list[str]:
     """Registered metrics of ``modality`` that can run with the given inputs.
 
     ``have_references``: samples are paired with references (paired metrics can run);
     ``have_reference_set``: a reference distribution exists (a folder or statistics, for
-    FID and KID); by default the same as ``have_references``.
+    FID and KID); by default the same as ``have_references``. ``provides``: the per-item
+    inputs the samples carry (transcripts, speaker references): a metric that
+    ``needs`` them runs when they are all there, references or not.
     """
     if have_reference_set is None:
         have_reference_set = have_references
     names = []
     for name in targets():
         try:
-            spec = get_metric(name).spec
+            spec = get_metric(name, modality).spec
         except GenmetricsError:
             continue
-        if spec.modality != modality:
+        if spec.modality != modality or not spec.default:
+            continue
+        if spec.needs:
+            if set(spec.needs) <= provides:
+                names.append(name)
             continue
         if spec.kind == "paired" and not have_references:
             continue
@@ -96,6 +104,7 @@ def build_metrics(
     names: Sequence[str], modality: str, options: dict[str, dict[str, Any]], have_refs: bool,
     *, have_reference_set: bool | None = None, pairing_problem: str | None = None,
     explicit: bool = True, unavailable: dict[str, str] | None = None,
+    provides: frozenset[str] | None = None,
 ) -> dict[str, Metric]:
     """Instantiate and check the metrics before any input is read.
 
@@ -103,28 +112,43 @@ def build_metrics(
     was asked for by name (``explicit``); otherwise it is left out and its reason is
     recorded in ``unavailable``, as is a default metric given no options whose
     ``default_unavailable`` gives a reason (perplexity while its LM is not built).
+    ``provides``: per-item inputs the samples carry (``None``: any, as the Evaluator,
+    whose batches bring them); a metric that ``needs`` one that is absent is an error.
+    Options not given to a metric with ``options_from`` come from that metric's (``cer``
+    takes ``--set wer.asr=...``).
     """
     from genmetrics.errors import MetricUnavailable
 
     if have_reference_set is None:
         have_reference_set = have_refs
     names = canonical(names)  # aliases (``precision``) name their metric, once
-    options = merge_alias_options(options)
-    unknown_opts = sorted(set(options) - set(names))
+    options = merge_alias_options(options, modality)
+    shared = {getattr(get_metric(n, modality), "options_from", None) for n in names}
+    unknown_opts = sorted(set(options) - set(names) - shared)
     if unknown_opts:
         raise UsageError(f"options given for metric(s) not being run: {', '.join(unknown_opts)}")
     metrics = {}
     for name in names:
-        cls = get_metric(name)
+        cls = get_metric(name, modality)
         if cls.spec.modality != modality:
             raise UsageError(f"{name} is a {cls.spec.modality} metric, not {modality}")
-        if cls.spec.kind == "paired" and not have_refs:
+        if cls.spec.needs:
+            absent = [n for n in cls.spec.needs if provides is not None and n not in provides]
+            if absent:
+                raise UsageError(f"{name} needs each sample's {' and '.join(absent)}: "
+                                 f"{'; '.join(NEEDS_HELP[n] for n in absent)}")
+        elif cls.spec.kind == "paired" and not have_refs:
             raise UsageError(f"{name} compares each sample with its references; "
                              f"{pairing_problem or 'pass --reference'}")
         if cls.spec.reference_set and not have_reference_set:
             raise UsageError(f"{name} compares with a reference distribution; pass "
                              "--reference refs/ or --reference-stats NAME")
-        metrics[name] = cls(**options.get(name, {}))
+        given = dict(options.get(name, {}))
+        source = getattr(cls, "options_from", None)
+        if source in options:  # shared settings (cer follows --set wer.asr=...)
+            known = {o.name for o in cls.spec.options}
+            given = {**{k: v for k, v in options[source].items() if k in known}, **given}
+        metrics[name] = cls(**given)
     for name, metric in list(metrics.items()):
         reason = None if explicit or name in options else metric.default_unavailable()
         if reason:
@@ -144,7 +168,17 @@ def build_metrics(
     return metrics
 
 
-def merge_alias_options(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+#: how to give each per-item input a metric can ``need``
+NEEDS_HELP = {
+    "transcript": "put a .txt of the same name beside each clip or pass --transcripts "
+                  'texts.jsonl (one {"id": ..., "text": ...} per line)',
+    "speaker_reference": "pass --speaker-reference prompt.wav (one file for all clips) or "
+                         "a folder of recordings paired with the clips by name",
+}
+
+
+def merge_alias_options(options: dict[str, dict[str, Any]],
+                        modality: str | None = None) -> dict[str, dict[str, Any]]:
     """Per-metric options with aliases folded into their metric: ``--set precision.mode=x
     --set recall.k=5`` both reach ``precision_recall``; one option set to two values
     under two spellings is a usage error naming both.
@@ -159,18 +193,18 @@ def merge_alias_options(options: dict[str, dict[str, Any]]) -> dict[str, dict[st
         into = merged.setdefault(target, {})
         for key, value in opts.items():
             first = spelled.setdefault((target, key), name)
-            if key in into and not _same_option(target, key, into[key], value):
+            if key in into and not _same_option(target, key, into[key], value, modality):
                 raise UsageError(f"--set {first}.{key}={into[key]} and --set {name}.{key}="
                                  f"{value} both set {target}.{key}, to different values")
             into[key] = value
     return merged
 
 
-def _same_option(metric: str, key: str, a: Any, b: Any) -> bool:
+def _same_option(metric: str, key: str, a: Any, b: Any, modality: str | None = None) -> bool:
     """Whether two values of one option are the same once parsed (``5`` and ``"5"``); as
     given when the metric, the option or a value is unknown or bad (reported later)."""
     try:
-        parse = get_metric(metric).spec.option(key).parse
+        parse = get_metric(metric, modality).spec.option(key).parse
         return bool(parse(a) == parse(b))
     except (GenmetricsError, TypeError, ValueError):
         return bool(a == b)
@@ -309,7 +343,10 @@ def start_row_store(active: dict[str, Metric], bootstrap: int) -> Any:
 
 
 def _open_source(modality: str, samples: Path, references: list[Path],
-                 workers: int | None = None):
+                 workers: int | None = None, transcripts: Path | None = None,
+                 speaker_reference: Path | None = None):
+    if modality != "audio" and (transcripts is not None or speaker_reference is not None):
+        raise UsageError("--transcripts and --speaker-reference are for audio (text-to-speech)")
     if modality == "text":
         from genmetrics.io.text import open_text
 
@@ -317,7 +354,8 @@ def _open_source(modality: str, samples: Path, references: list[Path],
     if modality == "audio":
         from genmetrics.io.audio import open_audio
 
-        return open_audio(samples, references)
+        return open_audio(samples, references, transcripts=transcripts,
+                          speaker_reference=speaker_reference)
     from genmetrics.io.image import ImageSource
 
     return ImageSource(samples, references, workers=workers)
@@ -438,6 +476,7 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
             run.reference_digest.add(*reference_parts)
+            _skip_for_needs(pair, active, run)
         if run.diagnostics is not None and not reference_pass:
             t0 = time.perf_counter()
             run.diagnostics.feed(pairs)  # an error there stops them, not the run
@@ -467,6 +506,17 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
         if not reference_pass:
             run.batches += 1
             hold_for_test(f"batch:{run.batches}")
+
+
+def _skip_for_needs(pair: Any, active: dict[str, Metric], run: _Pass) -> None:
+    """A sample without a per-item input some metrics need (a transcript, a speaker
+    reference) goes under ``skipped``, naming those metrics; the others score it."""
+    missing = pair.missing() if hasattr(pair, "missing") else {}
+    for need, reason in missing.items():
+        names = [n for n, m in active.items() if need in m.spec.needs]
+        if names:
+            run.skipped.append(Skipped(pair.id, f"{reason} (not scored by "
+                                                f"{', '.join(names)})"))
 
 
 def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
@@ -605,6 +655,8 @@ def score(
     feature_cache: bool = True,
     on_error: str = "skip",
     diagnostics: bool = True,
+    transcripts: PathLike | None = None,
+    speaker_reference: PathLike | None = None,
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
 
@@ -631,6 +683,10 @@ def score(
     features by file content (see :mod:`genmetrics.features.cache`); a rerun on unchanged
     images then neither decodes them nor runs the network (it still decodes them when
     ``diagnostics`` is on, which needs their pixels).
+
+    Audio from a text-to-speech model: ``transcripts`` (a JSON Lines file of ``{"id",
+    "text"}``; else a ``.txt`` beside each clip) for ``wer``/``cer``, and
+    ``speaker_reference`` (one file, or a folder paired by name) for ``speaker_sim``.
 
     ``diagnostics``: run the cheap failure-mode checks of :mod:`genmetrics.diagnostics`
     on the samples (repetition, blur, near-duplicates, clipping...); stored in
@@ -663,11 +719,15 @@ def score(
     if stats is not None:  # for the rows of an ADM batch's images, extracted on demand
         stats.progress, stats.use_feature_cache = progress, feature_cache
     discover_started = time.perf_counter()
-    source = _open_source(modality, samples_path, ref_paths, workers)
+    source = _open_source(modality, samples_path, ref_paths, workers,
+                          None if transcripts is None else Path(transcripts),
+                          None if speaker_reference is None else Path(speaker_reference))
     discover_s = time.perf_counter() - discover_started
     have_refs = source.has_references  # reference files, or references inline (jsonl)
     have_set = stats is not None or getattr(source, "has_reference_set", have_refs)
-    names = list(metrics) if metrics else default_metrics(modality, have_refs, have_set)
+    provides = getattr(source, "provides", frozenset())  # transcripts, speaker references
+    names = list(metrics) if metrics else default_metrics(modality, have_refs, have_set,
+                                                          provides)
     if not names:
         raise UsageError(f"no {modality} metric can run on these inputs (see `genmetrics list`)")
     from genmetrics.distributed import init_from_environment, world
@@ -677,10 +737,11 @@ def score(
     options = dict(options or {})
     if inception_weights is not None:
         _set_everywhere(names, options, "weights", str(inception_weights), "--inception-weights "
-                        "is for FID, KID and Inception Score; none of them is being run")
+                        "is for FID, KID and Inception Score; none of them is being run",
+                        modality)
     if device is not None:
         _set_everywhere(names, options, "device", device, "--device: none of the metrics "
-                        "being run has a device option")
+                        "being run has a device option", modality)
     unavailable: dict[str, str] = {}
     problem = source.pairing_problem() if hasattr(source, "pairing_problem") else None
     if not metrics and ref_paths and not have_refs:  # references given, but no pairs
@@ -690,7 +751,7 @@ def score(
                                      f"samples: {problem or 'give one per sample'}")
     active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
                            pairing_problem=problem, explicit=bool(metrics),
-                           unavailable=unavailable)
+                           unavailable=unavailable, provides=provides)
     if stats is not None:
         _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
     row_store = start_row_store(active, bootstrap)
@@ -722,8 +783,8 @@ def score(
         _feed(source, active, batch_size, advance, run=run, batch_type=batch_type)
         gather_pass(run, active)
         _require_some_input(run)
-        results, sample_stats = _compute(active, run, have_refs or needs_pass, per_sample,
-                                         bootstrap, seed)
+        results, sample_stats = _compute(active, run, have_refs or needs_pass or bool(provides),
+                                         per_sample, bootstrap, seed)
         if not metrics:  # the default set: a metric that cannot run on these inputs is left out
             for name in run.unavailable_now:
                 unavailable[name] = run.errors.pop(name)
@@ -735,9 +796,12 @@ def score(
 
     if not results and not run.errors:
         raise InputError(_nothing_scored(modality, unavailable, bool(ref_paths or stats)))
-    return assemble_scorecard(
-        modality, _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats),
-        results, sample_stats, run, unavailable, per_sample, started)
+    inputs = _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats)
+    for key, given in (("transcripts", transcripts), ("speaker_reference", speaker_reference)):
+        if given is not None:  # what the results' refs digest covers besides references
+            inputs[key] = {"path": str(given), "digest": run.refs_digest()}
+    return assemble_scorecard(modality, inputs, results, sample_stats, run, unavailable,
+                              per_sample, started)
 
 
 def _nothing_scored(modality: str, unavailable: dict[str, str], have_refs: bool) -> str:
@@ -1002,12 +1066,12 @@ def _batch_type(modality: str) -> Callable[[list[Any]], Sequence[Any]]:
 
 
 def _set_everywhere(names: Sequence[str], options: dict[str, dict[str, Any]], option: str,
-                    value: Any, nobody: str) -> None:
+                    value: Any, nobody: str, modality: str | None = None) -> None:
     """Set ``option`` on every chosen metric that has it (e.g. ``weights``, ``device``);
     a value given per metric with ``--set`` wins."""
     found = False
     for name in names:
-        if any(o.name == option for o in get_metric(name).spec.options):
+        if any(o.name == option for o in get_metric(name, modality).spec.options):
             options[name] = {option: value, **options.get(name, {})}
             found = True
     if not found:

@@ -195,7 +195,7 @@ class Scorecard:
             "ci_high": float(r.ci95[1]) if r.ci95 is not None else math.nan,
             "n": int(r.n),
             "direction": "higher" if r.higher_is_better else "lower",
-            "signature": signature_line(r, signatures),
+            "signature": signature_line(r, signatures, modality=self.modality),
         } for name, r in self.metrics.items()]
         columns = ["metric", "result", "value", "ci_low", "ci_high", "n", "direction",
                    "signature"]

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,134 @@ def _meteor_theirs(data: MeteorPairs) -> Values:
     return {"meteor": math.fsum(scores) / len(scores), **per_sample}
 
 
+# BERTScore: per-sample P/R/F1 on the same tiny random BERT (tests/test_bertscore.py:
+# 4 layers, width 32, WordPiece vocabulary of the fixture prose; roberta-large is not
+# available offline), layer 4, no idf. Theirs: bert_score.BERTScorer built once (model
+# loaded outside the timing, as ours is cached), then .score(cands, refs). Ours: one
+# batched tokenizer call, each distinct text embedded once in length buckets, greedy
+# matching on unpadded rows. Values equal to float32 rounding.
+
+
+@dataclass(frozen=True)
+class EncoderPairs:
+    pairs: TextPairs
+    folder: str
+    scorer: Any  # bert_score.BERTScorer on the same folder
+    keep: Any  # the temporary directory
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def _bertscore_prepare(n: int, seed: int) -> EncoderPairs:
+    import tempfile
+
+    from bert_score import BERTScorer
+
+    tmp = tempfile.TemporaryDirectory(prefix="genmetrics-bench-bert-")
+    folder = _test_module("test_bertscore.py").save_tiny_bert(Path(tmp.name) / "bert")
+    pairs = _make_pairs()(2 * n, seed=seed)
+    kept = [(h, r) for h, r in pairs if h.strip() and r[0].strip()][:n]
+    data = TextPairs([h for h, _ in kept], [[r[0]] for _, r in kept], [r[0] for _, r in kept])
+    scorer = BERTScorer(model_type=str(folder), num_layers=4, device="cpu", nthreads=0)
+    return EncoderPairs(data, str(folder), scorer, tmp)
+
+
+def _bertscore_ours(data: EncoderPairs) -> Values:
+    from genmetrics.metrics.text.bertscore import BERTScore
+
+    metric = BERTScore(model=data.folder, layer=4, device="cpu")
+    metric.update(data.pairs.hyps, data.pairs.refs)
+    metric.compute()
+    return {f"f1[{i}]": s[2] for i, s in enumerate(metric.scores())}
+
+
+def _bertscore_theirs(data: EncoderPairs) -> Values:
+    _, _, f1 = data.scorer.score(data.pairs.hyps, data.pairs.first_refs)
+    return {f"f1[{i}]": float(v) for i, v in enumerate(f1.tolist())}
+
+
+# MAUVE: samples against references, ~15-word texts of the fixture prose, features from
+# a tiny random GPT-2 (tests/test_perplexity.py) so that the k-means -- the same
+# mauve-text code on both sides -- dominates, as it does at the paper's 5,000 texts.
+# Theirs: mauve.compute_mauve(p_text=..., q_text=..., featurize_model_name=<folder>),
+# which featurises one text at a time (its default batch size); ours: batched
+# featurisation, then compute_mauve on the features. The target is "no slower" (0.9x).
+
+
+@dataclass(frozen=True)
+class MauveTexts:
+    p: list[str]
+    q: list[str]
+    folder: str
+    keep: Any
+
+    def __len__(self) -> int:
+        return len(self.p)
+
+
+def _mauve_prepare(n: int, seed: int) -> MauveTexts:
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="genmetrics-bench-gpt2-")
+    folder = _test_module("test_perplexity.py")._save_tiny_model(Path(tmp.name) / "tiny-gpt2")
+    texts = [" ".join(h.split()) for h, _ in _make_pairs()(2 * n, seed=seed, words=15)]
+    return MauveTexts(texts[:n], texts[n:], str(folder), tmp)
+
+
+def _mauve_ours(data: MauveTexts) -> Values:
+    from genmetrics.metrics.text.mauve import MAUVE
+
+    metric = MAUVE(lm=data.folder, device="cpu")
+    metric.update(data.p, [[r] for r in data.q])
+    return {"mauve": metric.compute()["mauve"].value}
+
+
+def _mauve_theirs(data: MauveTexts) -> Values:
+    import os
+
+    import mauve
+
+    os.environ["DISABLE_TQDM"] = "1"
+    out = mauve.compute_mauve(p_text=data.p, q_text=data.q, featurize_model_name=data.folder,
+                              device_id=-1, max_text_length=64)
+    return {"mauve": float(out.mauve)}
+
+
+# MAUVE's quantisation alone (k-means, PCA, curve) on the same features: our compute()
+# against compute_mauve(p_features=..., q_features=...). The same mauve-text code runs
+# on both sides, so the ratio is ~1: the row proves we add nothing around it.
+
+
+@dataclass(frozen=True)
+class MauveState:
+    metric: Any  # a MAUVE metric holding the features of both sides
+
+    def __len__(self) -> int:
+        return len(self.metric.state["p"])
+
+
+def _mauve_kmeans_prepare(n: int, seed: int) -> MauveState:
+    from genmetrics.metrics.text.mauve import MAUVE
+
+    data = _mauve_prepare(n, seed)
+    metric = MAUVE(lm=data.folder, device="cpu")
+    metric.update(data.p, [[r] for r in data.q])
+    return MauveState(metric)
+
+
+def _mauve_kmeans_ours(data: MauveState) -> Values:
+    return {"mauve": data.metric.compute()["mauve"].value}
+
+
+def _mauve_kmeans_theirs(data: MauveState) -> Values:
+    import mauve
+
+    out = mauve.compute_mauve(p_features=data.metric.state["p"].array(),
+                              q_features=data.metric.state["q"].array())
+    return {"mauve": float(out.mauve)}
+
+
 # SNR: per-pair SNR of 1-3 s clips at 16 kHz (varied lengths; a harmonic tone with a
 # syllable-rate envelope, white noise at -5 to 30 dB), genmetrics' SNR metric (float64
 # torch multi-tensor ops over chunks of pairs) against torchmetrics' signal_noise_ratio
@@ -543,6 +672,124 @@ def _pesq_theirs(data: AudioPairs) -> Values:
               for s, r in zip(data.samples, data.refs, strict=True)]
     per_sample = {f"pesq[{i}]": v for i, v in enumerate(scores)}
     return {"pesq": math.fsum(scores) / len(scores), **per_sample}
+
+
+# DNSMOS: 3-6 s utterances (espeak-ng sentences joined and cut, 16 kHz; white noise at
+# 5-40 dB SNR), each judged on its 9.01 s windows (a clip is repeated to fill one), all
+# four values per clip. Ours: the windows of all clips over one thread per core, each ONNX
+# run single-threaded; theirs: speechmos.dnsmos.run on each clip (float32, as librosa.load
+# reads a file), its sessions with ONNX Runtime's own intra-op threads. Values identical.
+
+
+def _dnsmos_prepare(n: int, seed: int) -> AudioPairs:
+    import numpy as np
+
+    from genmetrics.io.audio import AudioClip
+
+    speech = _speech_module()
+    rate, sentences = 16000, speech.SENTENCES
+    rng = np.random.default_rng(seed)
+    clips = []
+    for i in range(n):
+        first, second = sentences[i % len(sentences)], sentences[(i + 1) % len(sentences)]
+        joined = np.concatenate([speech.speech(first), speech.speech(second)])
+        noisy = speech.add_noise(joined[: int(rng.uniform(3, 6) * rate)],
+                                 rng.uniform(5, 40), seed=seed + i)
+        # 16-bit values, as a WAV file holds them: what speechmos reads from a file
+        clips.append(AudioClip(str(i), np.round(np.clip(noisy, -1, 1) * 32767) / 32768, rate))
+    return AudioPairs(clips, [[] for _ in clips])
+
+
+def _dnsmos_values(rows: Sequence[Sequence[float]]) -> Values:
+    out: Values = {}
+    for k, name in enumerate(("sig", "bak", "ovrl", "p808")):
+        out.update({f"{name}[{i}]": float(r[k]) for i, r in enumerate(rows)})
+    return out
+
+
+def _dnsmos_ours(data: AudioPairs) -> Values:
+    from genmetrics.metrics.audio.dnsmos import DNSMOS
+
+    metric = DNSMOS(workers=0)
+    try:
+        return _dnsmos_values(metric.score(data.samples))  # type: ignore[arg-type]
+    finally:
+        metric.close()
+
+
+def _dnsmos_theirs(data: AudioPairs) -> Values:
+    import numpy as np
+    from speechmos import dnsmos
+
+    rows = []
+    for clip in data.samples:
+        r = dnsmos.run(np.asarray(clip.waveform, dtype=np.float32), 16000)
+        rows.append((r["sig_mos"], r["bak_mos"], r["ovrl_mos"], r["p808_mos"]))
+    return _dnsmos_values(rows)
+
+
+# speaker_sim: cosine similarity of resemblyzer GE2E embeddings of n espeak-ng clips
+# (3-6 s, two voices, noise at 10-40 dB) to one prompt recording. Both sides load the
+# encoder once, outside the timing, embed the prompt once and preprocess every clip with
+# resemblyzer's preprocess_wav. Ours: SpeakerSim, the partial windows of all clips through
+# the LSTM together; theirs: VoiceEncoder.embed_utterance clip by clip, then np.inner.
+
+
+def _speaker_prepare(n: int, seed: int) -> AudioPairs:
+    import numpy as np
+
+    from genmetrics.io.audio import AudioClip
+
+    speech = _speech_module()
+    rate, sentences = 16000, speech.SENTENCES
+    rng = np.random.default_rng(seed)
+    prompt = AudioClip("prompt", speech.speech(sentences[5]), rate)
+    clips = []
+    for i in range(n):
+        voice = "en+f3" if i % 2 else None
+        joined = np.concatenate([speech.speech(sentences[i % 5], voice=voice),
+                                 speech.speech(sentences[(i + 1) % 5], voice=voice)])
+        wave = speech.add_noise(joined[: int(rng.uniform(3, 6) * rate)], rng.uniform(10, 40),
+                                seed=seed + i)
+        clips.append(AudioClip(str(i), wave, rate, speaker=prompt))
+    return AudioPairs(clips, [[] for _ in clips])
+
+
+def _speaker_reset() -> None:
+    from genmetrics.features.speaker import load_encoder
+
+    load_encoder("resemblyzer", "cpu")._memo.clear()  # no embedding remembered across runs
+
+
+def _speaker_ours(data: AudioPairs) -> Values:
+    from genmetrics.metrics.audio.speaker_sim import SpeakerSim
+
+    metric = SpeakerSim(device="cpu")
+    metric.update(data.samples, data.refs)
+    values = metric.compute(per_sample=True)["speaker_sim"].per_sample or []
+    return {f"sim[{i}]": float(v) for i, v in enumerate(values)}  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def _voice_encoder() -> Any:
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def _speaker_theirs(data: AudioPairs) -> Values:
+    import numpy as np
+    from resemblyzer import preprocess_wav
+
+    encoder = _voice_encoder()
+
+    def embed(clip: Any) -> Any:
+        return encoder.embed_utterance(preprocess_wav(clip.waveform.astype(np.float32),
+                                                      clip.sample_rate))
+
+    prompt = embed(data.samples[0].speaker)
+    return {f"sim[{i}]": float(np.inner(embed(c), prompt))
+            for i, c in enumerate(data.samples)}
 
 
 # FID (fid_sqrtm): the Frechet distance of two 2048-d Gaussians, the step after the
@@ -1038,6 +1285,43 @@ def _knn_bootstrap_ours(metric: str, mode: str, k: int) -> Callable[[KnnBootstra
     return ours
 
 
+# WER: the edit arithmetic over many short utterance-like pairs against jiwer.wer on the
+# lists; TER against sacrebleu's TER corpus_score (the same statistics code on both sides).
+
+
+def _wer_prepare(n: int, seed: int) -> TextPairs:
+    # about 20 words per sample, one line: what an ASR transcript and its text look like
+    return TextPairs.make(n, seed, max_refs=1, multiline=False, words=20)
+
+
+def _wer_ours(data: TextPairs) -> Values:
+    from genmetrics.metrics.text.wer import WER
+
+    metric = WER()
+    metric.update(data.hyps, data.refs)
+    return {"wer": metric.compute()["wer"].value}
+
+
+def _wer_theirs(data: TextPairs) -> Values:
+    import jiwer
+
+    return {"wer": jiwer.wer(data.first_refs, data.hyps)}
+
+
+def _ter_ours(data: TextPairs) -> Values:
+    from genmetrics.metrics.text.ter import TER
+
+    metric = TER()
+    metric.update(data.hyps, data.refs)
+    return {"ter": metric.compute()["ter"].value}
+
+
+def _ter_theirs(data: TextPairs) -> Values:
+    from sacrebleu.metrics import TER
+
+    return {"ter": TER().corpus_score(data.hyps, [data.first_refs]).score}
+
+
 ROWS: list[Row] = [
     Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs, reset=_bleu_reset),
     Row("rouge", "rouge-score", 30.0, _rouge_prepare, _rouge_ours, _rouge_theirs),
@@ -1046,11 +1330,24 @@ ROWS: list[Row] = [
     Row("perplexity_skewed", "transformers", 2.0, _skewed_prepare, _skewed_ours,
         _perplexity_theirs, default_n=130, tolerance=1e-4),
     Row("meteor", "nltk", 10.0, _meteor_prepare, _meteor_ours, _meteor_theirs),
+    Row("bertscore", "bert-score", 1.5, _bertscore_prepare, _bertscore_ours,
+        _bertscore_theirs, default_n=500, tolerance=2e-6),
+    Row("mauve", "mauve-text", 0.9, _mauve_prepare, _mauve_ours, _mauve_theirs,
+        default_n=500, tolerance=1e-6),
+    Row("mauve_kmeans", "mauve-text", 0.9, _mauve_kmeans_prepare, _mauve_kmeans_ours,
+        _mauve_kmeans_theirs, default_n=500, tolerance=0.0),
+    Row("wer", "jiwer", 1.0, _wer_prepare, _wer_ours, _wer_theirs, default_n=100_000),
+    # the same sacrebleu statistics code on both sides: the target is "no slower"
+    Row("ter", "sacrebleu", 0.9, _wer_prepare, _ter_ours, _ter_theirs, default_n=2000),
     Row("snr", "torchmetrics", 1.0, _snr_prepare, _snr_ours, _snr_theirs, default_n=200,
         tolerance=1e-5),
     Row("mcd", "mel-cepstral-distance", 50.0, _mcd_prepare, _mcd_ours, _mcd_theirs,
         default_n=6, tolerance=1e-9),
     Row("pesq", "pesq", 1.8, _pesq_prepare, _pesq_ours, _pesq_theirs, default_n=24),
+    Row("dnsmos", "speechmos", 1.8, _dnsmos_prepare, _dnsmos_ours, _dnsmos_theirs,
+        default_n=16),
+    Row("speaker_sim", "resemblyzer", 2.0, _speaker_prepare, _speaker_ours, _speaker_theirs,
+        default_n=24, tolerance=1e-5, reset=_speaker_reset),
     Row("fid", "torch-fidelity", 2.5, _fid_pipeline_prepare, _fid_pipeline_ours,
         _fid_pipeline_theirs, default_n=64, tolerance=1e-3, reset=_fid_pipeline_reset),
     Row("fid_sqrtm", "scipy", 5.0, _fid_prepare, _fid_ours, _fid_theirs, default_n=3,

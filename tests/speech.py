@@ -37,16 +37,17 @@ def require_speech_tools() -> None:
 
 
 @lru_cache(maxsize=64)
-def _speech(text: str, rate: int) -> bytes:
+def _speech(text: str, rate: int, voice: str | None = None) -> bytes:
     require_speech_tools()
     import soundfile as sf
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{text}|{rate}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{text}|{rate}{'|' + voice if voice else ''}".encode()).hexdigest()[:16]
     out = CACHE / f"{key}.wav"
     if not out.exists():
         raw = CACHE / f"{key}.raw.wav"
-        subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, capture_output=True)
+        subprocess.run(["espeak-ng", *(["-v", voice] if voice else []), "-w", str(raw), text],
+                       check=True, capture_output=True)
         tmp = CACHE / f"{key}.tmp.wav"
         subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
                        check=True, capture_output=True)
@@ -57,9 +58,10 @@ def _speech(text: str, rate: int) -> bytes:
     return data.tobytes()
 
 
-def speech(text: str = SENTENCES[0], rate: int = 16000) -> np.ndarray:
-    """The sentence spoken by espeak-ng at ``rate`` Hz, mono float64."""
-    return np.frombuffer(_speech(text, rate), dtype=np.float64).copy()
+def speech(text: str = SENTENCES[0], rate: int = 16000, voice: str | None = None) -> np.ndarray:
+    """The sentence spoken by espeak-ng at ``rate`` Hz, mono float64; ``voice``: an
+    espeak-ng voice (``-v``, e.g. ``en+f3``; default: espeak-ng's)."""
+    return np.frombuffer(_speech(text, rate, voice), dtype=np.float64).copy()
 
 
 def add_noise(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:

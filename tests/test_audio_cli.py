@@ -9,7 +9,8 @@ import numpy as np
 from tests.conftest import REPO
 from tests.speech import add_noise, require_speech_tools, speech, write_wav
 
-AUDIO_METRICS = ("snr", "si_snr", "pesq", "mcd", "stoi")
+AUDIO_METRICS = ("snr", "si_snr", "pesq", "mcd", "stoi", "f0_rmse", "vuv_error", "dnsmos",
+                 "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 
 
 def test_demo_audio_reports_every_metric(run_cli, tmp_path):

@@ -137,3 +137,66 @@ def test_aliases_select_their_plugin():
         "precision_recall", "fid", "density_coverage"]
     with pytest.raises(UsageError, match="Did you mean precision"):
         get_metric("precison")
+
+
+# -- one name, one metric per modality (wer / cer: text outputs and ASR of audio) --------
+def test_a_name_can_have_one_metric_per_modality():
+    from genmetrics.metrics.audio.asr_error_rate import AudioCER, AudioWER
+    from genmetrics.metrics.text.wer import CER, WER
+
+    assert registry.modalities("wer") == ("text", "audio") == registry.modalities("cer")
+    assert registry.modalities("bleu") == ()
+    assert registry.get_metric("wer", "text") is WER
+    assert registry.get_metric("wer", "audio") is AudioWER
+    assert registry.get_metric("cer", "text") is CER
+    assert registry.get_metric("cer", "audio") is AudioCER
+    assert registry.get_metric("bleu", "text") is registry.get_metric("bleu")
+    with pytest.raises(UsageError, match=r"several modalities \(text or audio\)"):
+        registry.get_metric("wer")
+    with pytest.raises(UsageError, match="wer is a text or audio metric, not image"):
+        registry.get_metric("wer", "image")
+    rows = [(n, m) for n, m, _ in registry.registrations() if n == "wer"]
+    assert rows == [("wer", "text"), ("wer", "audio")]
+
+
+def test_list_metrics_gives_each_modalitys_spec():
+    def modalities_of(name, specs):
+        return sorted(s.modality for s in specs if s.name == name)
+
+    assert modalities_of("wer", registry.list_metrics()) == ["audio", "text"]
+    assert modalities_of("wer", registry.list_metrics("text")) == ["text"]
+    assert modalities_of("cer", registry.list_metrics("audio")) == ["audio"]
+    assert modalities_of("wer", registry.list_metrics("image")) == []
+
+
+def test_options_and_defaults_follow_the_runs_modality():
+    from genmetrics.runner import build_metrics, default_metrics
+
+    text = build_metrics(["wer"], "text", {"wer": {"normalize": "basic"}}, True)
+    assert text["wer"].spec.modality == "text" and text["wer"].options["normalize"] == "basic"
+    with pytest.raises(UsageError, match="must be one of none, basic, whisper"):
+        build_metrics(["wer"], "text", {"wer": {"normalize": "lower"}}, True)
+    with pytest.raises(UsageError, match="wer.*has no option 'asr'"):  # an audio option
+        build_metrics(["wer"], "text", {"wer": {"asr": "pocketsphinx"}}, True)
+    with pytest.raises(UsageError, match="wer is a text or audio metric, not image"):
+        build_metrics(["wer"], "image", {}, True)
+    # text wer/cer run when named; a default text run has TER but not them
+    assert "ter" in default_metrics("text", True)
+    assert not {"wer", "cer"} & set(default_metrics("text", True))
+
+
+def test_evaluator_and_cli_tell_the_modalities_apart(run_cli):
+    from genmetrics.evaluator import Evaluator
+
+    ev = Evaluator(["wer", "cer"], modality="text", sync="none")  # sets device where known
+    ev.update(["the cat sat"], ["the cat sat down"])
+    card = ev.compute()
+    assert card.metrics["wer"].value == 0.25 and card.metrics["cer"].value == 5 / 16
+    listed = run_cli("list", "--modality", "text")
+    assert listed.returncode == 0, listed.stderr
+    lines = [line for line in listed.stdout.splitlines() if line.startswith("│ wer ")]
+    assert len(lines) == 1 and "text" in lines[0]
+    both = run_cli("list")
+    assert sum(line.startswith("│ wer ") for line in both.stdout.splitlines()) == 2
+    helped = run_cli("score", "--help")
+    assert "wer.normalize=none (text runs)" in " ".join(helped.stdout.split())

@@ -319,6 +319,44 @@ class CausalLM:
                     out[i] = (value, max(0, len(rows[i]) - starts[i]))
         return out
 
+    def last_token_features(self, rows: Sequence[Sequence[int]], batch_size: int,
+                            batch_tokens: int = TOKEN_BUDGET) -> Any:
+        """Per row: the last layer's hidden state at its final token (MAUVE's features).
+
+        ``hidden_states[-1]`` of the trunk, as ``mauve.utils.featurize_tokens_from_model``
+        takes it; rows run in length buckets under a token budget (:func:`plan_batches`),
+        right-padded with an attention mask, so a row's features do not depend on its
+        batch (beyond float rounding). Returns a float32 ``(len(rows), hidden)`` array.
+        """
+        import numpy as np
+        import torch
+
+        if any(len(row) == 0 for row in rows):
+            raise ValueError("a row without tokens has no final token")
+        out: list[Any] = [None] * len(rows)
+        overhead = PASS_OVERHEAD["cpu" if self.device == "cpu" else "other"]
+        device = torch.device(self.device)
+        trunk = self.model.base_model
+        with torch.inference_mode():
+            for group in plan_batches([len(r) for r in rows], batch_size, batch_tokens,
+                                      overhead):
+                lengths = [len(rows[i]) for i in group]
+                width = max(lengths)
+                ids = torch.full((len(group), width), self.pad_token_id, dtype=torch.long)
+                for r, i in enumerate(group):
+                    ids[r, : lengths[r]] = torch.as_tensor(list(rows[i]), dtype=torch.long)
+                mask = (torch.arange(width) < torch.tensor(lengths)[:, None]).long()
+                hidden = trunk(input_ids=ids.to(device), attention_mask=mask.to(device),
+                               output_hidden_states=True, use_cache=False,
+                               return_dict=True).hidden_states[-1]
+                last = hidden[torch.arange(len(group), device=device),
+                              torch.tensor(lengths, device=device) - 1]
+                for r, i in enumerate(group):
+                    out[i] = last[r].float().cpu().numpy()
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack(out).astype(np.float32, copy=False)
+
     def _batch_nll(self, rows: list[Sequence[int]], starts: list[int]) -> list[float]:
         import torch
         import torch.nn.functional as F

@@ -28,6 +28,12 @@
   (when the header claims more) or the frames the header declares (when it claims
   fewer); either way the pair is scored and a warning names the file.
 * **Clipped audio** is scored as it is (clipping is part of what the metrics judge).
+* **Transcripts and speaker references** (text-to-speech metrics: ``wer``, ``cer``,
+  ``speaker_sim``) ride on each sample clip as ``clip.text`` and ``clip.speaker``
+  (:class:`Metadata`): the text from ``--transcripts texts.jsonl`` or a ``.txt`` beside
+  the clip, the prompt speaker's recording from ``--speaker-reference`` (one file, or a
+  folder paired by name). A clip without one is scored by every other metric; those that
+  need it name it as failed, with the reason.
 
     >>> import numpy as np
     >>> clip = AudioClip("a", np.zeros(16000), 16000)
@@ -48,6 +54,7 @@ from genmetrics.errors import InputError
 from genmetrics.io.common import (
     Discovery,
     Skipped,
+    Unusable,
     anonymous_parts,
     discover,
     display_path,
@@ -69,6 +76,12 @@ class AudioClip:
     id: str
     waveform: np.ndarray
     sample_rate: int
+    #: per-item metadata for text-to-speech metrics (see "Transcripts and speaker
+    #: references" above): the text the clip should say, and the prompt speaker's
+    #: recording; ``None`` when not given, :class:`~genmetrics.io.common.Unusable` (with
+    #: the reason) when given but unusable
+    text: str | Unusable | None = None
+    speaker: AudioClip | Unusable | None = None
 
     @property
     def seconds(self) -> float:
@@ -155,6 +168,11 @@ class AudioPair:
         """What metrics get: the sample clip and a list holding its reference clip."""
         return self.sample, [] if self.reference is None else [self.reference]
 
+    def missing(self) -> dict[str, str]:
+        """Per-item inputs given for the run but unusable for this clip, with the reason."""
+        found = {"transcript": self.sample.text, "speaker_reference": self.sample.speaker}
+        return {k: v.reason for k, v in found.items() if isinstance(v, Unusable)}
+
     def digest_parts(self) -> tuple[list[str | bytes], list[str | bytes]]:
         """Sample and reference identity for the input digests (id, rate, float64 samples)."""
         def parts(clip: AudioClip | None) -> list[str | bytes]:
@@ -162,13 +180,28 @@ class AudioPair:
                 return []
             return [self.id, str(clip.sample_rate), clip.waveform.astype("<f8").tobytes()]
 
-        return anonymous_parts(parts(self.sample), parts(self.reference), self.synthetic_id)
+        sample, reference = anonymous_parts(parts(self.sample), parts(self.reference),
+                                            self.synthetic_id)
+        return sample, reference + metadata_parts(self.sample)
+
+
+def metadata_parts(clip: AudioClip) -> list[str | bytes]:
+    """Digest parts of a clip's transcript and speaker reference (none when not given)."""
+    out: list[str | bytes] = []
+    if isinstance(clip.text, str):
+        out += ["text", clip.text]
+    if isinstance(clip.speaker, AudioClip):
+        out += ["speaker", str(clip.speaker.sample_rate),
+                clip.speaker.waveform.astype("<f8").tobytes()]
+    return out
 
 
 class AudioSource:
     """Pairs of audio files from two folders, decoded lazily one pair at a time."""
 
-    def __init__(self, samples: Path, references: Sequence[Path]) -> None:
+    def __init__(self, samples: Path, references: Sequence[Path],
+                 transcripts: Path | None = None,
+                 speaker_reference: Path | None = None) -> None:
         if not samples.is_dir():
             raise InputError(f"{samples}: audio input must be a folder of audio files")
         if len(references) > 1:
@@ -200,6 +233,12 @@ class AudioSource:
                                          else f"reference {p.path}: {p.reason}")
                 for p in self.reference_found.problems}
             self._check_pairing()
+        self.metadata = Metadata(self.root, self.found, transcripts, speaker_reference)
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """Per-item inputs this source carries (:attr:`MetricSpec.needs`)."""
+        return self.metadata.provides
 
     def _check_pairing(self) -> None:
         """No sample with a reference, or a reference without a sample: an error."""
@@ -257,6 +296,7 @@ class AudioSource:
             except (ValueError, OSError) as exc:
                 yield Skipped(name, str(exc))
                 continue
+            self.metadata.attach(key, path, sample)
             if self.reference_root is None:
                 yield AudioPair(clip_id, sample, None, "; ".join(notes) or None)
                 continue
@@ -313,9 +353,146 @@ def align(sample: AudioClip, reference: AudioClip) -> AudioPair:
     return AudioPair(sample.id, sample, reference, "; ".join(notes) or None)
 
 
-def open_audio(samples: Path, references: Sequence[Path] = ()) -> AudioSource:
+class Metadata:
+    """Transcripts and speaker references of a folder of clips (text-to-speech metrics).
+
+    * **Transcripts** (what each clip should say): ``transcripts``, a JSON Lines file of
+      ``{"id": ..., "text": ...}`` whose ids are the clips' names (relative path without
+      the extension), or else a ``.txt`` (UTF-8) beside each clip, of the same name.
+    * **Speaker reference** (the prompt speaker's recording): one audio file for every
+      clip, or a folder paired with the clips by name.
+
+    A clip without one gets :class:`~genmetrics.io.common.Unusable` with the reason; the
+    metrics that need it record that clip as failed, the others score it.
+    """
+
+    def __init__(self, root: Path, found: Discovery, transcripts: Path | None,
+                 speaker_reference: Path | None) -> None:
+        self.root = root
+        self.transcripts_path = transcripts
+        self.texts: dict[str, str] | None = None
+        self.beside = False  # transcripts are .txt files beside the clips
+        if transcripts is not None:
+            self.texts = read_transcripts(transcripts)
+        else:
+            txt = [o for o in found.others if o.lower().endswith(".txt")
+                   and _stem(o) in found.files]
+            if txt:
+                self.beside = True
+                found.others[:] = [o for o in found.others if o not in set(txt)]
+        self.speaker_path = speaker_reference
+        self.speaker_clip: AudioClip | None = None
+        self.speakers: dict[str, Path] = {}
+        self.speaker_problems: dict[str, str] = {}
+        if speaker_reference is not None:
+            if not speaker_reference.exists():
+                raise InputError(f"--speaker-reference {speaker_reference} does not exist")
+            if speaker_reference.is_dir():
+                spk = discover(speaker_reference, AUDIO_SUFFIXES)
+                self.speakers = spk.files
+                self.speaker_problems = {_stem(p.path): p.reason for p in spk.problems}
+                if not set(self.speakers) & set(found.files):
+                    raise InputError(f"no file in {speaker_reference} has the name of a "
+                                     "clip; speaker references pair with clips by relative "
+                                     "path without the extension (or give one file for all)")
+            else:
+                try:
+                    self.speaker_clip = read_clip(speaker_reference, "speaker")
+                except (ValueError, OSError) as exc:
+                    raise InputError(f"--speaker-reference {speaker_reference}: {exc}") from None
+
+    @property
+    def provides(self) -> frozenset[str]:
+        have = set()
+        if self.texts is not None or self.beside:
+            have.add("transcript")
+        if self.speaker_path is not None:
+            have.add("speaker_reference")
+        return frozenset(have)
+
+    def attach(self, key: str, path: Path, clip: AudioClip) -> None:
+        """Set ``clip.text`` and ``clip.speaker`` (the values, or why they are missing)."""
+        if self.texts is not None:
+            text = self.texts.get(key)
+            clip.text = text if text is not None else Unusable(printable(
+                f"no transcript: no id {key!r} in {self.transcripts_path}"))
+        elif self.beside:
+            clip.text = transcript_beside(path)
+        if clip.text == "" or (isinstance(clip.text, str) and not clip.text.strip()):
+            clip.text = Unusable("empty transcript")
+        if self.speaker_clip is not None:
+            clip.speaker = self.speaker_clip
+        elif self.speaker_path is not None:
+            ref = self.speakers.get(key)
+            if ref is None:
+                clip.speaker = Unusable(printable(self.speaker_problems.get(key) or (
+                    f"no speaker reference: no file named {key} in {self.speaker_path}")))
+            else:
+                try:
+                    clip.speaker = read_clip(ref, key)
+                except (ValueError, OSError) as exc:
+                    clip.speaker = Unusable(printable(f"speaker reference "
+                                                      f"{display_path(ref, self.speaker_path)}"
+                                                      f": {exc}"))
+
+
+def transcript_beside(path: Path) -> str | Unusable:
+    """The text of the ``.txt`` of the same name beside an audio file (any case of
+    ``.txt``), stripped; :class:`Unusable` when there is none or it cannot be read."""
+    for suffix in (".txt", ".TXT", ".Txt"):
+        txt = path.with_suffix(suffix)
+        if txt.is_file():
+            try:
+                return txt.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                return Unusable(printable(f"transcript {txt.name}: cannot read: {exc}"))
+    return Unusable(printable(f"no transcript: no {path.with_suffix('.txt').name} beside "
+                              "the clip"))
+
+
+def read_transcripts(path: Path) -> dict[str, str]:
+    """``{"id": ..., "text": ...}`` per line -> {id: text}; a bad line is an error.
+
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "t.jsonl"
+        >>> _ = f.write_text('{"id": "a", "text": "hello"}\\n\\n{"id": "b", "text": ""}\\n')
+        >>> read_transcripts(f)
+        {'a': 'hello', 'b': ''}
+    """
+    import json
+
+    if not path.is_file():
+        raise InputError(f"--transcripts {path} does not exist or is not a file")
+    texts: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--transcripts {path}: cannot read: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key, text = row["id"], row["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"--transcripts {path} line {n}: expected a JSON object "
+                             '{"id": "clip name", "text": "what it should say"}') from None
+        if not isinstance(text, str):
+            raise InputError(f"--transcripts {path} line {n}: text is not a string")
+        key = str(key)
+        if key in texts:
+            raise InputError(f"--transcripts {path} line {n}: id {key!r} appears twice")
+        texts[key] = text.strip()
+    return texts
+
+
+def open_audio(samples: Path, references: Sequence[Path] = (), *,
+               transcripts: Path | None = None,
+               speaker_reference: Path | None = None) -> AudioSource:
     samples = Path(samples)
     for path in [samples, *references]:
         if not Path(path).exists():
             raise InputError(f"{path} does not exist")
-    return AudioSource(samples, [Path(r) for r in references])
+    return AudioSource(samples, [Path(r) for r in references],
+                       None if transcripts is None else Path(transcripts),
+                       None if speaker_reference is None else Path(speaker_reference))

@@ -58,12 +58,12 @@ class LoadedCard:
 
 
 @cache
-def _kind(family: str) -> str | None:
+def _kind(family: str, modality: str | None = None) -> str | None:
     """``paired`` / ``distribution`` from the registry, None for an unknown metric."""
     try:
         from genmetrics.registry import get_metric
 
-        return get_metric(family).spec.kind
+        return get_metric(family, modality).spec.kind
     except Exception:  # noqa: BLE001 - a plugin that is not installed here: unknown
         return None
 
@@ -380,7 +380,7 @@ def samples_section(card: LoadedCard, k: int, view: SampleView) -> str:
                    "show.</p>")
     for name, raw in values.items():
         higher = _higher_is_better(card, name)
-        kind = _kind(_family(card, name))
+        kind = _kind(_family(card, name), card.card.modality)
         paired = kind == "paired" or (kind is None and view.finder.has_references)
         worst, best = rank(raw, higher, k)
         low, high = ("lowest", "highest") if higher else ("highest", "lowest")

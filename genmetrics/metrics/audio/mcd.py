@@ -315,6 +315,17 @@ class MCD(PairedAudioMetric):
     def score_pairs(self, samples: Sequence[AudioClip],
                     references: Sequence[AudioClip]) -> list[float | Failed]:
         out: list[float | Failed | None] = [None] * len(samples)
+        groups, _ = self._groups(samples, references, out)
+        for pairs in groups.values():
+            for (k, _, _), value in zip(pairs, self._distances(pairs), strict=True):
+                out[k] = value
+        return out  # type: ignore[return-value]
+
+    def _groups(self, samples: Sequence[AudioClip], references: Sequence[AudioClip],
+                out: list[Any]) -> tuple[dict[int, list[tuple[int, _Clip, _Clip]]],
+                                         dict[int, _Setup]]:
+        """Prepared pairs by rate, with their features; a pair that cannot be scored gets
+        its :class:`Failed` in ``out``."""
         groups: dict[int, list[tuple[int, _Clip, _Clip]]] = {}
         setups: dict[int, _Setup] = {}
         for k, (s, r) in enumerate(zip(samples, references, strict=True)):
@@ -332,11 +343,8 @@ class MCD(PairedAudioMetric):
                 continue
             groups.setdefault(rate, []).append((k, a, b))  # type: ignore[arg-type]
         for rate, pairs in groups.items():
-            clips = [c for _, a, b in pairs for c in (a, b)]
-            self._features(clips, setups[rate])
-            for (k, _, _), value in zip(pairs, self._distances(pairs), strict=True):
-                out[k] = value
-        return out  # type: ignore[return-value]
+            self._features([c for _, a, b in pairs for c in (a, b)], setups[rate])
+        return groups, setups
 
     def _features(self, clips: list[_Clip], setup: _Setup) -> None:
         """Log-mel spectra (and cepstra) of all clips, batched on the device."""
@@ -390,6 +398,33 @@ class MCD(PairedAudioMetric):
         lo, hi = o["coef_start"], o["coef_stop"]
         if o["align"] == "pad":
             return [self._padded(a, b) for _, a, b in pairs]
+        values = []
+        for (_, a, b), path in zip(pairs, self._paths(pairs), strict=True):
+            diff = a.cepstrum[path[:, 0], lo:hi] - b.cepstrum[path[:, 1], lo:hi]
+            values.append(float(np.mean(np.sqrt(np.einsum("ij,ij->i", diff, diff)))))
+        return values
+
+    def alignments(self, samples: Sequence[AudioClip], references: Sequence[AudioClip]
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, _Setup] | Failed]:
+        """Per pair, the DTW path MCD scores (``L x 2`` frame indices: sample, reference)
+        with both prepared waveforms (at the pair's rate, peak-normalised as set) and the
+        frame setup (rate, win, hop in samples); or why the pair cannot be aligned. Used
+        by :mod:`~genmetrics.metrics.audio.f0` to align F0 tracks exactly as MCD aligns
+        frames; needs ``align="dtw"``."""
+        if self.options["align"] != "dtw":
+            raise UsageError("alignments need align=dtw")
+        out: list[Any] = [None] * len(samples)
+        groups, setups = self._groups(samples, references, out)
+        for rate, pairs in groups.items():
+            for (k, a, b), path in zip(pairs, self._paths(pairs), strict=True):
+                out[k] = (path, a.wave, b.wave, setups[rate])
+        return out
+
+    def _paths(self, pairs: list[tuple[int, _Clip, _Clip]]) -> list[np.ndarray]:
+        """The DTW path of each pair (option ``align_target``'s features, exact DTW or
+        fastdtw's with ``dtw_radius``)."""
+        o = self.options
+        lo, hi = o["coef_start"], o["coef_stop"]
         import torch
 
         from genmetrics.metrics.audio import _dtw
@@ -436,14 +471,8 @@ class MCD(PairedAudioMetric):
         xs = [feats(a) for _, a, _ in pairs]
         ys = [feats(b) for _, _, b in pairs]
         if o["dtw_radius"] is None:
-            found = _dtw.paths(cost(list(zip(xs, ys, strict=True)), [None] * len(xs)))
-        else:
-            found = _dtw.fastdtw_paths(xs, ys, o["dtw_radius"], cost, halve)
-        values = []
-        for (_, a, b), path in zip(pairs, found, strict=True):
-            diff = a.cepstrum[path[:, 0], lo:hi] - b.cepstrum[path[:, 1], lo:hi]
-            values.append(float(np.mean(np.sqrt(np.einsum("ij,ij->i", diff, diff)))))
-        return values
+            return _dtw.paths(cost(list(zip(xs, ys, strict=True)), [None] * len(xs)))
+        return _dtw.fastdtw_paths(xs, ys, o["dtw_radius"], cost, halve)
 
     def _padded(self, a: _Clip, b: _Clip) -> float:
         """Zero-padding alignment: padded frames are zeros (log-mel 0, or spectrum 0)."""

@@ -47,6 +47,13 @@ class SacrebleuMetric(Metric):
     def components(self, score: Any) -> dict[str, Any]:
         return {}
 
+    def column_totals(self, rows: Any) -> list[Any]:
+        """The corpus statistics: the column sums of the per-sample rows. sacrebleu sums
+        integer counts as Python ints, and int64 sums are the same numbers."""
+        import numpy as np
+
+        return rows.sum(axis=0, dtype=np.int64).tolist()
+
     def extract_statistics(
         self, samples: Sequence[str], streams: list[list[str | None]]
     ) -> list[list[Any]]:
@@ -80,8 +87,7 @@ class SacrebleuMetric(Metric):
 
         stats = self.state["stats"]
         self.require_samples(len(stats))
-        # sacrebleu sums the rows as Python ints; int64 column sums are the same numbers
-        totals = stats.array().sum(axis=0, dtype=np.int64).tolist()
+        totals = self.column_totals(stats.array())
         score = self._corpus._aggregate_and_compute([totals])
         sentence = None
         if per_sample:
