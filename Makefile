@@ -90,8 +90,11 @@ demo-gate: assets
 demo: assets
 	$(VENV)/bin/genmetrics score --modality text demo/text/samples \
 	  --reference demo/text/references --out out/demo-text.json --per-sample
+	# the default paired set plus, by name, F0 error (opt-in) and DNSMOS (default only
+	# without references or with TTS inputs)
 	$(VENV)/bin/genmetrics score --modality audio demo/audio/degraded \
-	  --reference demo/audio/clean --out out/demo-audio.json --per-sample
+	  --reference demo/audio/clean --metrics snr,si_snr,pesq,mcd,stoi,f0_rmse,dnsmos \
+	  --out out/demo-audio.json --per-sample
 	# text-to-speech (demo/tts, scripts/make_demo_audio.py): espeak-ng clips, the texts
 	# they should say and the prompt speaker's recording. WER/CER with the offline
 	# pocketsphinx recogniser (weak: an ordering over clips, not a headline number; papers

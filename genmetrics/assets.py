@@ -521,8 +521,11 @@ class HubModel(Asset):
 
     by_default = False
 
-    def __init__(self, name: str, repo_id: str, description: str) -> None:
+    def __init__(self, name: str, repo_id: str, description: str,
+                 files: tuple[str, ...] | None = None) -> None:
         self.name, self.repo_id, self.description = name, repo_id, description
+        #: the exact files to fetch (None: every json, txt, safetensors and model file)
+        self.files = files
         self.fetch_command = (f"genmetrics assets fetch {name}  (with a network; or put "
                               f"{repo_id} in the local Hugging Face cache)")
 
@@ -543,20 +546,29 @@ class HubModel(Asset):
         from huggingface_hub import snapshot_download
 
         def download(tmp: Path) -> None:
-            snapshot_download(self.repo_id, local_dir=tmp,
-                              allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
+            patterns = list(self.files or ("*.json", "*.txt", "*.safetensors", "*.model"))
+            snapshot_download(self.repo_id, local_dir=tmp, allow_patterns=patterns)
             shutil.rmtree(tmp / ".cache", ignore_errors=True)
 
         _note(f"downloading {self.repo_id} into {self.cache_dir}")
         build_atomically(self.cache_dir, self.name, f"Hugging Face hub {self.repo_id}", download)
 
 
+#: what WhisperForConditionalGeneration and WhisperProcessor read from a Whisper repo: the
+#: weights (``model.safetensors``, not the ~6 GB ``model.fp32-*`` shards beside it), the
+#: model and decoding configs, the feature extractor's config and the tokenizer's files
+WHISPER_FILES = ("model.safetensors", "config.json", "generation_config.json",
+                 "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "vocab.json", "merges.txt", "normalizer.json", "added_tokens.json",
+                 "special_tokens_map.json")
+
 ASSETS: dict[str, Asset] = {a.name: a for a in (
     WordNet(), SmolLM2(), InceptionWeights(),
     HubModel("roberta-large", "FacebookAI/roberta-large",
              "roberta-large (the default BERTScore model)"),
     HubModel("whisper-large-v3", "openai/whisper-large-v3",
-             "Whisper large-v3 (the default ASR of the audio wer and cer)"),
+             "Whisper large-v3 (the default ASR of the audio wer and cer)",
+             files=WHISPER_FILES),
 )}
 
 

@@ -181,7 +181,9 @@ class Evaluator:
             "run": {"ids": list(run.ids), "skipped": [x.to_dict() for x in run.skipped],
                     "warnings": list(run.warnings), "errors": dict(run.errors),
                     "sample_digest": [h.hex() for h in run.sample_digest.items],
-                    "reference_digest": [h.hex() for h in run.reference_digest.items]},
+                    "reference_digest": [h.hex() for h in run.reference_digest.items],
+                    "need_digests": {k: [h.hex() for h in d.items]
+                                     for k, d in run.need_digests.items()}},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -214,6 +216,9 @@ class Evaluator:
             digest.__init__()
             for item in saved[key]:
                 digest.add_item(bytes.fromhex(item))
+        for need, items in saved.get("need_digests", {}).items():
+            for item in items:
+                self._run.need_digests[need].add_item(bytes.fromhex(item))
 
     # -- feeding ------------------------------------------------------------------
     def update(self, samples: Any, references: Any = None, *,

@@ -134,6 +134,11 @@ class MetricSpec:
     #: False for metrics a run includes only when named (``--metrics``): those needing a
     #: model no offline source has (BERTScore's roberta-large) or a large set (MAUVE)
     default: bool = True
+    #: False for a reference-free metric left out of the default set of a run with
+    #: paired references and no text-to-speech inputs (speech enhancement, voice
+    #: conversion: the references are the measure there); it stays in the default set of
+    #: runs without references or with transcripts / speaker references (DNSMOS)
+    default_with_references: bool = True
     version: str = "1"
 
     @property

@@ -12,6 +12,7 @@ their sufficient statistics (plus per-sample values for paired metrics).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import GenmetricsError, InputError, MetricUnavailable, UsageError
-from genmetrics.io.common import Digest, Skipped
+from genmetrics.io.common import Digest, Skipped, first_few
 from genmetrics.metric import MODALITIES, Metric
 from genmetrics.registry import canonical, get_metric, targets
 from genmetrics.scorecard import Scorecard
@@ -40,7 +41,13 @@ ON_ERROR = ("skip", "fail")
 
 
 def detect_modality(samples: Path) -> str:
-    """Guess the modality from file suffixes; ask for ``--modality`` when unsure."""
+    """Guess the modality from file suffixes; ask for ``--modality`` when unsure.
+
+    In a folder the kind with the most files wins (text first on a tie, then audio).
+    A ``.txt`` of the same name as a clip or image beside it (``1.wav`` + ``1.txt``,
+    ``1.png`` + ``1.txt``) is that file's transcript or caption, not a text sample, and
+    is not counted: such a folder is audio or image.
+    """
     from genmetrics.io.image import ARRAY_SUFFIXES, IMAGE_SUFFIXES
 
     if samples.is_file() and samples.suffix in TEXT_SUFFIXES:
@@ -50,17 +57,23 @@ def detect_modality(samples: Path) -> str:
     if samples.is_dir():
         from genmetrics.io.audio import AUDIO_SUFFIXES
 
-        # in this order on a tie: one transcript (.txt) beside each audio clip is audio
-        counts = {"audio": 0, "image": 0, "text": 0}
+        counts = {"text": 0, "audio": 0, "image": 0}  # in this order on a tie
+        media: set[Path] = set()  # clips and images, without their suffix
+        txt: list[Path] = []
         for path in samples.rglob("*"):
             suffix = path.suffix.lower()
-            if suffix in TEXT_SUFFIXES:
+            if suffix == ".txt":
+                txt.append(path.with_suffix(""))
+            elif suffix in TEXT_SUFFIXES:
                 counts["text"] += 1
             elif suffix in AUDIO_SUFFIXES:
                 counts["audio"] += 1
+                media.add(path.with_suffix(""))
             elif suffix in IMAGE_SUFFIXES:
                 counts["image"] += 1
-        # the most files wins: transcripts beside audio, notes beside images
+                media.add(path.with_suffix(""))
+        # a transcript or caption beside its clip or image is not a text sample
+        counts["text"] += sum(stem not in media for stem in txt)
         best = max(counts.values())
         if best:
             return next(m for m, c in counts.items() if c == best)
@@ -76,7 +89,14 @@ def default_metrics(modality: str, have_references: bool,
     ``have_reference_set``: a reference distribution exists (a folder or statistics, for
     FID and KID); by default the same as ``have_references``. ``provides``: the per-item
     inputs the samples carry (transcripts, speaker references): a metric that
-    ``needs`` them runs when they are all there, references or not.
+    ``needs`` them runs when they are all there, references or not. Metrics with
+    ``default=False`` run only when named; one with ``default_with_references=False``
+    (DNSMOS) is left out when there are references and no ``provides``.
+
+        >>> "dnsmos" in default_metrics("audio", False)
+        True
+        >>> "dnsmos" in default_metrics("audio", True)
+        False
     """
     if have_reference_set is None:
         have_reference_set = have_references
@@ -87,6 +107,8 @@ def default_metrics(modality: str, have_references: bool,
         except GenmetricsError:
             continue
         if spec.modality != modality or not spec.default:
+            continue
+        if have_references and not provides and not spec.default_with_references:
             continue
         if spec.needs:
             if set(spec.needs) <= provides:
@@ -375,6 +397,12 @@ class _Pass:
     unavailable_now: set[str] = field(default_factory=set)
     sample_digest: Digest = field(default_factory=Digest)
     reference_digest: Digest = field(default_factory=Digest)  # references paired with samples
+    #: (input, metrics needing it) -> ids of samples without it (:func:`_skip_for_needs`)
+    missing_needs: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)
+    #: per-item inputs some metrics need (transcripts, speaker references), each digested
+    #: on its own and recorded only in the signatures of the metrics that need it
+    need_digests: dict[str, Digest] = field(default_factory=lambda: {
+        "transcript": Digest(), "speaker_reference": Digest()})
     #: the reference distribution (FID/KID's reference folder), fed in its own pass
     reference_set_digest: Digest = field(default_factory=Digest)
     used_reference_set: bool = False
@@ -405,6 +433,14 @@ class _Pass:
         reference distribution when one was read (it holds the paired files too)."""
         chosen = self.reference_set_digest if self.used_reference_set else self.reference_digest
         return chosen.hexdigest()
+
+    def needs_digest(self, needs: Sequence[str]) -> str:
+        """The ``refs`` of a metric that needs per-item inputs: the digest of that input
+        (of several, a sha256 of their digests in order)."""
+        digests = [self.need_digests[n].hexdigest() for n in needs]
+        if len(digests) == 1:
+            return digests[0]
+        return "sha256:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
 def _check_arguments(batch_size: int, bootstrap: int, seed: int) -> None:
@@ -476,6 +512,9 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             run.ids.append(pair.id)
             run.sample_digest.add(*sample_parts)
             run.reference_digest.add(*reference_parts)
+            for need, parts in (pair.need_parts() if hasattr(pair, "need_parts")
+                                else {}).items():
+                run.need_digests[need].add(*parts)
             _skip_for_needs(pair, active, run)
         if run.diagnostics is not None and not reference_pass:
             t0 = time.perf_counter()
@@ -509,14 +548,26 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
 
 
 def _skip_for_needs(pair: Any, active: dict[str, Metric], run: _Pass) -> None:
-    """A sample without a per-item input some metrics need (a transcript, a speaker
-    reference) goes under ``skipped``, naming those metrics; the others score it."""
+    """Note a sample without a per-item input some metrics need (a transcript, a speaker
+    reference). It is not under ``skipped`` (the other metrics score it): those metrics
+    name it with the reason under their ``failed``, and :func:`_needs_notes` adds one
+    run-level warning per input counting such samples."""
     missing = pair.missing() if hasattr(pair, "missing") else {}
-    for need, reason in missing.items():
-        names = [n for n, m in active.items() if need in m.spec.needs]
+    for need, _reason in missing.items():
+        names = tuple(sorted(n for n, m in active.items() if need in m.spec.needs))
         if names:
-            run.skipped.append(Skipped(pair.id, f"{reason} (not scored by "
-                                                f"{', '.join(names)})"))
+            run.missing_needs.setdefault((need, names), []).append(pair.id)
+
+
+def _needs_notes(run: _Pass) -> None:
+    """One warning per missing per-item input (see :func:`_skip_for_needs`), once."""
+    for (need, names), ids in run.missing_needs.items():
+        note = {"path": need.replace("_", " "), "message": (
+            f"{len(ids)} sample(s) have no usable {need.replace('_', ' ')}: not scored by "
+            f"{', '.join(names)} (each named with its reason under their failed), scored by "
+            f"the other metrics: {first_few(ids)}")}
+        if note not in run.warnings:
+            run.warnings.append(note)
 
 
 def _feed_reference_set(source: Any, active: dict[str, Metric], batch_size: int,
@@ -550,6 +601,7 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     sample_stats: dict[str, list[list[float]]] = {}
+    _needs_notes(run)
     for name, metric in active.items():
         try:
             computed = metric.compute(per_sample=per_sample)
@@ -561,7 +613,9 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
         run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
         for result in computed.values():
             _name_failed(result.components, run.ids)
-            if have_refs and reads_references(metric.spec):  # perplexity, IS: no refs
+            if metric.spec.needs:  # wer, cer: the transcripts; speaker_sim: the speakers
+                result.signature.setdefault("refs", run.needs_digest(metric.spec.needs))
+            elif have_refs and reads_references(metric.spec):  # perplexity, IS: no refs
                 result.signature.setdefault("refs", run.refs_digest())
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
@@ -797,9 +851,10 @@ def score(
     if not results and not run.errors:
         raise InputError(_nothing_scored(modality, unavailable, bool(ref_paths or stats)))
     inputs = _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats)
-    for key, given in (("transcripts", transcripts), ("speaker_reference", speaker_reference)):
-        if given is not None:  # what the results' refs digest covers besides references
-            inputs[key] = {"path": str(given), "digest": run.refs_digest()}
+    for key, need, given in (("transcripts", "transcript", transcripts),
+                             ("speaker_reference", "speaker_reference", speaker_reference)):
+        if given is not None:  # the refs of the metrics that need it (wer/cer, speaker_sim)
+            inputs[key] = {"path": str(given), "digest": run.need_digests[need].hexdigest()}
     return assemble_scorecard(modality, inputs, results, sample_stats, run, unavailable,
                               per_sample, started)
 
@@ -920,6 +975,8 @@ def gather_pass(run: _Pass, active: dict[str, Metric]) -> None:
     run.sample_digest = _Fixed(distributed.combine_digests(run.sample_digest))
     run.reference_digest = _Fixed(distributed.combine_digests(run.reference_digest))
     run.reference_set_digest = _Fixed(distributed.combine_digests(run.reference_set_digest))
+    run.need_digests = {k: _Fixed(distributed.combine_digests(d))  # type: ignore[misc]
+                        for k, d in run.need_digests.items()}
     distributed.reduce_metric_states(active)
     if run.diagnostics is not None:
         from genmetrics.diagnostics import combine

@@ -1,5 +1,12 @@
 """MAUVE parity with the ``mauve-text`` package (0.4.0) and a sanity check.
 
+Quantisation and curve: ours (PCA, faiss k-means, histograms, divergence curve, areas,
+frontier integral, written in ``genmetrics.metrics.text.mauve``) against
+``mauve.compute_mauve(p_features=..., q_features=...)`` on the same feature rows, with
+the same settings: equal exactly (the same scikit-learn PCA and faiss k-means calls
+with the same seeds give the same clusters, and the curve is the same float64
+arithmetic in the same order). mauve-text (GPLv3) is only this test's reference.
+
 Features: ours are batched in length buckets; mauve-text's are
 ``mauve.utils.featurize_tokens_from_model`` on the same folder loaded with
 ``AutoModel`` (what ``compute_mauve(p_text=...)`` does, without its gpt2 download).
@@ -67,6 +74,9 @@ def ours(lm: str | Path, p: list[str], q: list[str], batch: int | None = None, *
     from genmetrics.metrics.text.mauve import MAUVE
 
     metric = MAUVE(lm=str(lm), device="cpu", **options)
+    if len(q) != len(p):  # Q is not paired with P: spread it over the samples
+        metric.update(p, [q[j::len(p)] for j in range(len(p))])
+        return metric
     step = batch or len(p)
     for i in range(0, len(p), step):
         metric.update(p[i:i + step], [[r] for r in q[i:i + step]])
@@ -82,18 +92,58 @@ def test_features_equal_mauve_text_featurisation(tiny):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_value_is_compute_mauve_on_the_same_features(tiny):
-    p, q = texts(60, seed=2), texts(60, seed=3)
-    metric = ours(tiny, p, q, batch=17)
+def assert_equals_mauve_text(metric, **settings) -> None:
+    """Our result on the metric's features is mauve-text's, every number exactly."""
     got = metric.compute()["mauve"]
     want = mauve.compute_mauve(p_features=metric.state["p"].array(),
-                               q_features=metric.state["q"].array())
+                               q_features=metric.state["q"].array(), **settings)
     assert got.value == want.mauve
     assert got.components["mauve_star"] == want.mauve_star
     assert got.components["frontier_integral"] == want.frontier_integral
-    assert got.components["num_buckets"] == want.num_buckets == 6
+    assert got.components["frontier_integral_star"] == want.frontier_integral_star
+    assert got.components["num_buckets"] == want.num_buckets
+    # not a degenerate comparison: a value strictly inside (0, 1)
+    assert 0 < got.value < 1 and got.components["frontier_integral"] > 0
+
+
+def test_value_is_compute_mauve_on_the_same_features(tiny):
+    p, q = texts(60, seed=2), texts(60, seed=3)
+    metric = ours(tiny, p, q, batch=17)
+    assert_equals_mauve_text(metric)
+    got = metric.compute()["mauve"]
+    assert got.components["num_buckets"] == 6
     assert got.signature["seed"] == 25 and got.signature["lm"] == tiny.name
     assert got.signature["lm_digest"].startswith("sha256:")
+    assert "mauve-text" not in got.signature and "faiss-cpu" in got.signature
+
+
+def test_unequal_sizes_and_other_settings_equal_mauve_text(tiny):
+    p, q = texts(150, seed=12), shuffled(texts(90, seed=13))
+    assert_equals_mauve_text(ours(tiny, p, q, batch=40))  # auto: 9 clusters
+    settings = dict(num_buckets=5, pca_max_data=100, kmeans_explained_var=0.8,
+                    kmeans_num_redo=2, kmeans_max_iter=40,
+                    divergence_curve_discretization_size=10, mauve_scaling_factor=2.0,
+                    seed=7)
+    metric = ours(tiny, p, q, **{**settings, "num_buckets": "5"})
+    assert_equals_mauve_text(metric, **settings)
+
+
+def test_mauve_text_is_not_imported(tiny, monkeypatch):
+    """No code path of the package needs mauve-text (GPLv3): its import is blocked here,
+    and no module of ``genmetrics`` names it in an import."""
+    import ast
+    import sys
+
+    import genmetrics
+
+    monkeypatch.setitem(sys.modules, "mauve", None)
+    metric = ours(tiny, texts(30, seed=14), texts(30, seed=15))
+    assert 0 < metric.compute()["mauve"].value <= 1
+    for path in Path(genmetrics.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "mauve" for n in names), path
 
 
 @pytest.mark.slow
@@ -102,6 +152,13 @@ def test_real_lm_features_equal_mauve_text_featurisation(default_lm):
     metric = ours("smollm2-135m", ["x"], ["y"])
     np.testing.assert_allclose(metric.features(items), theirs_features(default_lm, items),
                                rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_real_lm_features_value_equals_mauve_text(default_lm):
+    """On SmolLM2 features of human-like and word-shuffled texts (120 + 100)."""
+    p, q = shuffled(texts(120, seed=16)), texts(100, seed=17)
+    assert_equals_mauve_text(ours("smollm2-135m", p, q))
 
 
 @pytest.mark.slow

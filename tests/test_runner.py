@@ -134,6 +134,37 @@ def test_a_missing_lm_folder_stops_before_reading(text_pair_dirs, tmp_path):
               options={"perplexity": {"lm": str(tmp_path / "nope")}})
 
 
+def test_audio_default_sets_follow_the_inputs():
+    """Paired runs (enhancement, conversion) keep the reference metrics only; DNSMOS joins
+    runs without references or with TTS inputs; F0 error is opt-in."""
+    assert set(default_metrics("audio", True)) == {"snr", "si_snr", "pesq", "mcd", "stoi"}
+    assert default_metrics("audio", False) == ["dnsmos"]
+    tts = frozenset({"transcript", "speaker_reference"})
+    assert set(default_metrics("audio", False, provides=tts)) == {
+        "wer", "cer", "speaker_sim", "dnsmos"}
+    with_refs = set(default_metrics("audio", True, provides=frozenset({"transcript"})))
+    assert {"dnsmos", "wer", "cer", "snr", "pesq"} <= with_refs
+    assert "f0_rmse" not in with_refs and "speaker_sim" not in with_refs
+
+
+@pytest.mark.parametrize("names, modality", [
+    (["1.wav", "1.txt", "2.wav", "2.txt"], "audio"),  # transcripts beside the clips
+    (["1.wav", "1.txt", "2.wav", "2.txt", "README.txt"], "audio"),
+    (["1.wav", "1.txt", "2.wav", "2.txt", "texts.jsonl"], "audio"),
+    (["1.png", "1.txt", "2.png", "2.txt"], "image"),  # captions beside the images
+    (["1.png", "1.txt", "2.png", "2.txt", "notes.txt"], "image"),
+    (["a.txt", "b.txt", "c.txt"], "text"),
+    (["a.txt", "b.txt", "1.wav"], "text"),
+    (["1.wav", "notes.txt"], "text"),  # a tie between unrelated files: text, as before
+])
+def test_a_txt_beside_its_clip_or_image_is_not_a_text_sample(tmp_path, names, modality):
+    from genmetrics.runner import detect_modality
+
+    for name in names:  # the guess reads names only
+        (tmp_path / name).touch()
+    assert detect_modality(tmp_path) == modality
+
+
 def test_modality_is_the_kind_with_the_most_files(tmp_path):
     import numpy as np
 

@@ -83,7 +83,7 @@ class Resemblyzer(Encoder):
                 from resemblyzer import VoiceEncoder
         except ImportError as exc:
             raise MetricUnavailable(f"resemblyzer is not installed ({exc}): pip install "
-                                    "'genmetrics[audio]'") from None
+                                    "'genmetrics[tts]'") from None
         self.device = device
         self.encoder = VoiceEncoder(device, verbose=False).eval()
 

@@ -59,6 +59,7 @@ from genmetrics.io.common import (
     discover,
     display_path,
     first_few,
+    item_hash,
     os_reason,
     printable,
 )
@@ -180,20 +181,23 @@ class AudioPair:
                 return []
             return [self.id, str(clip.sample_rate), clip.waveform.astype("<f8").tobytes()]
 
-        sample, reference = anonymous_parts(parts(self.sample), parts(self.reference),
-                                            self.synthetic_id)
-        return sample, reference + metadata_parts(self.sample)
+        return anonymous_parts(parts(self.sample), parts(self.reference), self.synthetic_id)
 
-
-def metadata_parts(clip: AudioClip) -> list[str | bytes]:
-    """Digest parts of a clip's transcript and speaker reference (none when not given)."""
-    out: list[str | bytes] = []
-    if isinstance(clip.text, str):
-        out += ["text", clip.text]
-    if isinstance(clip.speaker, AudioClip):
-        out += ["speaker", str(clip.speaker.sample_rate),
-                clip.speaker.waveform.astype("<f8").tobytes()]
-    return out
+    def need_parts(self) -> dict[str, list[str | bytes]]:
+        """Digest parts of each per-item input given (``transcript``, ``speaker_reference``),
+        kept apart from the references: only the metrics that need an input
+        (:attr:`MetricSpec.needs`) carry its digest, so adding ``--transcripts`` to a run
+        leaves MCD's signature as it was."""
+        found: dict[str, list[str | bytes]] = {}
+        if isinstance(self.sample.text, str):
+            found["transcript"] = ["text", self.sample.text]
+        speaker = self.sample.speaker
+        if isinstance(speaker, AudioClip):
+            found["speaker_reference"] = ["speaker", str(speaker.sample_rate),
+                                          speaker.waveform.astype("<f8").tobytes()]
+        # tied to its sample as a reference is: by id, or by content when the id is made up
+        tie = item_hash(*self.digest_parts()[0]).hex() if self.synthetic_id else self.id
+        return {need: [tie, *parts] for need, parts in found.items()}
 
 
 class AudioSource:
@@ -358,7 +362,9 @@ class Metadata:
 
     * **Transcripts** (what each clip should say): ``transcripts``, a JSON Lines file of
       ``{"id": ..., "text": ...}`` whose ids are the clips' names (relative path without
-      the extension), or else a ``.txt`` (UTF-8) beside each clip, of the same name.
+      the extension), or else a ``.txt`` (UTF-8) beside each clip, of the same name --
+      read when at least half of the clips have one; fewer are not transcripts but one
+      run-level note naming the count.
     * **Speaker reference** (the prompt speaker's recording): one audio file for every
       clip, or a folder paired with the clips by name.
 
@@ -378,8 +384,15 @@ class Metadata:
             txt = [o for o in found.others if o.lower().endswith(".txt")
                    and _stem(o) in found.files]
             if txt:
-                self.beside = True
                 found.others[:] = [o for o in found.others if o not in set(txt)]
+                # transcripts when at least half of the clips have one (the others are
+                # then named as failed by wer/cer); a few stray .txt files are notes
+                self.beside = 2 * len(txt) >= len(found.files)
+                if not self.beside:
+                    found.notes.append(
+                        f"{len(txt)} of {len(found.files)} clips have a .txt beside them "
+                        f"({first_few(txt)}), fewer than half: not read as transcripts "
+                        "(put one beside every clip, or pass --transcripts texts.jsonl)")
         self.speaker_path = speaker_reference
         self.speaker_clip: AudioClip | None = None
         self.speakers: dict[str, Path] = {}

@@ -5,17 +5,20 @@ Per clip: transcribe it (:mod:`genmetrics.features.asr`: ``whisper-large-v3`` by
 default, ``pocketsphinx`` offline), normalise both the transcript and the expected text
 (option ``normalize``: ``whisper``, Whisper's English normaliser, the papers' choice;
 ``basic``; ``none``), split into words (``wer``) or characters (``cer``) and count the
-Levenshtein edits with :func:`genmetrics.metrics.text.error_rate.edit_counts` -- the same
-arithmetic as the text ``wer``/``cer``, equal to ``jiwer``. The corpus value is total
-edits / total reference tokens (``(S + D + I) / (S + D + H)`` summed over the clips, as
-``jiwer.wer`` over a list); the per-sample value is the clip's own rate; the components
-hold the substitution, deletion and insertion rates (each over the reference tokens).
+Levenshtein edits with :func:`genmetrics.metrics.text.error_rate.edit_counts`. From the
+counts on, these metrics *are* the text ``wer``/``cer``
+(:class:`genmetrics.metrics.text.wer.ErrorRateMetric`, their base class), equal to
+``jiwer``: the corpus value is total edits / total reference tokens
+(``(S + D + I) / (S + D + H)`` summed over the clips, as ``jiwer.wer`` over a list); the
+per-sample value is the clip's own rate; the components are the summed counts
+``substitutions``, ``deletions``, ``insertions``, ``hits`` and ``reference_tokens``.
 
 The expected text comes from ``--transcripts texts.jsonl``, a ``.txt`` beside each clip
 or ``Evaluator.update(waves, texts=[...], sample_rate=...)``. A clip whose text is
-missing or empty (also after normalisation) is named as failed (and under ``skipped``),
+missing or empty (also after normalisation) is named with its reason under the component
+``failed`` (the runner counts such clips in one warning; other metrics still score them),
 and the rest are scored. With ``pocketsphinx`` the numbers are only good for ordering
-systems over many clips (about 0.7-1.0 on clean espeak-ng speech; see
+systems over many clips (corpus WER 0.65 on six clean espeak-ng sentences; see
 :mod:`genmetrics.features.asr`). ``cer`` takes the ``wer`` settings it is not given
 (``--set wer.asr=pocketsphinx`` serves both, and each clip is transcribed once).
 
@@ -34,15 +37,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from genmetrics.errors import MetricError, MetricUnavailable
+from genmetrics.errors import MetricUnavailable
 from genmetrics.features.asr import WHISPER_DEFAULT, WHISPER_MAX_SECONDS, load_asr
 from genmetrics.io.audio import AudioClip
 from genmetrics.io.common import Unusable
-from genmetrics.metric import Metric, MetricResult, MetricSpec, Option
+from genmetrics.metric import MetricSpec, Option
 from genmetrics.metrics._per_pair import Failed
-from genmetrics.metrics.text.error_rate import NORMALIZERS, TOKENIZERS, edit_counts, normalizer
-
-FIELDS = ("substitutions", "deletions", "insertions", "hits")
+from genmetrics.metrics.text.error_rate import NORMALIZERS, EditCounts, edit_counts, normalizer
+from genmetrics.metrics.text.wer import ErrorRateMetric
 
 
 def _options() -> tuple[Option, ...]:
@@ -61,12 +63,10 @@ def _options() -> tuple[Option, ...]:
     )
 
 
-class _ASRErrorRate(Metric):
-    """Shared by :class:`AudioWER` and :class:`AudioCER` (``unit``: the token)."""
+class _ASRErrorRate(ErrorRateMetric):
+    """Shared by :class:`AudioWER` and :class:`AudioCER`: the ASR step in front of the text
+    :class:`~genmetrics.metrics.text.wer.ErrorRateMetric` (``unit_tokens``: the token)."""
 
-    unit: ClassVar[str] = "words"
-    state_reductions = {**{f: "cat" for f in FIELDS}, "reasons": "cat"}
-    state_dtypes = {f: "int64" for f in FIELDS}
     merge_ignores = frozenset({"batch_size", "device"})
 
     def _asr(self) -> Any:
@@ -87,12 +87,13 @@ class _ASRErrorRate(Metric):
             return str(exc)
         return None
 
+    def signature_extra(self) -> dict[str, Any]:
+        return {**super().signature_extra(), **self._asr().signature()}
+
     def update(self, samples: Sequence[AudioClip],
                references: Sequence[Sequence[Any]] | None = None) -> None:
-        norm = normalizer(self.options["normalize"])
-        tokens = TOKENIZERS[self.unit]
         asr = self._asr()
-        outcomes: list[Any] = [None] * len(samples)
+        outcomes: list[EditCounts | Failed | None] = [None] * len(samples)
         todo = []
         for k, clip in enumerate(samples):
             text = clip.text
@@ -101,7 +102,7 @@ class _ASRErrorRate(Metric):
                                      ".txt beside it, or Evaluator.update(texts=...))")
             elif isinstance(text, Unusable):
                 outcomes[k] = Failed(text.reason)
-            elif not tokens(norm(text)):
+            elif not self.tokens(text):
                 outcomes[k] = Failed(f"the transcript is empty after normalize="
                                      f"{self.options['normalize']}: {text[:60]!r}")
             elif asr.name == "whisper" and clip.seconds > WHISPER_MAX_SECONDS:
@@ -112,73 +113,15 @@ class _ASRErrorRate(Metric):
         heard = asr.transcribe([samples[k].waveform for k in todo],
                                [samples[k].sample_rate for k in todo])
         for k, hyp in zip(todo, heard, strict=True):
-            outcomes[k] = edit_counts(tokens(norm(samples[k].text)),  # type: ignore[arg-type]
-                                      tokens(norm(hyp)))
-        rows: dict[str, list[int]] = {f: [] for f in FIELDS}
-        for out in outcomes:
-            if isinstance(out, Failed):
-                self.state["reasons"].append(out.reason)
-                for f in FIELDS:
-                    rows[f].append(-1)
-            else:
-                for f in FIELDS:
-                    rows[f].append(getattr(out, f))
-        for f in FIELDS:
-            self.state[f].append(rows[f])
-
-    def _counts(self) -> tuple[Any, Any]:
-        import numpy as np
-
-        counts = np.stack([self.state[f].array() for f in FIELDS], axis=1).reshape(-1, 4)
-        return counts, counts[:, 3] < 0
-
-    def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
-        import numpy as np
-
-        counts, failed = self._counts()
-        reasons = self.state["reasons"]
-        ok = counts[~failed]
-        if not len(ok):
-            if len(counts):
-                raise MetricError(f"{self.spec.name}: none of the {len(counts)} clips could be "
-                                  f"scored (first reason: {reasons[0]})")
-            self.require_samples(0)
-        s, d, i, h = (int(x) for x in ok.sum(axis=0))
-        ref = s + d + h
-        components: dict[str, Any] = {"substitutions": s / ref, "deletions": d / ref,
-                                      "insertions": i / ref, f"reference_{self.unit}": ref}
-        failed_at = np.flatnonzero(failed).tolist()
-        if failed_at:
-            components["failed"] = [{"index": k, "reason": r}
-                                    for k, r in zip(failed_at, reasons, strict=True)]
-        values = None
-        if per_sample:
-            values = [None if bad else float((c[0] + c[1] + c[2]) / (c[0] + c[1] + c[3]))
-                      for c, bad in zip(counts.tolist(), failed.tolist(), strict=True)]
-        return {self.spec.name: self.result((s + d + i) / ref, n=len(ok),
-                                            components=components, per_sample=values,
-                                            **self._asr().signature())}
-
-    def bootstrap_rows(self) -> dict[str, Any]:
-        import numpy as np
-
-        counts, failed = self._counts()
-        edits = counts[:, 0] + counts[:, 1] + counts[:, 2]
-        ref = counts[:, 0] + counts[:, 1] + counts[:, 3]
-        rows = np.column_stack([np.where(failed, 0, edits), np.where(failed, 0, ref)])
-        return {self.spec.name: rows.astype(np.float64).reshape(-1, 2)}
-
-    def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
-        import numpy as np
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return totals[:, 0] / totals[:, 1]
+            outcomes[k] = edit_counts(self.tokens(samples[k].text),  # type: ignore[arg-type]
+                                      self.tokens(hyp))
+        self.record(o for o in outcomes if o is not None)
 
 
 class AudioWER(_ASRErrorRate):
     """Word error rate of the ASR transcript against the expected text."""
 
-    unit = "words"
+    unit_tokens = "words"
     spec = MetricSpec(
         name="wer", modality="audio", kind="paired", needs=("transcript",),
         higher_is_better=False, unit="edits per reference word",
@@ -190,7 +133,7 @@ class AudioWER(_ASRErrorRate):
 class AudioCER(_ASRErrorRate):
     """Character error rate of the ASR transcript against the expected text."""
 
-    unit = "characters"
+    unit_tokens = "characters"
     #: the ASR settings not given to cer come from wer's (one transcription per clip)
     options_from: ClassVar[str] = "wer"
     spec = MetricSpec(

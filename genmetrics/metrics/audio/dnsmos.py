@@ -213,6 +213,9 @@ class DNSMOS(Metric):
                    "core", type=int, affects_values=False),
         ),
         outputs=OUTPUTS,
+        # default in runs without references or with TTS inputs; beside paired
+        # references (enhancement, conversion) only when named: --metrics dnsmos
+        default_with_references=False,
     )
     # per clip: sig, bak, ovrl, p808 (NaN for a failed clip); per failed clip, in order:
     # its reason

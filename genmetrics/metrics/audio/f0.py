@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import MetricError, UsageError
+from genmetrics.errors import MetricError, MetricUnavailable, UsageError
 from genmetrics.io.audio import AudioClip
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
 from genmetrics.metrics._per_pair import Failed
@@ -66,15 +66,24 @@ __all__ = ["F0RMSE", "world_f0", "f0_errors"]
 OUTPUTS = ("f0_rmse", "vuv_error")
 
 
+def _pyworld() -> Any:
+    """The ``pyworld`` module; :class:`MetricUnavailable` naming the extra without it."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # pyworld 0.3.5 imports the deprecated pkg_resources
+            warnings.simplefilter("ignore", UserWarning)
+            import pyworld
+    except ImportError as exc:
+        raise MetricUnavailable(f"pyworld is not installed ({exc}): pip install "
+                                "'genmetrics[tts]'") from None
+    return pyworld
+
+
 def world_f0(wave: np.ndarray, rate: int, frame_period_ms: float, method: str = "harvest",
              f0_floor: float = 71.0, f0_ceil: float = 800.0) -> np.ndarray:
     """WORLD F0 (Hz, 0 = unvoiced) every ``frame_period_ms``: harvest, or dio + stonemask."""
-    import warnings
-
-    with warnings.catch_warnings():  # pyworld 0.3.5 imports the deprecated pkg_resources
-        warnings.simplefilter("ignore", UserWarning)
-        import pyworld
-
+    pyworld = _pyworld()
     x = np.ascontiguousarray(wave, dtype=np.float64)
     if method == "harvest":
         f0, _ = pyworld.harvest(x, rate, f0_floor=f0_floor, f0_ceil=f0_ceil,
@@ -125,6 +134,7 @@ class F0RMSE(Metric):
                    "auto, cpu, cuda, cuda:N", affects_values=False),
         ),
         outputs=OUTPUTS,
+        default=False,  # opt-in (--metrics f0_rmse): WORLD harvest costs ~0.2 s CPU per s
     )
     # per pair: f0_rmse, vuv_error (NaN where failed); per failed value, in order: why
     state_reductions = {"scores": "cat", "reasons_f0_rmse": "cat", "reasons_vuv_error": "cat"}
@@ -138,6 +148,9 @@ class F0RMSE(Metric):
         from genmetrics.metrics.audio.mcd import MCD
 
         self._mcd = MCD(device=self.options["device"])
+
+    def preflight(self) -> None:
+        _pyworld()
 
     def update(self, samples: Sequence[AudioClip],
                references: Sequence[Sequence[AudioClip]] | None = None) -> None:

@@ -9,16 +9,20 @@ Each sample is compared with its one reference: both are normalised (``normalize
   summed over the samples -- ``jiwer.wer(references, hypotheses)`` on the lists;
 * per sample: the sample's own rate;
 * components: the summed ``substitutions``, ``deletions``, ``insertions``, ``hits``
-  and ``reference_tokens``.
+  and ``reference_tokens`` (counts over the scored samples).
 
 A sample whose reference is empty (after normalisation) has no rate: it is left out of
 the corpus value, its per-sample value is ``null`` and it is named under the component
 ``failed`` (jiwer would add its insertions to a corpus numerator whose denominator it
 does not grow). The value is a fraction (0.25 = 25%) and may exceed 1 when the output
-inserts many words. State: four int32 counts per sample.
+inserts many words. State: four int32 counts per sample (-1s for a sample that could
+not be scored, with its reason).
 
-:class:`ErrorRateMetric` is the shape the audio ``wer`` / ``cer`` (ASR transcripts of
-clips against their texts) share: they hand :meth:`ErrorRateMetric.record` the counts.
+:class:`ErrorRateMetric` is the one definition the audio ``wer`` / ``cer``
+(:mod:`genmetrics.metrics.audio.asr_error_rate`) subclass: they put ASR and the
+normaliser in front and hand :meth:`ErrorRateMetric.record` the counts (or a
+:class:`~genmetrics.metrics._per_pair.Failed` for a clip without a usable text); the
+components, corpus and per-sample arithmetic and bootstrap rows are this class's.
 
     >>> from genmetrics.metrics.text.wer import WER
     >>> m = WER()
@@ -36,6 +40,7 @@ from typing import Any, ClassVar
 
 from genmetrics.errors import MetricError, UsageError
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
+from genmetrics.metrics._per_pair import Failed
 from genmetrics.metrics.text.error_rate import (
     NORMALIZERS,
     TOKENIZERS,
@@ -52,18 +57,29 @@ class ErrorRateMetric(Metric):
 
     #: ``words`` or ``characters`` (:data:`.error_rate.TOKENIZERS`)
     unit_tokens: ClassVar[str] = "words"
-    state_reductions = {"counts": "cat"}
+    state_reductions = {"counts": "cat", "reasons": "cat"}
     state_dtypes = {"counts": "int32"}
 
     def tokens(self, text: str) -> list[str]:
         """``text`` normalised (option ``normalize``) and split into tokens."""
         return TOKENIZERS[self.unit_tokens](normalizer(self.options["normalize"])(text))
 
-    def record(self, counts: Iterable[EditCounts]) -> None:
-        """Append each sample's counts (an empty reference is kept and reported as failed)."""
-        rows = [[c.substitutions, c.deletions, c.insertions, c.hits] for c in counts]
+    def record(self, counts: Iterable[EditCounts | Failed]) -> None:
+        """Append each sample's counts (an empty reference is kept and reported as failed),
+        or a :class:`Failed` with the reason the sample could not be scored."""
+        rows = []
+        for c in counts:
+            if isinstance(c, Failed):
+                rows.append([-1, -1, -1, -1])
+                self.state["reasons"].append(c.reason)
+            else:
+                rows.append([c.substitutions, c.deletions, c.insertions, c.hits])
         if rows:
             self.state["counts"].append(rows)
+
+    def signature_extra(self) -> dict[str, Any]:
+        """Signature entries besides the options (the audio metrics: the recogniser)."""
+        return {"tokens": self.unit_tokens}
 
     def _counts(self) -> Any:
         import numpy as np
@@ -74,21 +90,23 @@ class ErrorRateMetric(Metric):
         import numpy as np
 
         counts = self._counts()
-        ref_len = counts[:, 0] + counts[:, 1] + counts[:, 3]
-        edits = counts[:, :3].sum(axis=1)
+        lost = counts[:, 3] < 0  # recorded as Failed: the reasons are in that order
+        ref_len = np.where(lost, 0, counts[:, 0] + counts[:, 1] + counts[:, 3])
+        edits = np.where(lost, 0, counts[:, :3].sum(axis=1))
         scored = ref_len > 0
+        reasons = iter(self.state["reasons"])
+        failed = [{"index": int(i), "reason": next(reasons) if lost[i] else
+                   f"empty reference (normalize={self.options['normalize']}): "
+                   f"{self.spec.name} undefined, {int(counts[i, 2])} {self.unit_tokens} "
+                   "inserted"} for i in np.flatnonzero(~scored)]
         if not scored.any():
             if len(counts):
-                raise MetricError(f"{self.spec.name}: every one of the {len(counts)} "
-                                  "references is empty, so no error rate is defined")
+                raise MetricError(f"{self.spec.name}: none of the {len(counts)} samples could "
+                                  f"be scored (first reason: {failed[0]['reason']})")
             self.require_samples(0)
         totals = counts[scored].sum(axis=0)
         components: dict[str, Any] = {f: int(v) for f, v in zip(FIELDS, totals, strict=True)}
         components["reference_tokens"] = int(ref_len[scored].sum())
-        failed = [{"index": int(i), "reason": f"empty reference (normalize="
-                   f"{self.options['normalize']}): {self.spec.name} undefined, "
-                   f"{int(counts[i, 2])} {self.unit_tokens} inserted"}
-                  for i in np.flatnonzero(~scored)]
         if failed:
             components["failed"] = failed
         values = None
@@ -97,14 +115,15 @@ class ErrorRateMetric(Metric):
                       for e, n in zip(edits.tolist(), ref_len.tolist(), strict=True)]
         value = int(edits[scored].sum()) / components["reference_tokens"]
         return {self.spec.name: self.result(value, n=int(scored.sum()), components=components,
-                                            per_sample=values, tokens=self.unit_tokens)}
+                                            per_sample=values, **self.signature_extra())}
 
     def bootstrap_rows(self) -> dict[str, Any]:
         import numpy as np
 
         counts = self._counts()
-        rows = np.column_stack([counts[:, :3].sum(axis=1),
-                                counts[:, 0] + counts[:, 1] + counts[:, 3]])
+        lost = counts[:, 3] < 0
+        rows = np.column_stack([np.where(lost, 0, counts[:, :3].sum(axis=1)),
+                                np.where(lost, 0, counts[:, 0] + counts[:, 1] + counts[:, 3])])
         return {self.spec.name: rows.astype(np.float64).reshape(-1, 2)}
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
