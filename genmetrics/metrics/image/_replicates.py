@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +64,7 @@ import numpy as np
 
 from genmetrics.errors import MetricError
 from genmetrics.metrics.image._distribution_math import trace_sqrt_product
-from genmetrics.metrics.image._threads import (
-    FEW_CORES,
-    available_cores,
-    in_parallel,
-    one_blas_thread,
-)
+from genmetrics.metrics.image._threads import in_parallel
 
 ROUTES = ("auto", "gram", "dense", "linear")
 #: the largest share of non-finite replicates an interval is still made from
@@ -553,9 +547,7 @@ def _linear(p: _Problem, control: int | None) -> FrechetReplicates:
         raise _Unsuitable("the sample covariance is singular")
     root_r = (vec_r * ops.sqrt(lam_r)) @ vec_r.T
     mmat = root_r @ sigma_s @ root_r
-    with one_blas_thread() if not ops.batched and available_cores() <= FEW_CORES \
-            else nullcontext():
-        lam, vec = ops.eigh((mmat + mmat.T) / 2)
+    lam, vec = ops.eigh((mmat + mmat.T) / 2)  # alone: BLAS keeps its threads
     # M = R S R is positive definite when S and S_r are, but its condition is about the
     # product of theirs: eigenvalues at rounding level are held at it (the control
     # replicates absorb what that changes)
