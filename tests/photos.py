@@ -88,3 +88,18 @@ def save_png(image: np.ndarray, path) -> None:
     from PIL import Image
 
     Image.fromarray(image).save(path)
+
+
+def degraded_folders(root) -> dict:
+    """``root/samples``: 14 degraded 48-px tiles (the four degradations in turn);
+    ``root/refs``: 12 other clean tiles. The small sample/reference pair of the interval
+    tests (FID, sFID, KID, Vendi through the runner)."""
+    all_tiles = [resize_longer_side(t, 48) for _, t in tiles()]
+    kinds = list(DEGRADATIONS.values())
+    (root / "samples").mkdir()
+    (root / "refs").mkdir()
+    for i in range(14):
+        save_png(kinds[i % 4](all_tiles[i]), root / "samples" / f"{i:03d}.png")
+    for i in range(12):
+        save_png(all_tiles[60 + i], root / "refs" / f"{i:03d}.png")
+    return {"samples": root / "samples", "refs": root / "refs"}

@@ -213,18 +213,9 @@ def test_old_run_folders_are_pruned_and_clear_removes_the_rest(tmp_path):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, random_weights) -> dict[str, Path]:
-    from tests.photos import DEGRADATIONS, resize_longer_side, save_png, tiles
+    from tests.photos import degraded_folders
 
-    root = tmp_path_factory.mktemp("fidci")
-    all_tiles = [resize_longer_side(t, 48) for _, t in tiles()]
-    kinds = list(DEGRADATIONS.values())
-    (root / "samples").mkdir()
-    (root / "refs").mkdir()
-    for i in range(14):
-        save_png(kinds[i % 4](all_tiles[i]), root / "samples" / f"{i:03d}.png")
-    for i in range(12):
-        save_png(all_tiles[60 + i], root / "refs" / f"{i:03d}.png")
-    return {"samples": root / "samples", "refs": root / "refs", "weights": random_weights()}
+    return {**degraded_folders(tmp_path_factory.mktemp("fidci")), "weights": random_weights()}
 
 
 def _score(folders, bootstrap: int, metrics=("fid", "sfid", "kid"), **kwargs):

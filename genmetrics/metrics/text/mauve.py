@@ -55,7 +55,7 @@ from typing import Any
 from genmetrics.errors import MetricError, MetricUnavailable, UsageError
 from genmetrics.features.causal_lm import DTYPES, TOKEN_BUDGET
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
-from genmetrics.metrics.text.perplexity import DEFAULT_LM
+from genmetrics.metrics.text.perplexity import DEFAULT_LM, load_language_model
 
 #: mixture weights of the divergence curve keep clear of 0 and 1 (as mauve-text's)
 WEIGHT_EPS = 1e-6
@@ -257,15 +257,8 @@ class MAUVE(Metric):
 
     def language_model(self) -> Any:
         if self._lm is None:
-            from genmetrics.features.causal_lm import load_causal_lm
-
-            lm = self.options["lm"]
-            if lm == DEFAULT_LM:
-                from genmetrics.assets import resolve
-
-                lm = str(resolve(DEFAULT_LM))
-            self._lm = load_causal_lm(lm, device=self.options["device"],
-                                      dtype=self.options["dtype"])
+            self._lm = load_language_model(self.options["lm"], self.options["device"],
+                                           self.options["dtype"])
         return self._lm
 
     def _lm_id(self) -> str:

@@ -66,6 +66,21 @@ from genmetrics.features.causal_lm import DTYPES, TOKEN_BUDGET
 from genmetrics.metric import Metric, MetricResult, MetricSpec, Option, library_version
 
 DEFAULT_LM = "smollm2-135m"
+
+
+def load_language_model(lm: str, device: str, dtype: str) -> Any:
+    """The :class:`~genmetrics.features.causal_lm.CausalLM` an ``lm`` option names: the
+    default asset (built offline into the asset cache), a local folder or a model id in
+    the local HF cache. Perplexity and MAUVE load theirs through this."""
+    from genmetrics.features.causal_lm import load_causal_lm
+
+    if lm == DEFAULT_LM:
+        from genmetrics.assets import resolve
+
+        lm = str(resolve(DEFAULT_LM))
+    return load_causal_lm(lm, device=device, dtype=dtype)
+
+
 NO_TOKENS = "no tokens"
 
 
@@ -164,15 +179,8 @@ class Perplexity(Metric):
     def language_model(self) -> Any:
         """The :class:`~genmetrics.features.causal_lm.CausalLM` in use (loaded once)."""
         if self._lm is None:
-            from genmetrics.features.causal_lm import load_causal_lm
-
-            lm = self.options["lm"]
-            if lm == DEFAULT_LM:
-                from genmetrics.assets import resolve
-
-                lm = str(resolve(DEFAULT_LM))
-            self._lm = load_causal_lm(lm, device=self.options["device"],
-                                      dtype=self.options["dtype"])
+            self._lm = load_language_model(self.options["lm"], self.options["device"],
+                                           self.options["dtype"])
         return self._lm
 
     def window(self) -> tuple[int, int]:
