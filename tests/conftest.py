@@ -136,3 +136,16 @@ def run_cli():
         )
 
     return run
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """The k-NN arithmetic with ADM blocks of 40 (sub-blocks of 20) and exact blocks of
+    32, so that every block path runs on small sets (precision/recall and their intervals);
+    the ADM block size is returned."""
+    from genmetrics.metrics.image import _knn
+
+    monkeypatch.setattr(_knn, "ADM_BLOCK", 40)
+    monkeypatch.setattr(_knn, "SUB", 20)
+    monkeypatch.setattr(_knn, "BLOCK", 32)
+    return 40

@@ -29,15 +29,6 @@ from tests.knn_features import gaussian_sets
 from tests.test_precision_recall import _sphere, adm_matrix
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """ADM blocks of 40 (sub-blocks of 20), exact blocks of 32: every block path runs."""
-    monkeypatch.setattr(_knn, "ADM_BLOCK", 40)
-    monkeypatch.setattr(_knn, "SUB", 20)
-    monkeypatch.setattr(_knn, "BLOCK", 32)
-    return 40
-
-
 def _cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     g = gaussian_sets()
     rng = np.random.default_rng(3)

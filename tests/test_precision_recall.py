@@ -63,15 +63,6 @@ def brute_exact(ref: np.ndarray, sam: np.ndarray, k: int) -> tuple[float, float]
     return float((d <= ref_r[:, None]).any(0).mean()), float((d <= sam_r[None, :]).any(1).mean())
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """ADM blocks of 40 (sub-blocks of 20) and exact blocks of 32: every block path runs."""
-    monkeypatch.setattr(_knn, "ADM_BLOCK", 40)
-    monkeypatch.setattr(_knn, "SUB", 20)
-    monkeypatch.setattr(_knn, "BLOCK", 32)
-    return 40
-
-
 def _sphere(n: int, seed: int) -> np.ndarray:
     """The origin and ``n`` unit vectors: the origin's neighbours all tie to float32
     rounding, so exact mode re-ranks its whole row in float64."""
