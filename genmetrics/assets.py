@@ -16,8 +16,10 @@ and never when offline (``--offline`` or ``GENMETRICS_OFFLINE=1``). So ``score``
 *build* an asset from a local source on first use (it says so), but never downloads
 mid-run: a missing asset is an :class:`AssetMissingError` naming the command to run.
 
-    >>> sorted(ASSETS)
-    ['inception-fid', 'roberta-large', 'smollm2-135m', 'whisper-large-v3', 'wordnet']
+    >>> sorted(ASSETS)  # doctest: +NORMALIZE_WHITESPACE
+    ['clap', 'clip-vitb32', 'clip-vitl14', 'clip-vitl14-336', 'dinov2-vitb14',
+     'dinov2-vitg14', 'dinov2-vitl14', 'dinov2-vits14', 'inception-fid', 'roberta-large',
+     'smollm2-135m', 'whisper-large-v3', 'wordnet']
 """
 
 from __future__ import annotations
@@ -569,6 +571,19 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     HubModel("whisper-large-v3", "openai/whisper-large-v3",
              "Whisper large-v3 (the default ASR of the audio wer and cer)",
              files=WHISPER_FILES),
+    # feature backbones (genmetrics.features.backbones): FD-DINOv2, CLIP-FID, CLIPScore,
+    # CMMD, CLAP score
+    *(HubModel(f"dinov2-vit{size[0]}14", f"facebook/dinov2-{size}",
+               f"DINOv2 ViT-{size[0].upper()}/14 (the dinov2-vit{size[0]}14 backbone)")
+      for size in ("small", "base", "large", "giant")),
+    HubModel("clip-vitb32", "openai/clip-vit-base-patch32",
+             "CLIP ViT-B/32 (the clip-vitb32 backbone: clean-fid's CLIP-FID)"),
+    HubModel("clip-vitl14", "openai/clip-vit-large-patch14",
+             "CLIP ViT-L/14 (the clip-vitl14 backbone: CLIPScore)"),
+    HubModel("clip-vitl14-336", "openai/clip-vit-large-patch14-336",
+             "CLIP ViT-L/14@336 (the clip-vitl14-336 backbone: CMMD)"),
+    HubModel("clap", "laion/clap-htsat-unfused",
+             "LAION-CLAP HTSAT (the clap backbone: CLAP score)"),
 )}
 
 

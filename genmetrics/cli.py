@@ -353,9 +353,23 @@ def score(
         "--speaker-reference", metavar="PATH",
         help="Audio (text-to-speech): the prompt speaker's recording, one file for every "
         "clip or a folder paired with the clips by name; for speaker_sim.")] = None,
+    prompts: Annotated[Path | None, typer.Option(
+        "--prompts", metavar="FILE.jsonl",
+        help='Images or audio made from prompts: one {"id", "prompt"} per line, ids = '
+        "sample names without the extension (for a .npz/.npy input, or by line without "
+        "ids); default: a .txt beside each file; for clipscore and clap_score.")] = None,
+    metadata: Annotated[Path | None, typer.Option(
+        "--metadata", metavar="FILE.jsonl",
+        help='One {"id", ...} per line (ids = sample names without the extension): fields '
+        "that --group-by can name.")] = None,
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", metavar="FIELD",
+        help="Also score every metric per value of FIELD (a slice: e.g. category), read from "
+        "--metadata, else from the --prompts JSONL; the scorecard holds each slice with its "
+        "n beside the overall value, and `gate`/`compare` check each slice.")] = None,
     device: Annotated[str | None, typer.Option(
-        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N, for every metric "
-        "that has a device option.", metavar="TEXT")] = None,
+        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N: where the run's "
+        "models run (a metric's own --set NAME.device=... wins).", metavar="TEXT")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", help="Images: decode processes (default: cores - 1, at most 8; 0 = "
         "decode in the main process).", metavar="INTEGER")] = None,
@@ -424,6 +438,7 @@ def score(
     Several processes: torchrun --nproc-per-node N -m genmetrics score ... (each rank
     scores a contiguous shard; states are combined; rank 0 writes the scorecard).
     """
+    from genmetrics.inputs import Inputs
     from genmetrics.runner import score as run_score
 
     if signatures not in SIGNATURE_FORMS:
@@ -436,14 +451,16 @@ def score(
         bar.start()
     try:
         try:
-            card = run_score(samples, reference or None, modality=modality, metrics=names,
+            inputs = Inputs.of(samples, reference or None, reference_stats=reference_stats,
+                               transcripts=transcripts, speaker_reference=speaker_reference,
+                               prompts=prompts, metadata=metadata, group_by=group_by,
+                               workers=workers, on_error=on_error)
+            card = run_score(inputs, modality=modality, metrics=names,
                              options=parse_settings(settings or []), per_sample=per_sample,
                              bootstrap=bootstrap, seed=seed, batch_size=batch_size,
-                             progress=progress, reference_stats=reference_stats,
-                             inception_weights=inception_weights, device=device,
-                             workers=workers, feature_cache=feature_cache, on_error=on_error,
-                             diagnostics=diagnostics, transcripts=transcripts,
-                             speaker_reference=speaker_reference)
+                             progress=progress, inception_weights=inception_weights,
+                             device=device, feature_cache=feature_cache,
+                             diagnostics=diagnostics)
         finally:
             if bar is not None:
                 bar.stop()
@@ -602,7 +619,7 @@ def gate_command(
         console.print("[green]gate passed[/]")
     else:
         names = ", ".join(c.metric for c in report.regressions)
-        console.print(f"[red]gate failed: {names}[/]")
+        console.print(f"[red]gate failed: {escape(names)}[/]")
         raise typer.Exit(EXIT_METRIC_FAILED)
 
 
@@ -732,6 +749,13 @@ def stats_build(
         help="Reuse Inception features stored by file content, the cache `score` uses (a "
         "rerun on unchanged images neither decodes them nor runs the network; see "
         "`genmetrics cache info`).")] = True,
+    features: Annotated[str, typer.Option(
+        "--features", metavar="BACKBONE",
+        help="The backbone whose features the statistics hold (inception, dinov2-vitl14, "
+        "clip-vitl14-336, ...): metrics on another backbone refuse them.")] = "inception",
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", metavar="DIR",
+        help="With --features: the backbone's local model folder (save_pretrained).")] = None,
 ) -> None:
     """Extract Inception features of FOLDER and write OUT_DIR/NAME.npz (mean, covariance,
     n; float64, no pickle) plus a manifest entry with the extractor signature and sha256.
@@ -743,20 +767,28 @@ def stats_build(
     """
     from genmetrics.reference_stats import build_stats
 
+    if features != "inception" and inception_weights is not None:
+        raise UsageError(f"--inception-weights is for --features inception; give the "
+                         f"{features} model folder with --weights DIR")
+    if features == "inception" and weights is not None:
+        raise UsageError("--weights is for another backbone (--features BACKBONE); give "
+                         "Inception weights with --inception-weights")
+    chosen = inception_weights if features == "inception" else weights
     bar, progress = _progress_factory(not quiet and sys.stderr.isatty())
     if bar is not None:
         bar.start()
     try:
         path, entry = build_stats(folder, name, out_dir=out_dir, source=source,
-                                  weights=str(inception_weights) if inception_weights else None,
+                                  weights=str(chosen) if chosen else None,
                                   device=device, batch_size=batch_size,
                                   keep_features=keep_features, progress=progress,
-                                  feature_cache=feature_cache)
+                                  feature_cache=feature_cache, features=features)
     finally:
         if bar is not None:
             bar.stop()
-    print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., pool3 and "
-          "spatial (sFID) statistics, feature rows "
+    what = ("pool3 and spatial (sFID) statistics" if "backbone" not in entry else
+            f"{entry['backbone']} embedding statistics")
+    print(f"{path}: {entry['n']} images, sha256 {entry['sha256'][:12]}..., {what}, feature rows "
           f"{'kept' if entry['features_kept'] else 'not kept'}"
           + (f", {entry['skipped']} unreadable file(s) skipped" if entry["skipped"] else ""))
     cache = entry.get("feature_cache")

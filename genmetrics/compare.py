@@ -170,9 +170,35 @@ def compare(cards: Sequence[Any], names: Sequence[str], paths: Sequence[str] | N
     rerun = [name for name in order if any(
         name in card.metrics and card.metrics[name].ci95 is not None
         and is_rerun_interval(card.metrics[name]) for card in cards)]
-    return Comparison(labels, [_row(name, family.get(name, name), cards) for name in order],
+    rows = [_row(name, family.get(name, name), cards) for name in order]
+    return Comparison(labels, rows + _slice_rows(cards, family),
                       list(paths) if paths is not None else None, labels != list(names),
                       rerun)
+
+
+def _slice_rows(cards: Sequence[Any], family: dict[str, str]) -> list[Row]:
+    """One row per slice and result (``bleu [category=news]``) when the cards hold slices
+    by the same field (``--group-by``); a card without that slice shows it missing."""
+    from genmetrics.gate import slice_card, slice_name
+    from genmetrics.scorecard import Scorecard
+
+    by = next((c.slices["by"] for c in cards if getattr(c, "slices", None)), None)
+    if by is None:
+        return []
+    values: dict[str, dict[str, None]] = {}  # slice value -> its result names, in order
+    for card in cards:
+        if getattr(card, "slices", None) and card.slices["by"] == by:
+            for value, group in card.slices["groups"].items():
+                values.setdefault(value, {}).update(dict.fromkeys(group["metrics"]))
+    rows = []
+    for value, names in values.items():
+        parts = [slice_card(c, value) if getattr(c, "slices", None) and c.slices["by"] == by
+                 and value in c.slices["groups"] else Scorecard(c.modality, {}) for c in cards]
+        for name in names:
+            row = _row(name, family.get(name, name), parts)
+            row.metric = slice_name(name, by, value)
+            rows.append(row)
+    return rows
 
 
 def _row(name: str, family: str, cards: Sequence[Any]) -> Row:

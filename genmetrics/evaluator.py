@@ -61,6 +61,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genmetrics.devices import using_device
 from genmetrics.errors import UsageError
 from genmetrics.metric import MODALITIES
 from genmetrics.scorecard import Scorecard
@@ -74,8 +75,9 @@ Sync = Literal["auto", "none"]
 class Evaluator:
     """Metrics of one modality over in-memory batches (see the module docstring).
 
-    ``options``: per-metric options as in :func:`genmetrics.score`; ``device`` and
-    ``inception_weights`` are set on every metric that has such an option;
+    ``options``: per-metric options as in :func:`genmetrics.score`; ``device`` is where
+    every model whose own ``device`` option is ``auto`` runs (:mod:`genmetrics.devices`),
+    ``inception_weights`` is set on every Inception-based metric;
     ``reference_stats`` (name or ``.npz``) is the FID/KID reference distribution.
     ``bootstrap=N`` (with ``seed``) gives 95% intervals as ``genmetrics score
     --bootstrap N`` does; distribution metrics then keep their feature rows in
@@ -102,7 +104,9 @@ class Evaluator:
                  reference_stats: str | None = None,
                  options: dict[str, dict[str, Any]] | None = None,
                  inception_weights: str | None = None, per_sample: bool = False,
-                 bootstrap: int = 0, seed: int = DEFAULT_SEED, sync: Sync = "auto") -> None:
+                 bootstrap: int = 0, seed: int = DEFAULT_SEED, sync: Sync = "auto",
+                 group_by: str | None = None) -> None:
+        from genmetrics.inputs import Inputs
         from genmetrics.runner import _check_arguments, build_metrics, start_row_store
 
         if sync not in SYNC_MODES:
@@ -118,20 +122,30 @@ class Evaluator:
         if not metrics:
             raise UsageError("Evaluator needs a list of metric names (see `genmetrics list`)")
         _check_arguments(1, bootstrap, seed)
+        if group_by is not None and not str(group_by).strip():
+            raise UsageError("group_by needs a name for the slices' field, e.g. "
+                             "group_by=\"category\" (each update then brings groups=[...])")
+        #: what this Evaluator reads, as genmetrics.inputs describes a run (no files: the
+        #: samples come in batches, and with group_by each batch brings its groups=)
+        self.inputs = Inputs.of("(in memory)", reference_stats=reference_stats,
+                                group_by=group_by)
         self.modality, self.per_sample, self.bootstrap, self.seed = (
             modality, per_sample, bootstrap, seed)
         options = {k: dict(v) for k, v in (options or {}).items()}
-        for option, value in (("device", device), ("weights", inception_weights)):
-            if value is not None:
-                _set_where_known(metrics, options, option, value, modality)
+        self._options = options
+        if inception_weights is not None:
+            _set_where_known(metrics, options, "weights", inception_weights, modality)
+        #: the run's device (genmetrics.devices), set around every call that may run a
+        #: model: each model whose own ``device`` option is ``auto`` runs there
+        self.device = device
         self.unavailable: dict[str, str] = {}
         self._metrics = build_metrics(list(metrics), modality, options, True,
                                       have_reference_set=True, unavailable=self.unavailable)
         self.reference_stats = None
-        if reference_stats is not None:
+        if self.inputs.reference_stats is not None:
             from genmetrics.reference_stats import load_stats
 
-            self.reference_stats = load_stats(reference_stats)
+            self.reference_stats = load_stats(self.inputs.reference_stats)
             for metric in self._metrics.values():
                 if metric.spec.reference_set:
                     metric.use_reference_stats(self.reference_stats)
@@ -140,6 +154,7 @@ class Evaluator:
         self._started = time.perf_counter()
         self._failed: dict[str, str] = {}  # metrics that failed on reference batches
         self._reference_items: list[bytes] = []  # digest items of update_reference batches
+        self._slices: Any = None  # with group_by: a genmetrics.slices.Slices per pass
         self._new_pass()
 
     # -- state ---------------------------------------------------------------------
@@ -157,6 +172,28 @@ class Evaluator:
         self._active = {n: m for n, m in self._metrics.items() if n not in self._failed}
         self._count = 0
         self._has_references = bool(self._reference_items)
+        self._run.slices = self._slices = self._open_slices()
+
+    def _open_slices(self) -> Any:
+        """A fresh :class:`~genmetrics.slices.Slices` (group_by), or None; the slices of
+        the last pass are closed."""
+        from genmetrics.runner import build_metrics
+        from genmetrics.slices import Slices
+
+        if self._slices is not None:
+            self._slices.close()
+        if self.inputs.group_by is None:
+            return None
+
+        def build(names: list[str]) -> dict[str, Any]:
+            return build_metrics(names, self.modality, {k: v for k, v in self._options.items()
+                                                        if k in names}, True,
+                                 have_reference_set=True)
+
+        slices = Slices(self.inputs.group_by, {}, None, self._metrics, build)
+        if self.reference_stats is not None:
+            slices.use_reference_stats(self.reference_stats)
+        return slices
 
     def reset(self) -> None:
         """Forget the samples (keep models, reference statistics and reference batches)."""
@@ -184,6 +221,7 @@ class Evaluator:
                     "reference_digest": [h.hex() for h in run.reference_digest.items],
                     "need_digests": {k: [h.hex() for h in d.items]
                                      for k, d in run.need_digests.items()}},
+            **({"slices": self._slices.state_dict()} if self._slices is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -219,16 +257,26 @@ class Evaluator:
         for need, items in saved.get("need_digests", {}).items():
             for item in items:
                 self._run.need_digests[need].add_item(bytes.fromhex(item))
+        if self._slices is not None and "slices" in state:
+            self._slices.load_state_dict(state["slices"])
 
     # -- feeding ------------------------------------------------------------------
     def update(self, samples: Any, references: Any = None, *,
                sample_rate: int | None = None, texts: Sequence[str] | None = None,
-               speaker_reference: Any = None) -> None:
+               speaker_reference: Any = None, prompts: Sequence[str] | None = None,
+               groups: Sequence[Any] | None = None) -> None:
         """Add a batch of samples (and their references, for paired metrics).
+
+        With ``Evaluator(..., group_by="category")``: ``groups``, each sample's slice
+        (its ``category``; None: in no slice); :meth:`compute`'s scorecard then holds every
+        metric per slice beside the overall value (``Scorecard.slices``).
 
         Audio from a text-to-speech model: ``texts``, what each clip should say (``wer``,
         ``cer``), and ``speaker_reference``, the prompt speaker's waveform (one for the
         batch, or one per clip; at ``sample_rate``) for ``speaker_sim``.
+
+        Images or audio generated from prompts: ``prompts``, one string per sample
+        (``clipscore``, ``clap_score``); an empty one is named as failed by those metrics.
 
         The whole batch is checked before any metric sees it: a bad batch (a ``None``
         sample, float images outside [0, 1], audio outside [-1, 1], NaN, mismatched
@@ -239,9 +287,14 @@ class Evaluator:
         items = self._items(samples, references, sample_rate)
         if texts is not None or speaker_reference is not None:
             self._attach(items, texts, speaker_reference, sample_rate)
+        if prompts is not None:
+            self._attach_prompts(items, prompts)
+        labels = self._labels(items, groups)
+        if labels:
+            self._slices.add_labels(labels)
         if references is not None:
             self._has_references = True
-        with _inference_mode():
+        with _inference_mode(), using_device(self.device):
             _feed(items, self._active, max(1, len(items)), None, run=self._run,
                   batch_type=_batch_type(self.modality))
         self._count += len(items)
@@ -263,7 +316,7 @@ class Evaluator:
         items = [ImageItem(f"ref-{start + i}", t, synthetic_id=True)
                  for i, t in enumerate(tensors)]
         before = len(self._run.reference_set_digest.items)
-        with _inference_mode():
+        with _inference_mode(), using_device(self.device):
             _feed(items, wanting, max(1, len(items)), None, run=self._run,
                   batch_type=_batch_type(self.modality), reference_pass=True)
         self._reference_items += self._run.reference_set_digest.items[before:]
@@ -272,6 +325,42 @@ class Evaluator:
             if name in wanting:                          # reference distribution is partial
                 self._failed[name] = reason
                 self._active.pop(name, None)
+
+    def _labels(self, items: list[Any], groups: Sequence[Any] | None) -> dict[str, str]:
+        """``{sample id: slice}`` of a batch (checked before anything is added)."""
+        from genmetrics.slices import _label
+
+        if groups is None:
+            return {}
+        if self._slices is None:
+            raise UsageError("groups= needs Evaluator(..., group_by=FIELD): the name of what "
+                             "the groups are (e.g. group_by=\"category\")")
+        if isinstance(groups, str) or len(groups) != len(items):
+            raise UsageError(f"{len(items)} samples but groups= is not a list of "
+                             f"{len(items)}; give one group per sample (None: in no slice); "
+                             "nothing of this batch was added")
+        named = {item.id: _label(g) for item, g in zip(items, groups, strict=True)}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def _attach_prompts(self, items: list[Any], prompts: Sequence[str]) -> None:
+        """Put each sample's prompt on it (images and audio)."""
+        from genmetrics.io.prompts import as_prompt
+
+        if self.modality not in ("image", "audio"):
+            raise UsageError("prompts= is for images and audio generated from a prompt")
+        if isinstance(prompts, str):
+            raise UsageError("prompts= is a list of strings, one per sample")
+        prompts = list(prompts)
+        if len(prompts) != len(items):
+            raise UsageError(f"{len(items)} samples but {len(prompts)} prompts; give one "
+                             "prompt per sample (nothing of this batch was added)")
+        for i, text in enumerate(prompts):
+            if not isinstance(text, str):
+                raise UsageError(f"prompts[{i}] is {type(text).__name__}, not a string; "
+                                 "nothing of this batch was added")
+        for item, text in zip(items, prompts, strict=True):
+            target = item.sample if self.modality == "audio" else item
+            target.prompt = as_prompt(text)
 
     def _attach(self, items: list[Any], texts: Sequence[str] | None, speaker: Any,
                 sample_rate: int | None) -> None:
@@ -370,13 +459,16 @@ class Evaluator:
         active = dict(self._active)
         size = world()[1] if self.sync == "auto" else 1
         distributed = size > 1
+        if distributed and self._slices is not None:
+            raise UsageError("group_by with several processes is not supported yet: gather "
+                             "the batches and use Evaluator(..., sync=\"none\")")
         if distributed:
             self._note_identical_ranks(run, size)
         saved = {n: copy.deepcopy(m.state) for n, m in active.items()} if distributed else {}
         try:
             if distributed:
                 gather_pass(run, active)
-            with _inference_mode():
+            with _inference_mode(), using_device(self.device):
                 results, sample_stats = _compute(active, run, self._has_references,
                                                  self.per_sample, self.bootstrap, self.seed)
         finally:
@@ -390,8 +482,11 @@ class Evaluator:
                                    "digest": run.refs_digest()}
         if self.reference_stats is not None:
             inputs["reference_stats"] = self.reference_stats.input_doc()
-        card = assemble_scorecard(self.modality, inputs, results, sample_stats, run,
-                                  dict(self.unavailable), self.per_sample, self._started)
+        if self._slices is not None:  # the reference distribution of every slice is the run's
+            self._slices.share_reference(self._metrics)
+        with _inference_mode(), using_device(self.device):  # slices may compute here
+            card = assemble_scorecard(self.modality, inputs, results, sample_stats, run,
+                                      dict(self.unavailable), self.per_sample, self._started)
         if not distributed:  # this process's samples alone, whatever torch.distributed says
             card.environment.pop("processes", None)
         return card
@@ -435,7 +530,7 @@ def _set_where_known(names: Sequence[str], options: dict[str, dict[str, Any]], o
     from genmetrics.registry import get_metric
 
     for name in names:
-        if any(o.name == option for o in get_metric(name, modality).spec.options):
+        if get_metric(name, modality).takes_run_option(option, options.get(name, {})):
             options[name] = {option: value, **options.get(name, {})}
 
 

@@ -415,7 +415,52 @@ def gate(new: Scorecard, base: Scorecard, rules: Rules | None = None,
         checks.append(Check(name, SKIPPED, None, None if result is None else result.value,
                             message=f"not compared: failed in the baseline ({reason})"))
     new_only = [m for m in new.metrics if m not in base.metrics]
-    return GateReport(checks, new_only)
+    slice_checks, slice_new_only = _slice_checks(new, base, rules, allow_signature_mismatch)
+    return GateReport(checks + slice_checks, new_only + slice_new_only)
+
+
+def slice_card(card: Scorecard, value: str) -> Scorecard:
+    """The results of one slice (``--group-by``) of ``card`` as a scorecard of their own
+    (no per-sample values, no feature rows: a slice is gated on its value and rule)."""
+    group = (card.slices or {}).get("groups", {})[value]
+    return Scorecard(modality=card.modality, inputs=card.inputs, metrics=group["metrics"],
+                     environment=card.environment, timing=card.timing)
+
+
+def slice_name(metric: str, by: str, value: str) -> str:
+    """How a slice's result is named in reports: ``fid [category=cat]``."""
+    return f"{metric} [{by}={value}]"
+
+
+def _slice_checks(new: Scorecard, base: Scorecard, rules: Rules,
+                  allow_signature_mismatch: bool) -> tuple[list[Check], list[str]]:
+    """Every slice of the baseline checked as the overall values are, in the new card's
+    slice of the same value: a regression in one slice fails the gate, named
+    ``metric [field=value]``; a slice missing from the new card fails it too."""
+    if not base.slices:
+        return [], ([f"slices by {new.slices['by']}"] if new.slices else [])
+    by, checks = base.slices["by"], []
+    new_groups = (new.slices or {}).get("groups", {}) if (new.slices or {}).get("by") == by \
+        else {}
+    for value, group in base.slices["groups"].items():
+        if value not in new_groups:
+            why = (f"slice {by}={value} is missing from the new scorecard" if new.slices and
+                   new.slices.get("by") == by else
+                   f"the new scorecard has no slices by {by} (score it with --group-by {by})")
+            checks += [Check(slice_name(name, by, value), MISSING, r.value, None,
+                             higher_is_better=r.higher_is_better, message=why)
+                       for name, r in group["metrics"].items()
+                       if not rules.for_metric(name, r.signature.get("metric")).ignore]
+            continue
+        part = slice_card(base, value)
+        known = set(part.metrics) | {r.signature.get("metric") for r in part.metrics.values()}
+        report = gate(slice_card(new, value), part, Rules(rules.default, {
+            k: v for k, v in rules.metrics.items() if k in known}), allow_signature_mismatch)
+        for check in report.checks:
+            check.metric = slice_name(check.metric, by, value)
+            checks.append(check)
+    new_only = [f"slice {by}={v}" for v in new_groups if v not in base.slices["groups"]]
+    return checks, new_only
 
 
 # -- output ---------------------------------------------------------------------------

@@ -229,6 +229,12 @@ class Metric:
     #: True when the metric reads only features the runner's feature cache can hold
     #: (Inception outputs): images it alone would read need not even be decoded
     uses_feature_cache: ClassVar[bool] = False
+    #: ``"cat"`` state fields holding one row per sample fed, in order, and fields listing
+    #: the reasons of failed samples in sample order (see :meth:`failed_masks`): when they
+    #: are the whole state, :meth:`restricted` scores a subset of the samples (a slice)
+    #: from this state, with no second run of the per-sample work (ASR, DNSMOS, BERTScore)
+    sample_fields: ClassVar[tuple[str, ...]] = ()
+    reason_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = {o.name: o.default for o in self.spec.options}
@@ -295,6 +301,62 @@ class Metric:
                 loaded[key] = Rows.of(loaded[key], dtype)
         self.state = loaded
 
+    # -- subsets of the samples (slices) -------------------------------------
+    def failed_masks(self) -> dict[str, Any]:
+        """Each of :attr:`reason_fields` -> one bool per sample fed: True where that
+        field lists the sample's reason (its k-th True sample has the k-th reason)."""
+        return {}
+
+    @classmethod
+    def restrictable(cls) -> bool:
+        """Whether the whole state is per-sample rows and reasons (see :meth:`restricted`)."""
+        return bool(cls.sample_fields) and set(cls.state_reductions) == {
+            *cls.sample_fields, *cls.reason_fields}
+
+    def restricted(self, index: Sequence[int], total: int) -> Metric | None:
+        """A copy of this metric whose state holds only the samples at positions
+        ``index`` (ascending) of the ``total`` fed: its :meth:`compute` equals a run over
+        those samples alone. None when the state is not all per-sample
+        (:meth:`restrictable`) or does not hold ``total`` rows. The copy shares the
+        models (do not :meth:`close` it).
+
+        >>> from genmetrics.registry import get_metric
+        >>> bleu = get_metric("bleu")()
+        >>> bleu.update(["the cat sat", "a dog ran", "it rained"],
+        ...             [["the cat sat"], ["a dog barked"], ["it rained"]])
+        >>> alone = get_metric("bleu")()
+        >>> alone.update(["the cat sat", "it rained"], [["the cat sat"], ["it rained"]])
+        >>> part = bleu.restricted([0, 2], 3)
+        >>> part.compute()["bleu"].value == alone.compute()["bleu"].value
+        True
+        """
+        if not self.restrictable():
+            return None
+        import numpy as np
+
+        from genmetrics.rows import Rows
+
+        take = np.asarray(list(index), dtype=np.int64)
+        state: dict[str, Any] = {}
+        for key in self.sample_fields:
+            value = self.state[key]
+            if len(value) != total:
+                return None
+            state[key] = Rows.of(value.array()[take], value.dtype) if isinstance(value, Rows) \
+                else [value[i] for i in take.tolist()]
+        masks = self.failed_masks()
+        for key in self.reason_fields:
+            mask, reasons = np.asarray(masks[key], dtype=bool), self.state[key]
+            if len(mask) != total or int(mask.sum()) != len(reasons):
+                return None
+            order = np.cumsum(mask) - 1  # sample -> its place in the reasons
+            state[key] = [reasons[order[i]] for i in take.tolist() if mask[i]]
+        part = copy.copy(self)
+        part.__dict__ = {k: copy.copy(v) if isinstance(v, (list, dict, set)) else v
+                         for k, v in vars(self).items()}
+        part.state = state
+        return part
+
     # -- to implement --------------------------------------------------------
     def update(self, samples: Sequence[Any], references: Sequence[Sequence[Any]] | None = None):
         """Add a batch: ``samples[i]`` is scored against the list ``references[i]``."""
@@ -330,6 +392,12 @@ class Metric:
         options; a metric asked for runs (building what it needs) or fails.
         """
         return None
+
+    @classmethod
+    def takes_run_option(cls, option: str, given: dict[str, Any]) -> bool:
+        """Whether a run-wide setting (``--device``, ``--inception-weights``) is set on this
+        metric, given its own options ``given``: by default, when it has the option."""
+        return any(o.name == option for o in cls.spec.options)
 
     def required_assets(self) -> list[str]:
         """Assets (see :mod:`genmetrics.assets`) this instance needs, checked before a run."""

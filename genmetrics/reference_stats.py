@@ -232,11 +232,26 @@ class ReferenceStats:
         return {"ref": f"stats:{self.name}", "refs": self.short_digest,
                 "ref_format": self.format}
 
+    @property
+    def backbone(self) -> str:
+        """The backbone the statistics were built on (``stats build --features``): the
+        file's ``backbone`` field; ``inception`` for files without one (Inception
+        statistics from before backbones, ADM reference batches, mu-sigma files)."""
+        return str(self.extractor.get("backbone") or "inception")
+
     def check_extractor(self, current: dict[str, Any], metric: str) -> None:
-        """Refuse statistics made with other features than this run's (genmetrics files;
-        ADM and mu-sigma files record no extractor, and are taken as they are)."""
+        """Refuse statistics made with other features than this run's: another backbone
+        always; other weights or preprocessing for genmetrics files (ADM and mu-sigma
+        files record no extractor: Inception's, taken as they are)."""
         from genmetrics.signature import differences
 
+        wanted = str(current.get("backbone") or "inception")
+        if wanted != self.backbone:
+            raise UsageError(
+                f"{metric}: reference statistics {self.name} hold {self.backbone} features, "
+                f"and {metric} compares {wanted} features; build statistics on that backbone "
+                f"(`genmetrics stats build REFS --name NAME --features {wanted}`) or run "
+                f"{metric} on theirs (--set {metric}.features={self.backbone})")
         if self.format != GENMETRICS:
             return
         diff = [f"{key}: {old} vs {new} now" for key, (old, new) in
@@ -540,10 +555,14 @@ def build_stats(
     folder: str | os.PathLike[str], name: str, *, out_dir: str | os.PathLike[str] = LOCAL_DIR,
     weights: str | None = None, device: str = "auto", batch_size: int = 64,
     keep_features: int = 10_000, source: str = "", progress: Any = None,
-    feature_cache: bool = True,
+    feature_cache: bool = True, features: str = "inception",
 ) -> tuple[Path, dict[str, Any]]:
     """Extract Inception features of every image in ``folder`` and write ``NAME.npz``:
     mean and covariance of the pool3 features (FID) and of the spatial features (sFID).
+
+    ``features``: another backbone (``dinov2-vitl14``, ``clip-vitl14-336``...; ``weights``
+    is then its model folder): the statistics are of its embedding (no spatial part), the
+    file records the backbone, and metrics on any other backbone refuse it.
 
     Pool3 features are kept (for KID and the k-NN metrics) when there are at most
     ``keep_features`` images; then, with at most 2023 images, the spatial rows replace
@@ -569,8 +588,9 @@ def build_stats(
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise UsageError(f"--name {name!r}: use a plain name such as my-refs")
     images = ImageSource(Path(folder), [])
-    fid = FID(device=device, weights=weights)
+    fid = FID(device=device, weights=weights, features=features)
     fid.preflight()
+    spatial_too = fid.on_inception  # sFID's spatial statistics: Inception only
     cache = fid.open_feature_cache() if feature_cache else None
     if cache is not None:  # cached images are not even decoded: only Inception reads them
         images.feature_cache, images.pixels_needed = cache, False
@@ -588,13 +608,15 @@ def build_stats(
             samples = ImageBatch([item.sample for item in good])
             samples.attach_items(good, cache)
             outputs = fid.features(samples)
-            feats, spatial = outputs[POOL3], outputs[SPATIAL]
+            feats = outputs[POOL3 if spatial_too else fid.output]
             hits, extracted = hits + samples.cache_hits, extracted + samples.extracted
-            _, total_s, outer_s = moments_update(n, total_s, outer_s, spatial)
+            if spatial_too:
+                spatial = outputs[SPATIAL]
+                _, total_s, outer_s = moments_update(n, total_s, outer_s, spatial)
             n, total, outer = moments_update(n, total, outer, feats)
             if n <= keep_features:
                 kept.append(feats)
-                if n <= SPATIAL_DIM:
+                if spatial_too and n <= SPATIAL_DIM:
                     kept_s.append(spatial)
         if advance:
             advance(len(batch))
@@ -602,18 +624,22 @@ def build_stats(
         raise InputError(f"{folder}: reference statistics need at least 2 readable images; "
                          f"found {n}")
     mu, sigma = mean_and_covariance(n, total, outer)
-    mu_s, sigma_s = mean_and_covariance(n, total_s, outer_s)
-    features = np.concatenate(kept) if n <= keep_features else None
-    features_s = np.concatenate(kept_s) if features is not None and n <= SPATIAL_DIM else None
+    mu_s = sigma_s = None
+    if spatial_too:
+        mu_s, sigma_s = mean_and_covariance(n, total_s, outer_s)
+    rows = np.concatenate(kept) if n <= keep_features else None
+    features_s = np.concatenate(kept_s) if rows is not None and kept_s and \
+        n <= SPATIAL_DIM else None
     extractor = fid.extractor_signature()
     out = Path(out_dir) / f"{name}.npz"
     description = source or f"images under {folder}"
-    sha = save_stats(out, n=n, mu=mu, sigma=sigma, features=features, extractor=extractor,
+    sha = save_stats(out, n=n, mu=mu, sigma=sigma, features=rows, extractor=extractor,
                      source=description, skipped=skipped, mu_s=mu_s, sigma_s=sigma_s,
                      features_s=features_s)
     entry = {"file": out.name, "sha256": sha, "n": n, "dim": int(len(mu)),
-             "spatial_dim": int(len(mu_s)),
-             "features_kept": features is not None, "signature": extractor,
+             **({"spatial_dim": int(len(mu_s))} if mu_s is not None else
+                {"backbone": fid.backbone}),
+             "features_kept": rows is not None, "signature": extractor,
              "source": description, "skipped": len(skipped),
              "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     add_to_manifest(Path(out_dir), name, entry)

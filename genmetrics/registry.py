@@ -55,6 +55,7 @@ BUILTIN: dict[str, Target] = {
     "si_snr": "genmetrics.metrics.audio.snr:SISNR",
     "snr": "genmetrics.metrics.audio.snr:SNR",
     "speaker_sim": "genmetrics.metrics.audio.speaker_sim:SpeakerSim",
+    "clap_score": "genmetrics.metrics.audio.clap_score:ClapScore",
     "stoi": "genmetrics.metrics.audio.stoi:STOI",
     "rouge": "genmetrics.metrics.text.rouge:ROUGE",
     "fid": "genmetrics.metrics.image.fid:FID",
@@ -66,6 +67,10 @@ BUILTIN: dict[str, Target] = {
     "precision_recall": "genmetrics.metrics.image.precision_recall:PrecisionRecall",
     "density_coverage": "genmetrics.metrics.image.density_coverage:DensityCoverage",
     "vendi": "genmetrics.metrics.image.vendi:Vendi",
+    "fd_dinov2": "genmetrics.metrics.image.fid:FDDinov2",
+    "clip_fid": "genmetrics.metrics.image.fid:ClipFID",
+    "cmmd": "genmetrics.metrics.image.cmmd:CMMD",
+    "clipscore": "genmetrics.metrics.image.clipscore:CLIPScore",
 }
 
 #: result names that select the built-in metric computing them (``--metrics precision``

@@ -12,10 +12,13 @@ their sufficient statistics (plus per-sample values for paired metrics).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import platform
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import GenmetricsError, InputError, MetricUnavailable, UsageError
+from genmetrics.inputs import PER_ITEM, Inputs
 from genmetrics.io.common import Digest, Skipped, first_few
 from genmetrics.metric import MODALITIES, Metric
 from genmetrics.registry import canonical, get_metric, targets
@@ -37,7 +41,6 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_IMAGE_BATCH_SIZE = 64
 
 TEXT_SUFFIXES = {".txt", ".jsonl"}
-ON_ERROR = ("skip", "fail")
 
 
 def detect_modality(samples: Path) -> str:
@@ -196,6 +199,8 @@ NEEDS_HELP = {
                   'texts.jsonl (one {"id": ..., "text": ...} per line)',
     "speaker_reference": "pass --speaker-reference prompt.wav (one file for all clips) or "
                          "a folder of recordings paired with the clips by name",
+    "prompt": "put a .txt of the same name beside each image or clip or pass --prompts "
+              'prompts.jsonl (one {"id": ..., "prompt": ...} per line)',
 }
 
 
@@ -364,23 +369,23 @@ def start_row_store(active: dict[str, Metric], bootstrap: int) -> Any:
     return store
 
 
-def _open_source(modality: str, samples: Path, references: list[Path],
-                 workers: int | None = None, transcripts: Path | None = None,
-                 speaker_reference: Path | None = None):
-    if modality != "audio" and (transcripts is not None or speaker_reference is not None):
-        raise UsageError("--transcripts and --speaker-reference are for audio (text-to-speech)")
+def _open_source(modality: str, inputs: Inputs) -> Any:
+    """The reader of ``inputs``' samples; each per-item input given (transcripts, speaker
+    references, prompts...) goes to the reader under its field name."""
+    inputs.check(modality)
+    per_item = inputs.per_item()
     if modality == "text":
         from genmetrics.io.text import open_text
 
-        return open_text(samples, references)
+        return open_text(inputs.samples, list(inputs.references))
     if modality == "audio":
         from genmetrics.io.audio import open_audio
 
-        return open_audio(samples, references, transcripts=transcripts,
-                          speaker_reference=speaker_reference)
+        return open_audio(inputs.samples, list(inputs.references), **per_item)
     from genmetrics.io.image import ImageSource
 
-    return ImageSource(samples, references, workers=workers)
+    return ImageSource(inputs.samples, list(inputs.references), workers=inputs.workers,
+                       **per_item)
 
 
 @dataclass
@@ -401,8 +406,8 @@ class _Pass:
     missing_needs: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)
     #: per-item inputs some metrics need (transcripts, speaker references), each digested
     #: on its own and recorded only in the signatures of the metrics that need it
-    need_digests: dict[str, Digest] = field(default_factory=lambda: {
-        "transcript": Digest(), "speaker_reference": Digest()})
+    need_digests: dict[str, Digest] = field(default_factory=lambda: defaultdict(Digest, {
+        need: Digest() for need, _, _ in PER_ITEM.values()}))
     #: the reference distribution (FID/KID's reference folder), fed in its own pass
     reference_set_digest: Digest = field(default_factory=Digest)
     used_reference_set: bool = False
@@ -427,6 +432,11 @@ class _Pass:
     #: where feature rows kept for bootstrap intervals go (a RowStore); None: bootstrap off
     row_store: Any = None
     interval_s: float = 0.0  # bootstrap replicates of the distribution metrics (in metric_s)
+    #: ``--group-by``: the per-slice metrics (a :class:`genmetrics.slices.Slices`), fed
+    #: the slice's items of every batch; None: no slices
+    slices: Any = None
+    #: metric -> the names of the results its compute gave
+    outputs: dict[str, list[str]] = field(default_factory=dict)
 
     def refs_digest(self) -> str:
         """What the results' ``refs`` and the scorecard's reference digest record: the
@@ -535,6 +545,11 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             except Exception as exc:  # one metric failing must not lose the others
                 run.errors[name] = _describe(exc)
                 del active[name]
+        if run.slices is not None:  # the same decoded batch, the same memoised features
+            if reference_pass:
+                run.slices.feed_reference(batch_samples)
+            else:
+                run.slices.feed([p.id for p in pairs], batch_samples, batch_references, active)
         model_s = getattr(batch_samples, "shared_s", 0.0)
         run.model_s += model_s
         run.metric_s += time.perf_counter() - t0 - model_s
@@ -611,12 +626,10 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
                 run.unavailable_now.add(name)
             continue
         run.warnings.extend({"path": name, "message": m} for m in metric.warnings())
+        run.outputs[name] = list(computed)
         for result in computed.values():
             _name_failed(result.components, run.ids)
-            if metric.spec.needs:  # wer, cer: the transcripts; speaker_sim: the speakers
-                result.signature.setdefault("refs", run.needs_digest(metric.spec.needs))
-            elif have_refs and reads_references(metric.spec):  # perplexity, IS: no refs
-                result.signature.setdefault("refs", run.refs_digest())
+            _sign(metric, result, run, have_refs)
         if bootstrap or per_sample:
             rows = metric.bootstrap_rows() or {}
             if bootstrap and rows:
@@ -628,6 +641,36 @@ def _compute(active: dict[str, Metric], run: _Pass, have_refs: bool, per_sample:
         results.update(computed)
     run.metric_s += time.perf_counter() - t0
     return results, sample_stats
+
+
+def _sign(metric: Metric, result: Any, run: _Pass, have_refs: bool) -> None:
+    """Put what a result was compared with (``refs``) into its signature."""
+    if metric.spec.needs:  # wer, cer: the transcripts; speaker_sim: the speakers
+        result.signature.setdefault("refs", run.needs_digest(metric.spec.needs))
+    elif have_refs and reads_references(metric.spec):  # perplexity, IS: no refs
+        result.signature.setdefault("refs", run.refs_digest())
+
+
+def slices_document(run: _Pass, results: dict[str, Any]) -> Any:
+    """The scorecard's ``slices`` (see :mod:`genmetrics.slices`), or None without
+    ``--group-by``; a run-level warning counts samples in no slice. A slice's result
+    was compared with what the overall one was (its ``refs``)."""
+    if run.slices is None:
+        return None
+
+    def sign(metric: Metric, result: Any) -> None:
+        overall = results.get(result.name)
+        if overall is not None and "refs" in overall.signature:
+            result.signature.setdefault("refs", overall.signature["refs"])
+
+    t0 = time.perf_counter()
+    doc = run.slices.compute(run.outputs, results, sign)
+    run.metric_s += time.perf_counter() - t0
+    if run.slices.unlabelled:
+        run.warnings.append({"path": str(run.slices.source), "message": (
+            f"{len(run.slices.unlabelled)} sample(s) have no {run.slices.field!r} there: in "
+            f"the overall values only, in no slice: {first_few(run.slices.unlabelled)}")})
+    return doc
 
 
 def _rerun_intervals(metric: Metric, name: str, computed: dict[str, Any],
@@ -690,8 +733,32 @@ def _load_reference_stats(reference_stats: PathLike | None, modality: str) -> An
     return load_stats(reference_stats)
 
 
+def _with_run_device(function: Callable[..., Scorecard]) -> Callable[..., Scorecard]:
+    """Run ``score`` with its ``device`` as the run's device (:mod:`genmetrics.devices`):
+    models read it where their own ``device`` option is ``auto``."""
+    from genmetrics.devices import using_device
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Scorecard:
+        with using_device(kwargs.get("device")):
+            return function(*args, **kwargs)
+
+    return run
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device that cannot be used (``cuda`` with no GPU, a typo) before reading
+    anything: a usage error, not every metric failing."""
+    if device in ("auto", "cpu"):
+        return
+    from genmetrics.features.causal_lm import resolve_device
+
+    resolve_device(device)
+
+
+@_with_run_device
 def score(
-    samples: PathLike,
+    samples: PathLike | Inputs,
     reference: PathLike | Sequence[PathLike] | None = None,
     *,
     modality: str | None = None,
@@ -711,8 +778,16 @@ def score(
     diagnostics: bool = True,
     transcripts: PathLike | None = None,
     speaker_reference: PathLike | None = None,
+    prompts: PathLike | None = None,
+    metadata: PathLike | None = None,
+    group_by: str | None = None,
 ) -> Scorecard:
     """Score a folder or file of samples against references; return a :class:`Scorecard`.
+
+    What the run reads is one :class:`~genmetrics.inputs.Inputs`: pass it as
+    ``samples`` (``score(Inputs.of("s/", "r/"), metrics=[...])``), or give its fields as
+    keywords (``reference``, ``reference_stats``, ``transcripts``, ``speaker_reference``,
+    ``prompts``, ``metadata``, ``group_by``, ``workers``, ``on_error``), which build it.
 
     ``options`` maps a metric name to its options, e.g. ``{"bleu": {"tokenize": "intl"}}``.
     ``progress``, if given, is called once with the number of samples and returns a
@@ -729,8 +804,9 @@ def score(
     Images: ``reference`` is a folder that supplies the pairs of SSIM/PSNR and, unless
     ``reference_stats`` (a name or ``.npz`` path, see :mod:`genmetrics.reference_stats`)
     is given, the reference distribution of FID and KID. ``inception_weights`` sets the
-    ``weights`` option of every Inception-based metric, ``device`` the ``device`` option
-    of every metric that has one; ``workers`` decode processes. ``batch_size`` defaults
+    ``weights`` option of every Inception-based metric; ``device`` is the run's device,
+    which every model whose own ``device`` option is ``auto`` runs on (see
+    :mod:`genmetrics.devices`); ``workers`` decode processes. ``batch_size`` defaults
     to 256 (text, audio) or 64 (images). ``on_error``: ``"skip"`` lists an unreadable
     input under ``skipped`` and scores the rest; ``"fail"`` stops at the first one with an
     :class:`InputError` naming it. ``feature_cache``: read and store Inception
@@ -752,13 +828,22 @@ def score(
     scorecard) and ``total_s``.
     """
     started = time.perf_counter()
-    samples_path = Path(samples)
-    if reference is None:
-        ref_paths: list[Path] = []
-    elif isinstance(reference, (str, os.PathLike)):
-        ref_paths = [Path(reference)]
+    given = {"reference_stats": reference_stats, "transcripts": transcripts,
+             "speaker_reference": speaker_reference, "prompts": prompts,
+             "metadata": metadata, "group_by": group_by, "workers": workers}
+    if isinstance(samples, Inputs):
+        both = [k for k, v in {"reference": reference, **given}.items() if v is not None]
+        if both or on_error != "skip":
+            raise UsageError("score(Inputs, ...): give "
+                             f"{', '.join(both or ['on_error'])} in the Inputs, not as keywords")
+        inputs = samples
     else:
-        ref_paths = [Path(r) for r in reference]
+        inputs = Inputs.of(samples, reference, on_error=on_error,
+                           **{k: v for k, v in given.items() if v is not None})
+    samples_path, ref_paths = inputs.samples, list(inputs.references)
+    reference_stats, transcripts, speaker_reference = (
+        inputs.reference_stats, inputs.transcripts, inputs.speaker_reference)
+    workers, on_error = inputs.workers, inputs.on_error
     if not samples_path.exists():
         raise UsageError(f"{samples_path} does not exist")
     modality = modality or detect_modality(samples_path)
@@ -767,15 +852,12 @@ def score(
     if batch_size is None:
         batch_size = DEFAULT_IMAGE_BATCH_SIZE if modality == "image" else DEFAULT_BATCH_SIZE
     _check_arguments(batch_size, bootstrap, seed)
-    if on_error not in ON_ERROR:
-        raise UsageError(f"--on-error {on_error!r}: choose skip or fail")
+    inputs.check(modality)
     stats = _load_reference_stats(reference_stats, modality)
     if stats is not None:  # for the rows of an ADM batch's images, extracted on demand
         stats.progress, stats.use_feature_cache = progress, feature_cache
     discover_started = time.perf_counter()
-    source = _open_source(modality, samples_path, ref_paths, workers,
-                          None if transcripts is None else Path(transcripts),
-                          None if speaker_reference is None else Path(speaker_reference))
+    source = _open_source(modality, inputs)
     discover_s = time.perf_counter() - discover_started
     have_refs = source.has_references  # reference files, or references inline (jsonl)
     have_set = stats is not None or getattr(source, "has_reference_set", have_refs)
@@ -793,9 +875,11 @@ def score(
         _set_everywhere(names, options, "weights", str(inception_weights), "--inception-weights "
                         "is for FID, KID and Inception Score; none of them is being run",
                         modality)
-    if device is not None:
-        _set_everywhere(names, options, "device", device, "--device: none of the metrics "
-                        "being run has a device option", modality)
+    if device is not None:  # the run's device (see genmetrics.devices), not copied into
+        _set_everywhere(names, {k: dict(v) for k, v in options.items()}, "device", device,
+                        "--device: none of the metrics being run has a device option",
+                        modality)  # options: each metric's own device wins; here checked
+        _check_device(device)
     unavailable: dict[str, str] = {}
     problem = source.pairing_problem() if hasattr(source, "pairing_problem") else None
     if not metrics and ref_paths and not have_refs:  # references given, but no pairs
@@ -809,6 +893,8 @@ def score(
     if stats is not None:
         _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
     row_store = start_row_store(active, bootstrap)
+    slices = _open_slices(inputs, active, modality, options, have_refs, have_set, provides,
+                          stats, several)
     if hasattr(source, "strict_pairs"):  # a pair that cannot be compared stops the run
         source.strict_pairs = on_error == "fail"
     if hasattr(source, "pairs_needed"):  # decode references for pairing only when used
@@ -816,7 +902,7 @@ def score(
     batch_type = _batch_type(modality)
     run = _Pass(discover_s=discover_s, on_error=on_error,
                 reference_images=stats.image_rows() if stats is not None else None,
-                row_store=row_store)
+                row_store=row_store, slices=slices)
     if diagnostics:
         from genmetrics.diagnostics import collector
 
@@ -847,16 +933,43 @@ def score(
             metric.close()
         if row_store is not None:
             row_store.close()
+        if slices is not None:
+            slices.close()
 
     if not results and not run.errors:
         raise InputError(_nothing_scored(modality, unavailable, bool(ref_paths or stats)))
-    inputs = _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats)
-    for key, need, given in (("transcripts", "transcript", transcripts),
-                             ("speaker_reference", "speaker_reference", speaker_reference)):
-        if given is not None:  # the refs of the metrics that need it (wer/cer, speaker_sim)
-            inputs[key] = {"path": str(given), "digest": run.need_digests[need].hexdigest()}
-    return assemble_scorecard(modality, inputs, results, sample_stats, run, unavailable,
+    doc = _inputs_doc(samples_path, ref_paths, have_refs or needs_pass, run, stats)
+    for key, (need, _, _) in PER_ITEM.items():  # the refs of the metrics that need it
+        given = getattr(inputs, key)  # (wer/cer, speaker_sim, clipscore)
+        if given is not None:
+            doc[key] = {"path": str(given), "digest": run.need_digests[need].hexdigest()}
+    return assemble_scorecard(modality, doc, results, sample_stats, run, unavailable,
                               per_sample, started)
+
+
+def _open_slices(inputs: Inputs, active: dict[str, Metric], modality: str,
+                 options: dict[str, dict[str, Any]], have_refs: bool, have_set: bool,
+                 provides: frozenset[str], stats: Any, several: bool) -> Any:
+    """``--group-by``: per-slice instances of the run's metrics (same options), or None."""
+    source = inputs.slice_source()
+    if source is None or inputs.group_by is None:
+        return None
+    if several:
+        raise UsageError("--group-by runs in one process for now (not under torchrun)")
+    from genmetrics.slices import Slices, read_labels
+
+    labels = read_labels(source, inputs.group_by)
+    names = list(active)
+    opts = {k: v for k, v in merge_alias_options(options, modality).items() if k in names}
+
+    def build(chosen: list[str]) -> dict[str, Metric]:
+        return build_metrics(chosen, modality, {k: v for k, v in opts.items() if k in chosen},
+                             have_refs, have_reference_set=have_set, provides=provides)
+
+    slices = Slices(inputs.group_by, labels, source, active, build)
+    if stats is not None:
+        slices.use_reference_stats(stats)
+    return slices
 
 
 def _nothing_scored(modality: str, unavailable: dict[str, str], have_refs: bool) -> str:
@@ -876,9 +989,10 @@ def _nothing_scored(modality: str, unavailable: dict[str, str], have_refs: bool)
 
 def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
                       use_cache: bool) -> None:
-    """Open the feature cache for the run's Inception metrics (when they share one
-    extractor) and tell the image source what it must decode: an image only the cache's
-    metrics read is not decoded when its features are cached."""
+    """Open the feature cache for the run's backbone metrics (one namespace per backbone
+    provenance; several are read together as a :class:`~genmetrics.features.cache.CacheSet`)
+    and tell the image source what it must decode: an image only the cache's metrics read
+    is not decoded when every backbone's features of it are cached."""
     cached = [m for m in active.values() if m.uses_feature_cache]
     if not cached:
         return
@@ -887,13 +1001,19 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
         run.warnings.append({"path": str(source.root), "message": (
             "JPEG files are decoded on the GPU (torchvision nvJPEG); their pixels may differ "
             "slightly from Pillow's, so the feature cache keeps them apart")})
-    provenances = [m.feature_provenance() for m in cached]  # type: ignore[attr-defined]
-    if not use_cache or any(p != provenances[0] for p in provenances):
+    if not use_cache:
         return
-    from genmetrics.features.cache import PILLOW_DECODER
+    from genmetrics.features.cache import PILLOW_DECODER, CacheSet
 
-    run.feature_cache = source.feature_cache = cached[0].open_feature_cache(  # type: ignore[attr-defined]
-        "torchvision-cuda" if source.jpeg_device else PILLOW_DECODER)
+    decoder = "torchvision-cuda" if source.jpeg_device else PILLOW_DECODER
+    namespaces: dict[str, Any] = {}  # one per backbone provenance (Inception, DINOv2, ...)
+    for metric in cached:
+        key = json.dumps(metric.feature_provenance(), sort_keys=True)  # type: ignore[attr-defined]
+        if key not in namespaces:
+            namespaces[key] = metric.open_feature_cache(decoder)  # type: ignore[attr-defined]
+    opened = list(namespaces.values())
+    run.feature_cache = source.feature_cache = opened[0] if len(opened) == 1 else \
+        CacheSet(opened)
     source.pixels_needed = run.diagnostics is not None or any(
         not m.uses_feature_cache for m in active.values())
     source.reference_pixels_needed = any(
@@ -1027,6 +1147,7 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
                        sample_stats: dict[str, Any], run: _Pass, unavailable: dict[str, str],
                        per_sample: bool, started: float) -> Scorecard:
     """The scorecard of one pass (shared by :func:`score` and the Evaluator)."""
+    slices = slices_document(run, results)
     nearest = nearest_references(results, run.reference_ids, run.reference_images)
     per_sample_doc = None
     if per_sample:
@@ -1060,6 +1181,7 @@ def assemble_scorecard(modality: str, inputs: dict[str, Any], results: dict[str,
         warnings=run.warnings,
         per_sample=per_sample_doc,
         diagnostics=diagnostics_doc,
+        slices=slices,
         environment=environment(),
         timing={
             "total_s": round(time.perf_counter() - started, 4),
@@ -1128,7 +1250,7 @@ def _set_everywhere(names: Sequence[str], options: dict[str, dict[str, Any]], op
     a value given per metric with ``--set`` wins."""
     found = False
     for name in names:
-        if any(o.name == option for o in get_metric(name, modality).spec.options):
+        if get_metric(name, modality).takes_run_option(option, options.get(name, {})):
             options[name] = {option: value, **options.get(name, {})}
             found = True
     if not found:

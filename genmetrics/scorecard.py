@@ -92,6 +92,12 @@ def small_sample_note(result: Any) -> str:
     return f"in the {sides}, {note}" if sides else note
 
 
+def _slices_from(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    from genmetrics.slices import slices_from_dict
+
+    return slices_from_dict(doc)
+
+
 @dataclass
 class Scorecard:
     """Results of one run: metrics, inputs, what was skipped, environment and timing."""
@@ -115,6 +121,10 @@ class Scorecard:
     #: ``{output: {"samples": path, "references": path}}``, e.g. output ``"2048"``
     #: (pool3) or ``"mixed_6/conv"`` (sFID); None when none were kept
     rows: dict[str, dict[str, str]] | None = None
+    #: ``--group-by FIELD``: every metric per value of FIELD, with n (see
+    #: :mod:`genmetrics.slices`): ``{"by", "source", "unlabelled", "groups": {value:
+    #: {"n", "metrics": {name: MetricResult}}}}``; None without slices
+    slices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -138,6 +148,10 @@ class Scorecard:
             doc["per_sample"] = json_safe(self.per_sample)
         if self.rows:
             doc["rows"] = {output: dict(sides) for output, sides in self.rows.items()}
+        if self.slices is not None:
+            from genmetrics.slices import slices_to_dict
+
+            doc["slices"] = slices_to_dict(self.slices)
         doc["environment"] = dict(self.environment)
         doc["timing"] = dict(self.timing)
         return doc
@@ -284,6 +298,7 @@ class Scorecard:
             created=doc["created"],
             genmetrics_version=doc["genmetrics_version"],
             rows=doc.get("rows"),
+            slices=_slices_from(doc.get("slices")),
         )
 
     @classmethod

@@ -1109,6 +1109,81 @@ def _vendi_theirs(data: FeatureSets) -> Values:
     return {"vendi": float(vendi.score_X(data.fake))}
 
 
+# CMMD (cmmd): n x n rows shaped like CLIP ViT-L/14@336 image embeddings (768-d, unit
+# norm, pairwise cosines ~0.5). Theirs: google-research cmmd/distance.py ``mmd`` line for
+# line in numpy, dense, in float32 (JAX's default dtype): three n x n kernels held at
+# once. Ours: genmetrics.metrics.image._mmd.rbf_mmd, float64, in blocks of at most 2^23
+# kernel entries, the symmetric kernels over their upper block triangles. The values
+# differ by float32's rounding of kernel means ~0.99 (x1000): tolerance 1e-3. Peak RSS of
+# each side at 10,000 x 10,000 comes from ``--cmmd-memory`` (fresh processes).
+
+
+def _clip_like_rows(n: int, seed: int, shift: float) -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = np.random.default_rng(123).normal(size=(33, 768))
+    weights = rng.normal(size=(n, 32)) * np.linspace(1.0, 0.2, 32) + shift * np.linspace(
+        1, 0, 32)
+    rows = 6.0 * base[0] / np.linalg.norm(base[0]) * np.sqrt(768) / 8 + weights @ base[1:] / 8
+    rows += rng.normal(scale=0.5, size=(n, 768))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _cmmd_prepare(n: int, seed: int) -> FeatureSets:
+    return FeatureSets(_clip_like_rows(n, seed * 2, 0.0), _clip_like_rows(n, seed * 2 + 1, 0.6))
+
+
+def _cmmd_ours(data: FeatureSets) -> Values:
+    from genmetrics.metrics.image._mmd import rbf_mmd
+
+    return {"cmmd": rbf_mmd(data.real, data.fake)}
+
+
+def _cmmd_theirs(data: FeatureSets) -> Values:
+    import numpy as np
+
+    x, y = np.asarray(data.real, np.float32), np.asarray(data.fake, np.float32)
+    x_sqnorms = np.diag(np.matmul(x, x.T))
+    y_sqnorms = np.diag(np.matmul(y, y.T))
+    gamma = np.float32(1 / (2 * 10**2))
+    k_xx = np.mean(np.exp(-gamma * (-2 * np.matmul(x, x.T) + np.expand_dims(x_sqnorms, 1)
+                                    + np.expand_dims(x_sqnorms, 0))))
+    k_xy = np.mean(np.exp(-gamma * (-2 * np.matmul(x, y.T) + np.expand_dims(x_sqnorms, 1)
+                                    + np.expand_dims(y_sqnorms, 0))))
+    k_yy = np.mean(np.exp(-gamma * (-2 * np.matmul(y, y.T) + np.expand_dims(y_sqnorms, 1)
+                                    + np.expand_dims(y_sqnorms, 0))))
+    return {"cmmd": float(1000 * (k_xx + k_yy - 2 * k_xy))}
+
+
+def _cmmd_memory_child(n: int, side: str) -> None:
+    data = _cmmd_prepare(n, 0)
+    inputs_mib = peak_rss_mib()
+    started = time.perf_counter()
+    value = (_cmmd_ours if side == "ours" else _cmmd_theirs)(data)["cmmd"]
+    print(json.dumps({"n": n, "side": side, "cmmd": value, "peak_rss_mib": peak_rss_mib(),
+                      "inputs_mib": inputs_mib, "seconds": time.perf_counter() - started}))
+
+
+def cmmd_memory(n: int) -> list[dict[str, Any]]:
+    """Peak RSS of ours and theirs at ``n`` x ``n`` rows, each in a fresh process."""
+    import subprocess
+
+    out = []
+    for side in ("ours", "theirs"):
+        done = subprocess.run([sys.executable, __file__, "--cmmd-memory-child", str(n), side],
+                              capture_output=True, text=True, check=True)
+        out.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def print_cmmd_memory(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        print(f"CMMD peak RSS, {row['side']:>6} at {row['n']:,} x {row['n']:,} rows of 768-d: "
+              f"{row['peak_rss_mib']:.0f} MiB (inputs alone {row['inputs_mib']:.0f} MiB; "
+              f"{row['seconds']:.1f} s; cmmd {row['cmmd']:.6f})")
+
+
 # FID intervals (fid_bootstrap, fid_bootstrap_set): 200 bootstrap replicates of FID at
 # n = 10,000 pool3-like rows (2048-d float32, the FID row's generator; items =
 # replicates), against fixed statistics (samples resampled) and against a reference set
@@ -1322,6 +1397,90 @@ def _ter_theirs(data: TextPairs) -> Values:
     return {"ter": TER().corpus_score(data.hyps, [data.first_refs]).score}
 
 
+
+# CLIPScore end to end (clipscore): a folder of PNG photographs (skimage.data tiles,
+# 160 px, with a prompt each in prompts.jsonl) scored with a tiny random CLIP saved by
+# save_pretrained (tests/tiny_models.py; no real CLIP downloads here), model loaded afresh
+# each time on both sides. Ours: ``score(..., metrics=["clipscore"], prompts=...)``
+# (decode in worker processes, both towers batched). Theirs: torchmetrics' CLIPScore
+# loading the same folder, fed batches of 64 decoded with Pillow, with a thin adapter on
+# its model (transformers 5's get_*_features return an output object; see
+# tests/test_clipscore.py). Same processor, same numbers: tolerance 1e-3 (float32).
+
+
+@dataclass
+class PromptFolder:
+    samples: Path
+    prompts: Path
+    clip: Path
+    texts: list[str]
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+_PROMPT_FOLDERS: dict[tuple[int, int], PromptFolder] = {}
+CLIPSCORE_BATCH = 64
+
+
+def _clipscore_prepare(n: int, seed: int) -> PromptFolder:
+    import tempfile
+
+    from tests.photos import resize_longer_side, save_png, tiles
+    from tests.tiny_models import tiny_clip
+
+    if (n, seed) not in _PROMPT_FOLDERS:
+        root = Path(tempfile.mkdtemp(prefix="bench-clipscore-"))
+        (root / "samples").mkdir()
+        small = [resize_longer_side(t, 160) for _, t in tiles(size=128, longer_side=384)]
+        words = ["a photo of", "a picture showing", "an image with", "a close-up of"]
+        texts = []
+        for i in range(n):
+            save_png(small[(i + seed) % len(small)], root / "samples" / f"{i:05d}.png")
+            texts.append(f"{words[i % len(words)]} thing number {i} in the collection")
+        (root / "prompts.jsonl").write_text("".join(
+            json.dumps({"id": f"{i:05d}", "prompt": t}) + "\n" for i, t in enumerate(texts)))
+        # seed 6: cosines > 0 here, so the mean compared is not floored to 0 on both sides
+        clip = tiny_clip(root / "openai-tiny-clip", seed=6)  # torchmetrics wants "openai"
+        _PROMPT_FOLDERS[(n, seed)] = PromptFolder(root / "samples", root / "prompts.jsonl",
+                                                  clip, texts, n)
+    return _PROMPT_FOLDERS[(n, seed)]
+
+
+def _clipscore_reset() -> None:
+    from genmetrics.features.backbones import clear_cache
+
+    clear_cache()
+
+
+def _clipscore_ours(data: PromptFolder) -> Values:
+    from genmetrics.runner import score
+
+    card = score(data.samples, modality="image", metrics=["clipscore"], prompts=data.prompts,
+                 options={"clipscore": {"weights": str(data.clip), "device": "cpu"}},
+                 feature_cache=False, diagnostics=False)
+    return {"clipscore": card.metrics["clipscore"].value}
+
+
+def _clipscore_theirs(data: PromptFolder) -> Values:
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchmetrics.multimodal.clip_score import CLIPScore
+
+    adapter = _test_module("test_clipscore.py").PooledOutputs
+    metric = CLIPScore(model_name_or_path=str(data.clip))
+    metric.model = adapter(metric.model)
+    files = sorted(data.samples.glob("*.png"))
+    for start in range(0, len(files), CLIPSCORE_BATCH):
+        chunk = files[start:start + CLIPSCORE_BATCH]
+        images = [torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+                  for f in chunk]
+        metric.update(images, data.texts[start:start + len(chunk)])
+    return {"clipscore": float(metric.compute())}
+
+
 ROWS: list[Row] = [
     Row("bleu", "sacrebleu", 1.0, _bleu_prepare, _bleu_ours, _bleu_theirs, reset=_bleu_reset),
     Row("rouge", "rouge-score", 30.0, _rouge_prepare, _rouge_ours, _rouge_theirs),
@@ -1358,6 +1517,11 @@ ROWS: list[Row] = [
     # theirs works on float32 rows (its kernel and eigenvalues in float32), ours in float64
     Row("vendi", "vendi-score", 2.0, _knn_prepare, _vendi_ours, _vendi_theirs,
         default_n=5000, tolerance=1e-3),
+    # ours float64 in blocks vs theirs float32 dense (module comment above the row)
+    Row("cmmd", "numpy", 1.5, _cmmd_prepare, _cmmd_ours, _cmmd_theirs, default_n=10_000,
+        tolerance=1e-3),
+    Row("clipscore", "torchmetrics", 1.5, _clipscore_prepare, _clipscore_ours,
+        _clipscore_theirs, default_n=512, tolerance=1e-3, reset=_clipscore_reset),
     Row("ssim", "scikit-image", 5.0, _image_pairs_prepare, _ssim_ours, _ssim_theirs,
         default_n=128, tolerance=1e-5),
     Row("psnr", "scikit-image", 5.0, _image_pairs_prepare, _psnr_ours, _psnr_theirs,
@@ -1599,6 +1763,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="rows a side for the peak RSS of kid + precision_recall + density_coverage "
         "compute() (0 = skip; default 50000: ~15 minutes on 2 CPU cores)")
     parser.add_argument("--knn-memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cmmd-memory", type=int, default=10_000, metavar="N",
+        help="rows a side for the peak RSS of CMMD, ours (blocked) and theirs (dense), each "
+        "in a fresh process (0 = skip; default 10000)")
+    parser.add_argument("--cmmd-memory-child", nargs=2, metavar=("N", "SIDE"),
+                        help=argparse.SUPPRESS)
     parser.add_argument(
         "--extras", default="startup,pipeline,cache,stats-cache", metavar="LIST",
         help="measurements besides the rows: startup (--help/list wall time), pipeline "
@@ -2006,6 +2176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.knn_memory_child:
         _knn_memory_child(args.knn_memory_child)
         return 0
+    if args.cmmd_memory_child:
+        _cmmd_memory_child(int(args.cmmd_memory_child[0]), args.cmmd_memory_child[1])
+        return 0
     rows = [r for r in ROWS if r.name in args.rows]
     outcomes = [run_row(r, args.n or r.default_n, args.repeat, args.seed) for r in rows]
     print_table(outcomes, args.repeat)
@@ -2022,6 +2195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.knn_memory > 0 and "prdc" in args.rows:
         extras["knn-memory"] = knn_memory(args.knn_memory)
         print_knn_memory(extras["knn-memory"])
+    if args.cmmd_memory > 0 and "cmmd" in args.rows:
+        extras["cmmd-memory"] = cmmd_memory(args.cmmd_memory)
+        print_cmmd_memory(extras["cmmd-memory"])
     counts = [int(c) for c in args.memory.split(",") if c.strip()]
     memory = fid_memory(counts) if counts and "fid" in args.rows else []
     print_memory(memory)

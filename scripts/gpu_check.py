@@ -12,6 +12,11 @@ One table: check, throughput on the device, the CPU/GPU difference, its toleranc
 * **training loop**: a toy generator trained on the device, evaluated every few steps by
   one :class:`genmetrics.Evaluator` on the device (FID, SSIM, PSNR), against a CPU
   Evaluator fed the same images;
+* **backbones**: ``dinov2-vitl14``, ``clip-vitb32``, ``clip-vitl14`` and
+  ``clip-vitl14-336`` (genmetrics.features.backbones) with the real architectures and
+  random weights (tiny ones in the dry run): embeddings on the device against the CPU
+  (tolerance 1e-2 of the largest |value|: cuDNN may run the patch-embedding convolution
+  in TF32) and images/s of the batched path, preprocessing included;
 * **nvJPEG**: JPEGs decoded by ``torchvision.io.decode_jpeg`` on the device through the
   image source (as ``score`` does when only the Inception network reads pixels) against
   Pillow, and FID through ``score`` on JPEG folders (GPU decoding) against the CPU run.
@@ -40,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +524,45 @@ def check_nvjpeg_score(ctx: Context) -> Row:
 # -- the run ------------------------------------------------------------------------------
 
 
+BACKBONES = ("dinov2-vitl14", "clip-vitb32", "clip-vitl14", "clip-vitl14-336")
+
+
+def _backbone_folder(ctx: Context, name: str) -> Path:
+    """A model folder for backbone ``name``: the real architecture with random weights on
+    a device run, a tiny one in the dry run (built once per run under ``ctx.root``)."""
+    from tests.tiny_models import tiny_clip, tiny_dinov2
+
+    folder = ctx.root / "backbones" / name
+    if not (folder / "config.json").is_file():
+        if name.startswith("dinov2"):
+            tiny_dinov2(folder, arch=None if ctx.dry_run else name.split("-")[1])
+        else:
+            arch = None if ctx.dry_run else ("vitb32" if name == "clip-vitb32" else "vitl14")
+            tiny_clip(folder, image_size=336 if name.endswith("336") else 224, arch=arch)
+    return folder
+
+
+def check_backbone(ctx: Context, name: str) -> Row:
+    import numpy as np
+
+    from genmetrics.features.backbones import get_backbone
+
+    s = ctx.sizes
+    folder = str(_backbone_folder(ctx, name))
+    images = tensors(photo_tiles(64)[:s.features])
+    here = get_backbone(name, ctx.device, weights=folder)
+    cpu = get_backbone(name, "cpu", weights=folder)
+    ours = here.extract(images)[here.embedding]
+    reference = cpu.extract(images)[cpu.embedding]
+    worst = float(np.abs(ours - reference).max() / max(np.abs(reference).max(), 1e-12))
+    batch = [images[i % len(images)] for i in range(s.speed_batch)]
+    here.extract(batch[:here.max_batch])  # warm-up
+    seconds, _ = timed(ctx, lambda: [here.extract(batch) for _ in range(s.speed_rounds)])
+    row = Row("", throughput=rate(s.speed_batch * s.speed_rounds, seconds, "img/s"),
+              note=f"preprocessing + model, batch {here.max_batch}, random weights")
+    return row.compare(worst, 1e-2, "rel")
+
+
 def plan(ctx: Context, run_tests: bool) -> list[tuple[str, Callable[[], Row]]]:
     """(label, check) in order; the pytest rows only on a real device."""
     checks: list[tuple[str, Callable[[], Row]]] = []
@@ -543,6 +587,8 @@ def plan(ctx: Context, run_tests: bool) -> list[tuple[str, Callable[[], Row]]]:
         ("nvJPEG decode (image source)", lambda: check_nvjpeg_decode(ctx)),
         ("nvJPEG in score (FID on JPEGs)", lambda: check_nvjpeg_score(ctx)),
     ]
+    checks += [(f"backbone: {name}", partial(check_backbone, ctx, name))
+               for name in BACKBONES]
     return checks
 
 

@@ -19,7 +19,9 @@ SCRIPT = REPO / "scripts" / "gpu_check.py"
 ROWS = ("image: Inception pool3 features", "image: FID end to end (score)", "image: SSIM",
         "text: perplexity float32", "text: perplexity bfloat16", "audio: SNR", "audio: SI-SNR",
         "audio: MCD (DTW)", "audio: STOI", "Evaluator in a training loop",
-        "nvJPEG decode (image source)", "nvJPEG in score (FID on JPEGs)")
+        "nvJPEG decode (image source)", "nvJPEG in score (FID on JPEGs)",
+        "backbone: dinov2-vitl14", "backbone: clip-vitb32", "backbone: clip-vitl14",
+        "backbone: clip-vitl14-336")
 
 
 def _module():

@@ -1,4 +1,4 @@
-"""Content-addressed feature cache: Inception features of each image file, kept on disk.
+"""Content-addressed feature cache: a backbone's features of each image file, kept on disk.
 
 An entry's key is the sha256 of the file's bytes (or, for an image inside a ``.npy`` /
 ``.npz`` array, of its pixels and shape); entries live in a *namespace*, the digest of
@@ -8,7 +8,9 @@ library versions, device type, exact mode). So:
 * re-scoring an unchanged folder reads features instead of decoding and running the
   network;
 * a changed file has another hash and is extracted again, alone;
-* other weights, another resize or another torch-fidelity version is another namespace.
+* other weights, another resize or another torch-fidelity version is another namespace;
+* each backbone (Inception, DINOv2, CLIP, a user's) has its own namespace, named by its
+  provenance; a run using several reads them together (:class:`CacheSet`).
 
 Layout: ``ROOT/<namespace>/provenance.json`` (what made the features, for
 ``genmetrics cache info``) and ``ROOT/<namespace>/<ab>/<sha256>.npy``: one float32
@@ -155,6 +157,58 @@ class FeatureCache:
         except InputError as exc:
             raise OSError(str(exc)) from None
         self._namespace_written = True
+
+
+class CachedRows(dict):
+    """One image's cached outputs in several namespaces: namespace folder name -> outputs.
+    ``complete``: every namespace had the image (then it need not be decoded)."""
+
+    complete: bool = False
+
+
+class CacheSet:
+    """Several namespaces read together: one per backbone a run uses (FID on Inception,
+    FD-DINOv2 and CMMD each on their own), so each backbone keeps its own namespace and
+    an image is decoded only when some backbone lacks its features.
+
+        >>> import tempfile, numpy as np
+        >>> root = Path(tempfile.mkdtemp())
+        >>> a = FeatureCache(root, {"ext": "a"}, {"x": 2})
+        >>> b = FeatureCache(root, {"ext": "b"}, {"y": 1})
+        >>> both = CacheSet([a, b])
+        >>> a.put("cd" * 32, {"x": np.ones(2, np.float32)})
+        >>> rows = both.get("cd" * 32)
+        >>> rows.complete, sorted(rows) == [a.folder.name]
+        (False, True)
+        >>> b.put("cd" * 32, {"y": np.zeros(1, np.float32)})
+        >>> both.get("cd" * 32).complete, both.namespace_of({"ext": "b"}) is b
+        (True, True)
+    """
+
+    def __init__(self, caches: list[FeatureCache]) -> None:
+        self.caches = list(caches)
+        self.root = self.caches[0].root
+        self.folder = self.root  # what the scorecard's inputs name
+        self.folders = [c.folder for c in self.caches]
+
+    def namespace_of(self, provenance: dict[str, Any]) -> FeatureCache | None:
+        """The namespace opened for an extractor's provenance, or None."""
+        for cache in self.caches:
+            if cache.provenance == provenance:
+                return cache
+        return None
+
+    def get(self, key: str) -> CachedRows | None:
+        """The image's outputs in every namespace holding it, or None when none does."""
+        found = CachedRows()
+        for cache in self.caches:
+            rows = cache.get(key)
+            if rows is not None:
+                found[cache.folder.name] = rows
+        if not found:
+            return None
+        found.complete = len(found) == len(self.caches)
+        return found
 
 
 @dataclass(frozen=True)

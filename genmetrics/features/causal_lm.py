@@ -409,10 +409,15 @@ class CausalLM:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"``: the current CUDA device (``"cuda:N"``) when available, else ``"cpu"``;
-    ``"cuda"`` means the current CUDA device too; other names are checked."""
+    """``"auto"``: the run's device when one is set (:mod:`genmetrics.devices`), else the
+    current CUDA device (``"cuda:N"``) when available, else ``"cpu"``; ``"cuda"`` means
+    the current CUDA device too; other names are checked."""
     import torch
 
+    if device == "auto":
+        from genmetrics.devices import current_device
+
+        device = current_device() or "auto"
     if device in ("auto", "cuda"):  # the current GPU by index, so caches and batches agree
         if torch.cuda.is_available():
             return f"cuda:{torch.cuda.current_device()}"

@@ -83,6 +83,9 @@ class AudioClip:
     #: the reason) when given but unusable
     text: str | Unusable | None = None
     speaker: AudioClip | Unusable | None = None
+    #: the text the clip was generated from (text-to-audio: ``clap_score``), see
+    #: :mod:`genmetrics.io.prompts`
+    prompt: str | Unusable | None = None
 
     @property
     def seconds(self) -> float:
@@ -171,7 +174,8 @@ class AudioPair:
 
     def missing(self) -> dict[str, str]:
         """Per-item inputs given for the run but unusable for this clip, with the reason."""
-        found = {"transcript": self.sample.text, "speaker_reference": self.sample.speaker}
+        found = {"transcript": self.sample.text, "speaker_reference": self.sample.speaker,
+                 "prompt": self.sample.prompt}
         return {k: v.reason for k, v in found.items() if isinstance(v, Unusable)}
 
     def digest_parts(self) -> tuple[list[str | bytes], list[str | bytes]]:
@@ -191,6 +195,8 @@ class AudioPair:
         found: dict[str, list[str | bytes]] = {}
         if isinstance(self.sample.text, str):
             found["transcript"] = ["text", self.sample.text]
+        if isinstance(self.sample.prompt, str):
+            found["prompt"] = ["prompt", self.sample.prompt]
         speaker = self.sample.speaker
         if isinstance(speaker, AudioClip):
             found["speaker_reference"] = ["speaker", str(speaker.sample_rate),
@@ -205,7 +211,8 @@ class AudioSource:
 
     def __init__(self, samples: Path, references: Sequence[Path],
                  transcripts: Path | None = None,
-                 speaker_reference: Path | None = None) -> None:
+                 speaker_reference: Path | None = None,
+                 prompts: Path | None = None) -> None:
         if not samples.is_dir():
             raise InputError(f"{samples}: audio input must be a folder of audio files")
         if len(references) > 1:
@@ -237,7 +244,8 @@ class AudioSource:
                                          else f"reference {p.path}: {p.reason}")
                 for p in self.reference_found.problems}
             self._check_pairing()
-        self.metadata = Metadata(self.root, self.found, transcripts, speaker_reference)
+        self.metadata = Metadata(self.root, self.found, transcripts, speaker_reference,
+                                 prompts)
 
     @property
     def provides(self) -> frozenset[str]:
@@ -279,6 +287,10 @@ class AudioSource:
         """Run-level notes: files in the folders that are not audio, folder links not
         followed, reference entries that cannot be read and pair with no sample."""
         notes = self.found.warnings("samples")
+        if self.metadata.prompt_file is not None:
+            note = self.metadata.prompt_file.unmatched_note(list(self.found.files))
+            if note is not None:
+                notes.append(note)
         if self.reference_found is not None:
             notes += self.reference_found.warnings("reference")
             names = self._sample_names()
@@ -367,14 +379,23 @@ class Metadata:
       run-level note naming the count.
     * **Speaker reference** (the prompt speaker's recording): one audio file for every
       clip, or a folder paired with the clips by name.
+    * **Prompts** (text-to-audio, ``clap_score``): ``prompts``, a JSON Lines file of
+      ``{"id": ..., "prompt": ...}`` (:mod:`genmetrics.io.prompts`), or else the same
+      ``.txt`` beside each clip: the text a clip was generated from is both what it
+      should say (a transcript) and its prompt.
 
     A clip without one gets :class:`~genmetrics.io.common.Unusable` with the reason; the
     metrics that need it record that clip as failed, the others score it.
     """
 
     def __init__(self, root: Path, found: Discovery, transcripts: Path | None,
-                 speaker_reference: Path | None) -> None:
+                 speaker_reference: Path | None, prompts: Path | None = None) -> None:
+        from genmetrics.io.prompts import PromptFile
+
         self.root = root
+        self.prompt_file = None if prompts is None else PromptFile.read(prompts)
+        if self.prompt_file is not None:
+            self.prompt_file.check_keys(found.files, array=False)
         self.transcripts_path = transcripts
         self.texts: dict[str, str] | None = None
         self.beside = False  # transcripts are .txt files beside the clips
@@ -421,6 +442,8 @@ class Metadata:
             have.add("transcript")
         if self.speaker_path is not None:
             have.add("speaker_reference")
+        if self.prompt_file is not None or self.beside:
+            have.add("prompt")
         return frozenset(have)
 
     def attach(self, key: str, path: Path, clip: AudioClip) -> None:
@@ -433,6 +456,11 @@ class Metadata:
             clip.text = transcript_beside(path)
         if clip.text == "" or (isinstance(clip.text, str) and not clip.text.strip()):
             clip.text = Unusable("empty transcript")
+        if self.prompt_file is not None:
+            clip.prompt = self.prompt_file.lookup(key)
+        elif self.beside:  # the text the clip was made from: also its prompt
+            clip.prompt = (Unusable(clip.text.reason.replace("transcript", "prompt"))
+                           if isinstance(clip.text, Unusable) else clip.text)
         if self.speaker_clip is not None:
             clip.speaker = self.speaker_clip
         elif self.speaker_path is not None:
@@ -501,11 +529,13 @@ def read_transcripts(path: Path) -> dict[str, str]:
 
 def open_audio(samples: Path, references: Sequence[Path] = (), *,
                transcripts: Path | None = None,
-               speaker_reference: Path | None = None) -> AudioSource:
+               speaker_reference: Path | None = None,
+               prompts: Path | None = None) -> AudioSource:
     samples = Path(samples)
     for path in [samples, *references]:
         if not Path(path).exists():
             raise InputError(f"{path} does not exist")
     return AudioSource(samples, [Path(r) for r in references],
                        None if transcripts is None else Path(transcripts),
-                       None if speaker_reference is None else Path(speaker_reference))
+                       None if speaker_reference is None else Path(speaker_reference),
+                       None if prompts is None else Path(prompts))

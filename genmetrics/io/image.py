@@ -62,6 +62,7 @@ from genmetrics.io.common import (
     discover,
     display_path,
     first_few,
+    item_hash,
     os_reason,
     printable,
 )
@@ -269,9 +270,25 @@ class ImageItem:
     #: the id is a position the Evaluator made up: the digests leave it out
     #: (:func:`~genmetrics.io.common.anonymous_parts`)
     synthetic_id: bool = False
+    #: the text the image was generated from (:mod:`genmetrics.io.prompts`): ``None``
+    #: when no prompts were given, :class:`Unusable` (with the reason) when unusable
+    prompt: str | Unusable | None = None
 
     def metric_inputs(self) -> tuple[Any, list[Any]]:
         return self.sample, [] if self.reference is None else [self.reference]
+
+    def missing(self) -> dict[str, str]:
+        """Per-item inputs given for the run but unusable for this image, with the reason."""
+        return {"prompt": self.prompt.reason} if isinstance(self.prompt, Unusable) else {}
+
+    def need_parts(self) -> dict[str, list[str | bytes]]:
+        """Digest parts of the prompt (kept apart from the references: only metrics that
+        need it carry its digest), tied to the image by id, or by content when the id
+        is made up."""
+        if not isinstance(self.prompt, str):
+            return {}
+        tie = item_hash(*self.digest_parts()[0]).hex() if self.synthetic_id else self.id
+        return {"prompt": [tie, "prompt", self.prompt]}
 
     def digest_parts(self) -> tuple[list[str | bytes], list[str | bytes]]:
         """What the input digests hash: each file's content key (pixels when unknown)."""
@@ -439,7 +456,8 @@ class _Decoded:
             raw = self.samples.read(key)
             content = self.samples.content_key(raw)
             features = self.cache.get(content) if self.cache is not None else None
-            if features is not None and not self.pixels_needed:  # no decode at all
+            if features is not None and getattr(features, "complete", True) \
+                    and not self.pixels_needed:  # no decode at all (every backbone cached)
                 return ImageItem(ident, None, content=content, features=features,
                                  warning=_note(name, raw), name=name)
             if self.defer_jpeg and gpu_decodable_jpeg(raw):
@@ -556,11 +574,19 @@ class ImageSource:
     """
 
     def __init__(self, samples: Path, references: Sequence[Path],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, prompts: Path | None = None) -> None:
+        from genmetrics.io.prompts import PromptFile, claim_beside
+
         if len(references) > 1:
             raise InputError("image metrics take one reference folder (or array file)")
         self.root = samples
         self.samples = _Collection(samples)
+        #: prompts (clipscore): from ``--prompts`` or the ``.txt`` beside each image
+        self.prompt_file = None if prompts is None else PromptFile.read(Path(prompts))
+        if self.prompt_file is not None:
+            self.prompt_file.check_keys(self.samples.stems, self.samples.array is not None)
+        self.prompts_beside = (self.prompt_file is None and self.samples.found is not None
+                               and claim_beside(self.samples.found))
         self.reference_root = references[0] if references else None
         self.references = _Collection(self.reference_root) if self.reference_root else None
         self.workers = default_workers() if workers is None else workers
@@ -609,6 +635,30 @@ class ImageSource:
         return self.paired
 
     @property
+    def provides(self) -> frozenset[str]:
+        """Per-item inputs this source carries (:attr:`MetricSpec.needs`)."""
+        given = self.prompt_file is not None or self.prompts_beside
+        return frozenset({"prompt"}) if given else frozenset()
+
+    def _prompt(self, key: str) -> str | Unusable | None:
+        if self.prompt_file is not None:
+            return self.prompt_file.lookup(key, self.samples.index.get(key)
+                                           if self.samples.array is not None else None)
+        if self.prompts_beside and key in self.samples.files:
+            from genmetrics.io.prompts import prompt_beside
+
+            return prompt_beside(self.samples.files[key])
+        return None
+
+    def _with_prompts(self, items: Iterator[ImageItem | Skipped]
+                      ) -> Iterator[ImageItem | Skipped]:
+        """Put each sample's prompt on it (items come one per key, in order)."""
+        for key, item in zip(self.sample_keys, items, strict=True):
+            if isinstance(item, ImageItem):
+                item.prompt = self._prompt(key)
+            yield item
+
+    @property
     def has_reference_set(self) -> bool:
         """True when a reference folder was given (a distribution for FID and KID)."""
         return self.references is not None
@@ -637,6 +687,10 @@ class ImageSource:
                         f"{_images_phrase(count, 'sample' if label == 'samples' else label)} "
                         f"{'is' if count == 1 else 'are'} {kind}: lossy compression alone "
                         "moves FID; prefer PNG (or lossless WebP)")})
+        if self.prompt_file is not None:
+            note = self.prompt_file.unmatched_note(self.samples.stems)
+            if note is not None:
+                notes.append(note)
         return notes
 
     def __iter__(self) -> Iterator[ImageItem | Skipped]:
@@ -645,7 +699,8 @@ class ImageSource:
                            cache=self.feature_cache, pixels_needed=self.pixels_needed,
                            defer_jpeg=self.jpeg_device is not None,
                            strict_pairs=self.strict_pairs)
-        return self._finish(dataset)
+        items = self._finish(dataset)
+        return self._with_prompts(items) if self.provides else items
 
     def _finish(self, dataset: _Decoded) -> Iterator[ImageItem | Skipped]:
         items = _iterate(dataset, self.workers)

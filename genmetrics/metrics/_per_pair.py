@@ -49,6 +49,7 @@ class PerPairMean(Metric):
     # per pair: the value, or NaN; per failed pair, in order: the reason
     state_reductions = {"values": "cat", "reasons": "cat"}
     state_dtypes = {"values": "float64"}
+    sample_fields, reason_fields = ("values",), ("reasons",)  # slices: see restricted()
     _device: str | None = None  # option "device", resolved on first use
 
     def device(self) -> str:
@@ -73,6 +74,9 @@ class PerPairMean(Metric):
             else:
                 values.append(float(out))
         self.state["values"].append(values)
+
+    def failed_masks(self) -> dict[str, Any]:
+        return {"reasons": self._values()[1]}
 
     def _values(self) -> tuple[Any, Any]:
         """The per-pair values (float64, NaN where failed) and the mask of failed pairs."""

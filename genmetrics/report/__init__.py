@@ -59,6 +59,7 @@ from genmetrics.report.sections import (
     metrics_table,
     samples_section,
 )
+from genmetrics.report.slices import slices_table
 
 PathLike = str | os.PathLike[str]
 
@@ -117,7 +118,7 @@ def render_report(cards: Sequence[Any], *, k: int = 5, root: PathLike | None = N
         title = f"Scorecard {card.label}" if len(loaded) > 1 else f"Scorecard: {card.label}"
         body += [f'<section id="card{i}" data-card="{esc(card.label)}">',
                  f"<h2>{esc(title)}</h2>", card_meta(card), inputs_notes(card),
-                 metrics_table(card), fidelity_panel(card),
+                 metrics_table(card), slices_table(card), fidelity_panel(card),
                  diagnostics_alert(card, f"diagnostics{i}"),
                  distributions(card), samples_section(card, k, view),
                  diagnostics_section(card, k, view, f"diagnostics{i}"), "</section>"]

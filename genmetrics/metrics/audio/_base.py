@@ -67,6 +67,7 @@ class PairedAudioMetric(PerPairMean):
     # besides the values and reasons: the rate each pair was compared at
     state_reductions = {**PerPairMean.state_reductions, "rates": "cat"}
     state_dtypes = {**PerPairMean.state_dtypes, "rates": "int64"}
+    sample_fields = (*PerPairMean.sample_fields, "rates")
 
     def pair_rate(self, sample_rate: int, reference_rate: int) -> int:
         """The rate a pair is compared at: the higher of its two rates, so that no band

@@ -220,6 +220,7 @@ class DNSMOS(Metric):
     # per clip: sig, bak, ovrl, p808 (NaN for a failed clip); per failed clip, in order:
     # its reason
     state_reductions = {"scores": "cat", "reasons": "cat"}
+    sample_fields, reason_fields = ("scores",), ("reasons",)  # slices: the model runs once
     state_dtypes = {"scores": "float64"}
     merge_ignores = frozenset({"workers"})
 
@@ -324,6 +325,9 @@ class DNSMOS(Metric):
             self._pool = None
 
     # -- results -------------------------------------------------------------------
+    def failed_masks(self) -> dict[str, Any]:
+        return {"reasons": self._scores()[1]}
+
     def _scores(self) -> tuple[np.ndarray, np.ndarray]:
         scores = self.state["scores"].array().reshape(-1, 4)
         return scores, np.isnan(scores[:, 0])

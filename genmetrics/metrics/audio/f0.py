@@ -138,6 +138,7 @@ class F0RMSE(Metric):
     )
     # per pair: f0_rmse, vuv_error (NaN where failed); per failed value, in order: why
     state_reductions = {"scores": "cat", "reasons_f0_rmse": "cat", "reasons_vuv_error": "cat"}
+    sample_fields, reason_fields = ("scores",), ("reasons_f0_rmse", "reasons_vuv_error")
     state_dtypes = {"scores": "float64"}
     merge_ignores = frozenset({"device"})
 
@@ -181,6 +182,10 @@ class F0RMSE(Metric):
                     row.append(value)
             rows.append(row)
         self.state["scores"].append(rows)
+
+    def failed_masks(self) -> dict[str, Any]:
+        scores = self._scores()
+        return {f"reasons_{name}": np.isnan(scores[:, k]) for k, name in enumerate(OUTPUTS)}
 
     def _scores(self) -> np.ndarray:
         return self.state["scores"].array().reshape(-1, 2)

@@ -1,10 +1,17 @@
-"""What FID, sFID, KID and Inception Score share: the Inception extractor, one pass per batch.
+"""What the image distribution metrics share: a feature backbone, one pass per batch.
 
 Each metric asks :meth:`InceptionMetric.features` for a batch's features; the first
 metric to ask runs the network and the result is memoised on the
-:class:`~genmetrics.io.image_batch.ImageBatch`, so one forward pass feeds them all.
-The extractor itself is cached per (weights, device) by
-:func:`genmetrics.features.inception.get_extractor`: one model per process.
+:class:`~genmetrics.io.image_batch.ImageBatch` per backbone, so one forward pass per
+backbone feeds them all. FID, KID, precision/recall, density/coverage, Vendi and CMMD
+take a ``features`` option naming the backbone (:mod:`genmetrics.features.backbones`;
+default ``inception``, CMMD's ``clip-vitl14-336``); sFID and the Inception Score stay on
+Inception. Inception itself keeps its own path (the extractor cached per (weights,
+device) by :func:`genmetrics.features.inception.get_extractor`, its signature and cache
+namespace unchanged); any other backbone comes from
+:func:`~genmetrics.features.backbones.get_backbone` (one model per process), its
+signature goes into every result computed from it (``backbone``, ``w``,
+``preprocessing``) and its provenance names its own feature-cache namespace.
 """
 
 from __future__ import annotations
@@ -28,8 +35,23 @@ DEVICE_OPTION = Option(
     "cuda or cuda:N", affects_values=False)
 WEIGHTS_OPTION = Option(
     "weights", None, "a torch-fidelity-format Inception state dict file (default: the "
-    f"inception-fid asset, or ${WEIGHTS_ENV}); its digest goes into the signature",
+    f"inception-fid asset, or ${WEIGHTS_ENV}); for another backbone (features option), "
+    "its local model folder; its digest goes into the signature",
     affects_values=False)
+#: the backbone a metric's features come from (its signature names it either way, so the
+#: option itself stays out of the signature: Inception signatures are unchanged)
+INCEPTION = "inception"
+
+
+def features_option(default: str = INCEPTION) -> Option:
+    """The ``features`` option: which backbone's features the metric compares."""
+    return Option(
+        "features", default, "the backbone whose features are compared: inception, "
+        "dinov2-vit{s,b,l,g}14, clip-vitb32, clip-vitl14, clip-vitl14-336 or a registered "
+        "one (see the README's backbone table)", affects_values=False)
+
+
+FEATURES_OPTION = features_option()
 
 
 class InceptionMetric(Metric):
@@ -46,34 +68,110 @@ class InceptionMetric(Metric):
     #: in memory
     row_store: Any = None
 
+    #: the output compared when the backbone is Inception (sFID: ``mixed_6/conv``)
+    extractor_output: str = "2048"
+
+    @classmethod
+    def takes_run_option(cls, option: str, given: dict[str, Any]) -> bool:
+        """``--inception-weights`` is not the weights of a metric on another backbone."""
+        if option == "weights":
+            default = next((o.default for o in cls.spec.options if o.name == "features"),
+                           INCEPTION)
+            if str(given.get("features") or default) != INCEPTION:
+                return False
+        return super().takes_run_option(option, given)
+
+    @property
+    def backbone(self) -> str:
+        """The backbone's name: the ``features`` option (``inception`` without one)."""
+        return str(self.options.get("features") or INCEPTION)
+
+    @property
+    def on_inception(self) -> bool:
+        return self.backbone == INCEPTION
+
     def weights_path(self) -> str | None:
-        """The weights file asked for (option, then environment), or None for the asset."""
+        """The weights asked for (option, then, for Inception, the environment), or None
+        (the asset / the backbone's own offline resolution)."""
+        if not self.on_inception:
+            return self.options.get("weights") or None
         return self.options.get("weights") or os.environ.get(WEIGHTS_ENV) or None
 
     def required_assets(self) -> list[str]:
+        if not self.on_inception:
+            return []  # the backbone resolves its model (BackboneUnavailable in preflight)
         return [] if self.weights_path() else ["inception-fid"]
 
     def preflight(self) -> None:
+        if not self.on_inception:
+            self.extractor  # noqa: B018 - loads it: unknown name or missing model fail here
+            return
         path = self.weights_path()
         if path and not os.path.isfile(path):
             origin = "the weights option" if self.options.get("weights") else WEIGHTS_ENV
             raise UsageError(f"Inception weights file {path} does not exist (from {origin})")
 
+    def default_unavailable(self) -> str | None:
+        """A default metric on another backbone is left out when its model is missing
+        (the reason ends with the fetch command)."""
+        if self.on_inception:
+            return None
+        from genmetrics.errors import GenmetricsError
+
+        try:
+            self.extractor  # noqa: B018
+        except GenmetricsError as exc:  # missing model (with the fetch command), bad folder
+            return str(exc)
+        except ImportError as exc:
+            return (f"the {self.backbone} backbone needs {exc.name or exc}: "
+                    "pip install 'genmetrics[image]'")
+        return None
+
     @property
     def extractor(self) -> Any:
+        """The Inception extractor, or the :class:`~genmetrics.features.backbones.Backbone`
+        named by the ``features`` option."""
         if self._extractor is None:
-            from genmetrics.features.inception import get_extractor
+            if self.on_inception:
+                from genmetrics.features.inception import get_extractor
 
-            self._extractor = get_extractor(self.weights_path(), self.options["device"])
+                self._extractor = get_extractor(self.weights_path(), self.options["device"])
+            else:
+                from genmetrics.features.backbones import get_backbone
+
+                backbone = get_backbone(self.backbone, self.options.get("device", "auto"),
+                                        self.weights_path())
+                if backbone.modality != "image":
+                    raise UsageError(f"{self.spec.name}.features={self.backbone}: a "
+                                     f"{backbone.modality} backbone, not an image one")
+                self._extractor = backbone
         return self._extractor
 
+    @property
+    def output(self) -> str:
+        """The extractor output this metric compares: ``extractor_output`` on Inception,
+        else the backbone's ``embedding``."""
+        return self.extractor_output if self.on_inception else str(self.extractor.embedding)
+
+    @property
+    def output_width(self) -> int:
+        """Width of :attr:`output`."""
+        return int(feature_layout(self.extractor)[self.output])
+
+    @property
+    def row_key(self) -> str:
+        """The row store's name of this metric's rows: the output on Inception (as before),
+        the backbone's name on another (its embedding: two backbones' rows never mix)."""
+        return self.output if self.on_inception else self.backbone
+
     def features(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
-        """Inception outputs of ``images`` (uint8 ``3 x H x W`` tensors), shared per batch;
-        from the batch's feature cache where it has them."""
+        """The backbone's outputs for ``images`` (uint8 ``3 x H x W`` tensors), shared per
+        batch and backbone; from the batch's feature cache where it has them."""
         extractor = self.extractor
         if isinstance(images, ImageBatch):
-            return images.memo(("inception", id(extractor)),
-                               lambda: extract_with_cache(extractor, images))
+            key = ("inception", id(extractor)) if self.on_inception else \
+                ("backbone", self.backbone, id(extractor))
+            return images.memo(key, lambda: extract_with_cache(extractor, images))
         return extractor.extract(list(images))
 
     def prepare_bootstrap(self, rows: Any = None) -> None:
@@ -118,8 +216,13 @@ class InceptionMetric(Metric):
         return dict(self.reference_stats.signature_fields())
 
     def extractor_signature(self) -> dict[str, Any]:
-        """Everything about the features that changes their values (for signatures)."""
+        """Everything about the features that changes their values (for signatures): on
+        another backbone than Inception, its name, weights digest, preprocessing and the
+        output compared."""
         sig = dict(self.extractor.signature())
+        if not self.on_inception:  # ``ext``: what the short signature string shows
+            sig = {"ext": self.backbone, **sig, "backbone": self.backbone,
+                   "output": self.output}
         sig["color"] = f"{COLOR_POLICY}-alpha:{ALPHA_POLICY}"
         return sig
 
@@ -137,13 +240,23 @@ def stack_rows(chunks: list[np.ndarray], dim: int) -> np.ndarray:
     return np.concatenate([np.asarray(c) for c in chunks], axis=0)
 
 
+def is_backbone(extractor: Any) -> bool:
+    """True for a :class:`~genmetrics.features.backbones.Backbone` (not today's Inception
+    extractor)."""
+    return hasattr(extractor, "outputs") and hasattr(extractor, "embedding")
+
+
 def feature_provenance(extractor: Any) -> dict[str, Any]:
-    """Everything that changes an extractor's outputs: the cache namespace's identity."""
+    """Everything that changes an extractor's outputs: the cache namespace's identity
+    (one namespace per backbone provenance: name, weights digest, preprocessing)."""
     import torch
 
-    return {**extractor.signature(), "color": f"{COLOR_POLICY}-alpha:{ALPHA_POLICY}",
-            "torch": torch.__version__.split("+")[0],
-            "device": torch.device(extractor.device).type,
+    common = {"color": f"{COLOR_POLICY}-alpha:{ALPHA_POLICY}",
+              "torch": torch.__version__.split("+")[0],
+              "device": torch.device(extractor.device).type}
+    if is_backbone(extractor):
+        return {**extractor.signature(), **common}
+    return {**extractor.signature(), **common,
             "exact": bool(extractor.exact), "tf32": bool(extractor.allow_tf32)}
 
 
@@ -152,6 +265,8 @@ def feature_layout(extractor: Any) -> dict[str, int]:
     a classifier, the spatial ``mixed_6/conv``). The layout is part of the feature cache's
     namespace: entries written without one of these outputs are never read as if they
     had it."""
+    if is_backbone(extractor):
+        return {name: int(width) for name, width in extractor.outputs.items()}
     from genmetrics.features.inception import WIDTHS
 
     return {name: WIDTHS[name] for name in extractor.features}
@@ -161,9 +276,15 @@ def extract_with_cache(extractor: Any, batch: ImageBatch) -> dict[str, np.ndarra
     """The batch's outputs: cached rows where the batch has them, the network for the rest
     (whose rows are then stored in the cache, one entry per image, as soon as computed)."""
     cache = batch.feature_cache
-    if cache is not None and cache.provenance != feature_provenance(extractor):
+    cached = batch.cached
+    if cache is not None and hasattr(cache, "namespace_of"):  # a CacheSet: several backbones
+        cache = cache.namespace_of(feature_provenance(extractor))
+        cached = [None if rows is None or cache is None else rows.get(cache.folder.name)
+                  for rows in batch.cached]
+    elif cache is not None and cache.provenance != feature_provenance(extractor):
         cache = None  # another extractor than the one the cache was opened for
-    cached = batch.cached if cache is not None else [None] * len(batch)
+    if cache is None:
+        cached = [None] * len(batch)
     missing = [i for i, rows in enumerate(cached) if rows is None]
     if any(batch[i] is None for i in missing):
         raise RuntimeError("an image was not decoded but its features are not cached")

@@ -1,4 +1,6 @@
-"""What KID, precision/recall and density/coverage share: pool3 rows of both sides, kept.
+"""What KID, precision/recall, density/coverage and CMMD share: rows of both sides, kept.
+
+(The rows are pool3's on Inception, else the ``features`` backbone's embedding.)
 
 KID's MMD and a k-NN manifold need the feature rows themselves, not their moments:
 these metrics keep every pool3 row (2048 float32 = 8 KiB per image) of the samples and
@@ -72,12 +74,12 @@ class ReferenceRowsMetric(InceptionMetric):
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
             self.state["features"].append(
-                self.kept(self.features(samples)[FEATURES], FEATURES, "samples"))
+                self.kept(self.features(samples)[self.output], self.row_key, "samples"))
 
     def update_reference(self, references: Sequence[Any]) -> None:
         if len(references):
             self.state["ref_features"].append(
-                self.kept(self.features(references)[FEATURES], FEATURES, "references"))
+                self.kept(self.features(references)[self.output], self.row_key, "references"))
 
     def use_reference_stats(self, stats: Any) -> None:
         stats.check_extractor(self.extractor_signature(), self.spec.name)
@@ -91,7 +93,8 @@ class ReferenceRowsMetric(InceptionMetric):
         chunks = self.state[key]
         if len(chunks) == 1:
             return np.asarray(chunks[0])
-        rows = self.stacked(chunks, FEATURES, _SIDES[key], DIM)
+        dim = DIM if self.on_inception else (int(np.shape(chunks[0])[1]) if chunks else 0)
+        rows = self.stacked(chunks, self.row_key, _SIDES[key], dim)
         for metric in list(_LIVE) if chunks else []:
             held = metric.state.get(key)
             if held is not None and len(held) == len(chunks) and \

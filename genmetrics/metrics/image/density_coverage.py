@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from genmetrics.metric import MetricResult, MetricSpec, Option, library_version
-from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._inception import DEVICE_OPTION, FEATURES_OPTION, WEIGHTS_OPTION
 from genmetrics.metrics.image._knn_intervals import KnnReplicatesMixin
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
@@ -57,6 +57,7 @@ class DensityCoverage(KnnReplicatesMixin, ReferenceRowsMetric):
         "features, k-NN balls around references (Naeem et al. 2020); parity: prdc",
         options=(
             Option("k", 5, "neighbour whose distance is each reference ball's radius", int),
+            FEATURES_OPTION,
             DEVICE_OPTION,
             WEIGHTS_OPTION,
         ),

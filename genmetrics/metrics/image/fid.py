@@ -40,8 +40,10 @@ from genmetrics.metrics.image._distribution_math import (
 )
 from genmetrics.metrics.image._inception import (
     DEVICE_OPTION,
+    FEATURES_OPTION,
     WEIGHTS_OPTION,
     InceptionMetric,
+    features_option,
 )
 
 FEATURES = "2048"
@@ -70,7 +72,7 @@ class FID(InceptionMetric):
         description="Fréchet Inception Distance (pool3 features of the FID Inception-v3); "
         "parity: torch-fidelity",
         value_range=(0.0, None),
-        options=(DEVICE_OPTION, WEIGHTS_OPTION),
+        options=(FEATURES_OPTION, DEVICE_OPTION, WEIGHTS_OPTION),
         assets=("inception-fid",),
         reference_set=True,
     )
@@ -97,22 +99,22 @@ class FID(InceptionMetric):
         s = self.state
         s["n"], s["total"], s["outer"] = moments_update(s["n"], s["total"], s["outer"], features)
         if self.keep_rows and len(features):
-            s["rows"].append(self.kept(features, self.extractor_output, "samples"))
+            s["rows"].append(self.kept(features, self.row_key, "samples"))
 
     def add_reference_features(self, features: np.ndarray) -> None:
         s = self.state
         s["ref_n"], s["ref_total"], s["ref_outer"] = moments_update(
             s["ref_n"], s["ref_total"], s["ref_outer"], features)
         if self.keep_rows and len(features):
-            s["ref_rows"].append(self.kept(features, self.extractor_output, "references"))
+            s["ref_rows"].append(self.kept(features, self.row_key, "references"))
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
-            self.add_features(self.features(samples)[self.extractor_output])
+            self.add_features(self.features(samples)[self.output])
 
     def update_reference(self, references: Sequence[Any]) -> None:
         if len(references):
-            self.add_reference_features(self.features(references)[self.extractor_output])
+            self.add_reference_features(self.features(references)[self.output])
 
     def stats_moments(self, stats: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, sigma)`` of reference statistics for this metric's features."""
@@ -166,7 +168,7 @@ class FID(InceptionMetric):
         """The kept rows of one side as one array (mapped when kept in a row store),
         which then replaces the chunks in the state."""
         dim = int(np.shape(self.state["total"])[0])
-        rows = self.stacked(self.state[key], self.extractor_output, side, dim)
+        rows = self.stacked(self.state[key], self.row_key, side, dim)
         if rows.shape[0] != count:
             raise MetricError(f"{self.spec.name} kept {rows.shape[0]} {side} rows for "
                               f"{count} {side}: rows were not kept from the start")
@@ -231,3 +233,45 @@ class FID(InceptionMetric):
 
         device = resolve_device(str(self.options["device"]))
         return device if str(device).startswith("cuda") else None
+
+
+class FDDinov2(FID):
+    """Fréchet distance on DINOv2 ViT-L/14 features (dgm-eval, EDM2): ``fd_dinov2``, a
+    result beside ``fid`` in one scorecard. FID's arithmetic and state; only the default
+    backbone differs (``--set fd_dinov2.features=dinov2-vitb14`` picks another size).
+    Left out of a default run, listed unavailable with the fetch command, when the model
+    is not on this machine."""
+
+    display_name = "FD-DINOv2"
+    spec = MetricSpec(
+        name="fd_dinov2",
+        modality="image",
+        kind="distribution",
+        higher_is_better=False,
+        unit="-",
+        description="Fréchet distance on DINOv2 ViT-L/14 embeddings (dgm-eval preprocessing; "
+        "Stein et al. 2023, EDM2)",
+        value_range=(0.0, None),
+        options=(features_option("dinov2-vitl14"), DEVICE_OPTION, WEIGHTS_OPTION),
+        reference_set=True,
+    )
+
+
+class ClipFID(FID):
+    """clean-fid's CLIP-FID: the Fréchet distance on CLIP ViT-B/32 image embeddings
+    (``clip_fid``); run only when named."""
+
+    display_name = "CLIP-FID"
+    spec = MetricSpec(
+        name="clip_fid",
+        modality="image",
+        kind="distribution",
+        higher_is_better=False,
+        unit="-",
+        description="Fréchet distance on CLIP ViT-B/32 image embeddings (clean-fid's "
+        "CLIP-FID preprocessing; Kynkäänniemi et al. 2023)",
+        value_range=(0.0, None),
+        options=(features_option("clip-vitb32"), DEVICE_OPTION, WEIGHTS_OPTION),
+        reference_set=True,
+        default=False,
+    )

@@ -36,7 +36,7 @@ from typing import Any
 from genmetrics.errors import UsageError
 from genmetrics.metric import MetricResult, MetricSpec, Option
 from genmetrics.metrics.image import _distribution_math as dm
-from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._inception import DEVICE_OPTION, FEATURES_OPTION, WEIGHTS_OPTION
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
 #: how the interval is made (for the signature): bootstrap replicates of the full-set
@@ -63,6 +63,7 @@ class KID(ReferenceRowsMetric):
             Option("degree", dm.KID_DEGREE, "polynomial kernel degree", int),
             Option("coef0", float(dm.KID_COEF0), "polynomial kernel constant", float),
             Option("seed", dm.KID_SEED, "seed of the subset draws (torch-fidelity's)", int),
+            FEATURES_OPTION,
             DEVICE_OPTION,
             WEIGHTS_OPTION,
         ),

@@ -35,7 +35,7 @@ from typing import Any
 
 from genmetrics.errors import UsageError
 from genmetrics.metric import MetricResult, MetricSpec, Option
-from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION
+from genmetrics.metrics.image._inception import DEVICE_OPTION, FEATURES_OPTION, WEIGHTS_OPTION
 from genmetrics.metrics.image._knn_intervals import KnnReplicatesMixin
 from genmetrics.metrics.image._rows_metric import ReferenceRowsMetric
 
@@ -60,6 +60,7 @@ class PrecisionRecall(KnnReplicatesMixin, ReferenceRowsMetric):
             Option("k", 3, "neighbour whose distance is each ball's radius", int),
             Option("mode", "adm", "adm: ADM's float16 distances and <= (its published "
                    "numbers); exact: float64 distances"),
+            FEATURES_OPTION,
             DEVICE_OPTION,
             WEIGHTS_OPTION,
         ),

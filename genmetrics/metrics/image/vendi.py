@@ -40,8 +40,12 @@ import numpy as np
 
 from genmetrics.errors import MetricError
 from genmetrics.metric import MetricResult, MetricSpec
-from genmetrics.metrics.image._inception import DEVICE_OPTION, WEIGHTS_OPTION, InceptionMetric
-from genmetrics.metrics.image._rows_metric import DIM, FEATURES
+from genmetrics.metrics.image._inception import (
+    DEVICE_OPTION,
+    FEATURES_OPTION,
+    WEIGHTS_OPTION,
+    InceptionMetric,
+)
 
 
 class Vendi(InceptionMetric):
@@ -56,7 +60,7 @@ class Vendi(InceptionMetric):
         description="Vendi score: effective number of distinct samples (cosine kernel on "
         "pool3 features, Friedman & Dieng 2023); parity: vendi-score",
         value_range=(1.0, None),
-        options=(DEVICE_OPTION, WEIGHTS_OPTION),
+        options=(FEATURES_OPTION, DEVICE_OPTION, WEIGHTS_OPTION),
         assets=("inception-fid",),
     )
     #: ``rows``: the feature rows, kept only after :meth:`~InceptionMetric.prepare_bootstrap`
@@ -69,7 +73,7 @@ class Vendi(InceptionMetric):
 
     def update(self, samples: Sequence[Any], references: Any = None) -> None:
         if len(samples):
-            self.add_features(self.features(samples)[FEATURES])
+            self.add_features(self.features(samples)[self.output])
 
     def add_features(self, rows: np.ndarray) -> None:
         """Fold ``N x d`` feature rows into the state."""
@@ -78,7 +82,7 @@ class Vendi(InceptionMetric):
         self.state["gram"] = self.state["gram"] + cosine_gram(rows, self.options["device"])
         self.state["count"] += len(rows)
         if self.keep_rows and len(rows):
-            self.state["rows"].append(self.kept(rows, FEATURES, "samples"))
+            self.state["rows"].append(self.kept(rows, self.row_key, "samples"))
 
     def compute_value(self) -> float:
         from genmetrics.metrics.image._knn import vendi_from_gram
@@ -112,7 +116,8 @@ class Vendi(InceptionMetric):
 
         n = int(self.state["count"])
         self.require_samples(n)
-        rows = self.stacked(self.state["rows"], FEATURES, "samples", DIM)
+        rows = self.stacked(self.state["rows"], self.row_key, "samples",
+                           int(np.shape(self.state["gram"])[0]))
         if rows.shape[0] != n:
             raise MetricError(f"vendi kept {rows.shape[0]} rows for {n} samples: rows were "
                               "not kept from the start")

@@ -34,6 +34,7 @@ class SacrebleuMetric(Metric):
     """A metric whose statistics and scores come from a sacrebleu metric object."""
 
     state_reductions = {"stats": "cat", "nrefs": "cat"}
+    sample_fields = ("stats", "nrefs")  # one row per sample: slices restrict them
     state_dtypes = {"stats": "int32", "nrefs": "int32"}
 
     def corpus_scorer(self) -> Any:

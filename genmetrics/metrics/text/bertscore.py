@@ -119,6 +119,7 @@ class BERTScore(Metric):
     # per sample: (candidate token ids, [(best cosines of the candidate tokens,
     # reference token ids, best cosines of the reference tokens) per reference])
     state_reductions = {"pairs": "cat"}
+    sample_fields = ("pairs",)  # slices: the similarities, not the model, again
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

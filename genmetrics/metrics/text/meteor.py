@@ -404,6 +404,7 @@ class METEOR(Metric):
         assets=("wordnet",),
     )
     state_reductions = {"scores": "cat", "nrefs": "cat"}
+    sample_fields = ("scores", "nrefs")
     state_dtypes = {"scores": "float64", "nrefs": "int32"}
 
     def __init__(self, **options: Any) -> None:

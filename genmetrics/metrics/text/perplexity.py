@@ -135,6 +135,7 @@ class Perplexity(Metric):
     )
     # per sample: the summed negative log-likelihood (nats) and the number of tokens
     state_reductions = {"nll": "cat", "tokens": "cat"}
+    sample_fields = ("nll", "tokens")  # slices: the language model runs once per sample
     state_dtypes = {"nll": "float64", "tokens": "int64"}
 
     def __init__(self, **options: Any) -> None:

@@ -59,6 +59,7 @@ class ROUGE(Metric):
     )
     # per sample: for each type, (precision, recall, fmeasure): rows of types x 3 float64
     state_reductions = {"scores": "cat"}
+    sample_fields = ("scores",)
     state_dtypes = {"scores": "float64"}
 
     def __init__(self, **options: Any) -> None:

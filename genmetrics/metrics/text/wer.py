@@ -58,6 +58,7 @@ class ErrorRateMetric(Metric):
     #: ``words`` or ``characters`` (:data:`.error_rate.TOKENIZERS`)
     unit_tokens: ClassVar[str] = "words"
     state_reductions = {"counts": "cat", "reasons": "cat"}
+    sample_fields, reason_fields = ("counts",), ("reasons",)  # slices: no second ASR pass
     state_dtypes = {"counts": "int32"}
 
     def tokens(self, text: str) -> list[str]:
@@ -80,6 +81,9 @@ class ErrorRateMetric(Metric):
     def signature_extra(self) -> dict[str, Any]:
         """Signature entries besides the options (the audio metrics: the recogniser)."""
         return {"tokens": self.unit_tokens}
+
+    def failed_masks(self) -> dict[str, Any]:
+        return {"reasons": self._counts()[:, 3] < 0}  # recorded as Failed
 
     def _counts(self) -> Any:
         import numpy as np
