@@ -357,7 +357,8 @@ def score(
         "--prompts", metavar="FILE.jsonl",
         help='Images or audio made from prompts: one {"id", "prompt"} per line, ids = '
         "sample names without the extension (for a .npz/.npy input, or by line without "
-        "ids); default: a .txt beside each file; for clipscore and clap_score.")] = None,
+        "ids); images default to a .txt beside each file (for audio a .txt beside a clip is "
+        "its transcript, not its prompt); for clipscore and clap_score.")] = None,
     metadata: Annotated[Path | None, typer.Option(
         "--metadata", metavar="FILE.jsonl",
         help='One {"id", ...} per line (ids = sample names without the extension): fields '

@@ -78,6 +78,11 @@ class Evaluator:
     ``options``: per-metric options as in :func:`genmetrics.score`; ``device`` is where
     every model whose own ``device`` option is ``auto`` runs (:mod:`genmetrics.devices`),
     ``inception_weights`` is set on every Inception-based metric;
+    ``backbones``: this Evaluator's own feature backbones, name -> a
+    :class:`~genmetrics.features.backbones.Backbone` or a ``(torch.nn.Module,
+    Preprocessing)`` pair, which its metrics use by name (``options={"fid": {"features":
+    "mine"}}``); a module's weights digest is taken again at each pass (init,
+    :meth:`reset`), so a module trained in between gets another signature;
     ``reference_stats`` (name or ``.npz``) is the FID/KID reference distribution.
     ``bootstrap=N`` (with ``seed``) gives 95% intervals as ``genmetrics score
     --bootstrap N`` does; distribution metrics then keep their feature rows in
@@ -105,7 +110,7 @@ class Evaluator:
                  options: dict[str, dict[str, Any]] | None = None,
                  inception_weights: str | None = None, per_sample: bool = False,
                  bootstrap: int = 0, seed: int = DEFAULT_SEED, sync: Sync = "auto",
-                 group_by: str | None = None) -> None:
+                 group_by: str | None = None, backbones: dict[str, Any] | None = None) -> None:
         from genmetrics.inputs import Inputs
         from genmetrics.runner import _check_arguments, build_metrics, start_row_store
 
@@ -139,8 +144,13 @@ class Evaluator:
         #: model: each model whose own ``device`` option is ``auto`` runs there
         self.device = device
         self.unavailable: dict[str, str] = {}
-        self._metrics = build_metrics(list(metrics), modality, options, True,
-                                      have_reference_set=True, unavailable=self.unavailable)
+        #: this Evaluator's own backbones (name -> Backbone), found by name by its metrics
+        #: only (``options={"fid": {"features": "mine"}}``)
+        self.backbones = self._own_backbones(backbones or {})
+        with self._models():  # backbones load on the run's device, as the ones above
+            self._metrics = build_metrics(list(metrics), modality, options, True,
+                                          have_reference_set=True,
+                                          unavailable=self.unavailable)
         self.reference_stats = None
         if self.inputs.reference_stats is not None:
             from genmetrics.reference_stats import load_stats
@@ -157,10 +167,35 @@ class Evaluator:
         self._slices: Any = None  # with group_by: a genmetrics.slices.Slices per pass
         self._new_pass()
 
+    def _own_backbones(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``backbones=``: a Backbone, or a ``(module, Preprocessing)`` pair, per name."""
+        from genmetrics.features.backbones import as_backbone
+
+        if "inception" in given:
+            raise UsageError("backbones: 'inception' is the built-in FID network; give "
+                             "yours another name")
+        with using_device(self.device):
+            return {str(name): as_backbone(str(name), value) for name, value in given.items()}
+
+    def _models(self) -> Any:
+        """The context every model is built in: the run's device and this Evaluator's own
+        backbones (:func:`genmetrics.features.backbones.using_backbones`)."""
+        from contextlib import ExitStack
+
+        from genmetrics.features.backbones import using_backbones
+
+        stack = ExitStack()
+        stack.enter_context(using_device(self.device))
+        stack.enter_context(using_backbones(self.backbones))
+        return stack
+
     # -- state ---------------------------------------------------------------------
     def _new_pass(self) -> None:
+        from genmetrics.features.backbones import refresh_backbones
         from genmetrics.runner import _Pass
 
+        with self._models():  # a user's module: the digest of its weights as they are now
+            refresh_backbones()
         self._run = _Pass()  # fresh digests, whose item hashes checkpoints save
         self._run.row_store = self._row_store
         if self.reference_stats is not None:  # an ADM batch: its rows are arr_0's images
@@ -186,9 +221,10 @@ class Evaluator:
             return None
 
         def build(names: list[str]) -> dict[str, Any]:
-            return build_metrics(names, self.modality, {k: v for k, v in self._options.items()
-                                                        if k in names}, True,
-                                 have_reference_set=True)
+            with self._models():  # on the run's device, with this Evaluator's backbones
+                return build_metrics(names, self.modality,
+                                     {k: v for k, v in self._options.items() if k in names},
+                                     True, have_reference_set=True)
 
         slices = Slices(self.inputs.group_by, {}, None, self._metrics, build)
         if self.reference_stats is not None:

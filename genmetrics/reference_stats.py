@@ -591,7 +591,10 @@ def build_stats(
     fid = FID(device=device, weights=weights, features=features)
     fid.preflight()
     spatial_too = fid.on_inception  # sFID's spatial statistics: Inception only
-    cache = fid.open_feature_cache() if feature_cache else None
+    from genmetrics.features.backbones import cacheable, refresh_backbones
+
+    refresh_backbones()  # a user's module: the digest of its weights as they are now
+    cache = fid.open_feature_cache() if feature_cache and cacheable(fid.extractor) else None
     if cache is not None:  # cached images are not even decoded: only Inception reads them
         images.feature_cache, images.pixels_needed = cache, False
     advance = progress(len(images)) if progress else None

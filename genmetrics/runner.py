@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -199,8 +200,8 @@ NEEDS_HELP = {
                   'texts.jsonl (one {"id": ..., "text": ...} per line)',
     "speaker_reference": "pass --speaker-reference prompt.wav (one file for all clips) or "
                          "a folder of recordings paired with the clips by name",
-    "prompt": "put a .txt of the same name beside each image or clip or pass --prompts "
-              'prompts.jsonl (one {"id": ..., "prompt": ...} per line)',
+    "prompt": 'pass --prompts prompts.jsonl (one {"id": ..., "prompt": ...} per line) or, '
+              "for images, put a .txt of the same name beside each image",
 }
 
 
@@ -545,11 +546,9 @@ def _feed(source: Any, active: dict[str, Metric], batch_size: int,
             except Exception as exc:  # one metric failing must not lose the others
                 run.errors[name] = _describe(exc)
                 del active[name]
-        if run.slices is not None:  # the same decoded batch, the same memoised features
-            if reference_pass:
-                run.slices.feed_reference(batch_samples)
-            else:
-                run.slices.feed([p.id for p in pairs], batch_samples, batch_references, active)
+        if run.slices is not None and not reference_pass:  # the same decoded batch, the
+            # same memoised features (the slices share the reference state at the end)
+            run.slices.feed([p.id for p in pairs], batch_samples, batch_references, active)
         model_s = getattr(batch_samples, "shared_s", 0.0)
         run.model_s += model_s
         run.metric_s += time.perf_counter() - t0 - model_s
@@ -890,6 +889,7 @@ def score(
     active = build_metrics(names, modality, options, have_refs, have_reference_set=have_set,
                            pairing_problem=problem, explicit=bool(metrics),
                            unavailable=unavailable, provides=provides)
+    _refresh_backbones()  # a user's module: the digest of its weights as they are now
     if stats is not None:
         _use_reference_stats(active, stats, explicit=bool(metrics), unavailable=unavailable)
     row_store = start_row_store(active, bootstrap)
@@ -909,6 +909,8 @@ def score(
         run.diagnostics = collector(modality)
     if hasattr(source, "feature_cache"):
         _plan_image_reads(source, active, run, feature_cache)
+    if hasattr(source, "preprocessings"):
+        _plan_preprocessing(source, active)
     if hasattr(source, "warnings"):
         run.warnings.extend(source.warnings())
     if several:  # one of several processes (torchrun): score a shard; its digests'
@@ -1003,21 +1005,67 @@ def _plan_image_reads(source: Any, active: dict[str, Metric], run: _Pass,
             "slightly from Pillow's, so the feature cache keeps them apart")})
     if not use_cache:
         return
+    from genmetrics.features.backbones import cacheable
     from genmetrics.features.cache import PILLOW_DECODER, CacheSet
 
     decoder = "torchvision-cuda" if source.jpeg_device else PILLOW_DECODER
     namespaces: dict[str, Any] = {}  # one per backbone provenance (Inception, DINOv2, ...)
+    uncached = []  # a backbone with no weights digest: nothing tells its weights apart
     for metric in cached:
+        if not cacheable(metric.extractor):  # type: ignore[attr-defined]
+            uncached.append(metric)
+            continue
         key = json.dumps(metric.feature_provenance(), sort_keys=True)  # type: ignore[attr-defined]
         if key not in namespaces:
             namespaces[key] = metric.open_feature_cache(decoder)  # type: ignore[attr-defined]
+    for name in sorted({m.backbone for m in uncached}):  # type: ignore[attr-defined]
+        run.warnings.append({"path": str(source.root), "message": (
+            f"backbone {name} has no weights digest (its signature's w is empty), so its "
+            "features are not cached: set weights_digest on it to cache them")})
     opened = list(namespaces.values())
-    run.feature_cache = source.feature_cache = opened[0] if len(opened) == 1 else \
-        CacheSet(opened)
-    source.pixels_needed = run.diagnostics is not None or any(
+    if opened:
+        run.feature_cache = source.feature_cache = opened[0] if len(opened) == 1 else \
+            CacheSet(opened)
+    source.pixels_needed = run.diagnostics is not None or bool(uncached) or any(
         not m.uses_feature_cache for m in active.values())
     source.reference_pixels_needed = any(
-        not m.uses_feature_cache for m in active.values() if m.spec.reference_set)
+        m in uncached or not m.uses_feature_cache for m in active.values()
+        if m.spec.reference_set)
+
+
+def _plan_preprocessing(source: Any, active: dict[str, Metric]) -> None:
+    """Have the decode workers preprocess each image for the run's backbones (Inception
+    aside), once per preprocessing signature: samples for every metric's backbones,
+    references for those of the metrics that read the reference set."""
+    from genmetrics.errors import GenmetricsError
+    from genmetrics.features.backbones import preprocessing_key
+
+    def wanted(metrics: list[Metric]) -> list[Any]:
+        found: dict[str, Any] = {}
+        for metric in metrics:
+            hook = getattr(metric, "image_backbones", None)
+            try:
+                backbones = hook() if hook is not None else []
+            except (GenmetricsError, ImportError):  # reported by the metric's own pass
+                continue
+            for backbone in backbones:
+                key = preprocessing_key(backbone)
+                if key is not None:
+                    found.setdefault(key, backbone.worker_preprocessing())
+        return list(found.values())
+
+    source.preprocessings = wanted(list(active.values()))
+    source.reference_preprocessings = wanted(
+        [m for m in active.values() if m.spec.reference_set])
+
+
+def _refresh_backbones() -> None:
+    """Each backbone's weights digest as its weights are now (a user's module may have
+    changed in place since the last run), before any feature-cache namespace opens."""
+    if "genmetrics.features.backbones" in sys.modules:  # else no backbone is loaded
+        from genmetrics.features.backbones import refresh_backbones
+
+        refresh_backbones()
 
 
 def _gpu_jpeg_device(source: Any, active: dict[str, Metric]) -> str | None:

@@ -4,13 +4,15 @@ overall value.
 The field is read from a JSON Lines file of ``{"id", FIELD, ...}`` (``--metadata``, or
 the ``--prompts`` file); ids are the samples' (file names without the extension); the
 Evaluator takes ``groups=`` with each batch instead. A metric that keeps per-sample
-statistics (BLEU, WER, DNSMOS, BERTScore, SSIM, ...) is scored per slice from the overall
-instance's statistics of that slice's samples: its per-sample work (ASR, a model) runs
-once per sample. A distribution metric gets its own instance per slice, fed from the
-same decoded batch as the overall one: an image batch's slice is a view whose shared
-features come from the whole batch's memo (no second forward pass, no second read of
-the files). A distribution metric too small in a slice (FID on one image) is ``null``
-there, with the metric's reason.
+statistics (BLEU, WER, DNSMOS, BERTScore, SSIM, CLIPScore, CLAP score, ...) is scored
+per slice from the overall instance's statistics of that slice's samples: its per-sample
+work (ASR, a model, a text or audio tower) runs once per sample. A distribution metric
+gets its own instance per slice, fed from the same decoded batch as the overall one: an
+image batch's slice is a view whose shared features come from the whole batch's memo (no
+second forward pass, no second read of the files); its reference side is the overall
+instance's reference state, shared when the slices are computed (the reference pass
+runs once). A metric too small in a slice (FID on one image) is ``null`` there, with the
+metric's reason: its own minimum, as in a run over the slice's samples alone.
 
     >>> import json, tempfile, pathlib
     >>> meta = pathlib.Path(tempfile.mkdtemp()) / "meta.jsonl"
@@ -120,7 +122,8 @@ class Slices:
     instance's rows of that slice's samples, so its per-sample work (a recogniser, a
     model) runs once per sample. The others (distribution metrics) get an instance per
     slice, fed that slice's items of each batch (an image batch's view shares the whole
-    batch's memoised features). ``labels`` may grow as batches come
+    batch's memoised features) and, at :meth:`compute`, the overall instances' reference
+    state (:meth:`share_reference`). ``labels`` may grow as batches come
     (:meth:`add_labels`, the Evaluator's ``groups=``).
     """
 
@@ -199,12 +202,6 @@ class Slices:
                 self._update(value, wanted, lambda m, p=part, r=refs: m.update(p, r))
         self.total += len(ids)
 
-    def feed_reference(self, batch: Any) -> None:
-        """The reference distribution is the same for every slice (the whole batch)."""
-        for value, metrics in self.groups.items():
-            wanting = [n for n, m in metrics.items() if m.spec.reference_set]
-            self._update(value, wanting, lambda m: m.update_reference(batch))
-
     def use_reference_stats(self, stats: Any) -> None:
         """Compare every slice with reference statistics (slices made later too)."""
         self.stats = stats
@@ -215,8 +212,9 @@ class Slices:
 
     def share_reference(self, metrics: dict[str, Any]) -> None:
         """Give each slice's instances the reference distribution the run's ``metrics``
-        were fed (their ``reference_state``): the Evaluator's ``update_reference``
-        batches, which may precede a slice's first sample."""
+        were fed (their ``reference_state``, the same objects: not copied, and never fed
+        to a slice itself), so the reference pass runs once whatever the slices:
+        :meth:`compute` calls it."""
         for group in self.groups.values():
             for name, metric in group.items():
                 overall = metrics.get(name)
@@ -249,6 +247,7 @@ class Slices:
         from genmetrics.runner import _name_failed
 
         metrics = self.active if metrics is None else metrics
+        self.share_reference(metrics)
         groups: dict[str, Any] = {}
         for value in self.groups:
             n = len(self.ids[value])

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.cmmd_reference import google_research_mmd
 from tests.photos import blur, save_png, tiles
-from tests.test_cmmd import google_research_mmd
 
 N = 40  # images a side: above the tiny DINOv2's 32 dimensions (full-rank covariances)
 
@@ -274,3 +274,148 @@ def test_kid_knn_and_vendi_over_dinov2_share_its_forward(folders, counted):
     eig = eig[eig > 0]
     assert card.metrics["vendi"].value == pytest.approx(np.exp(-(eig * np.log(eig)).sum()),
                                                         rel=1e-6)
+
+
+# -- the issue's "Done when", through the CLI ------------------------------------------------
+FETCH = {"fd_dinov2": "dinov2-vitl14", "cmmd": "clip-vitl14-336", "clipscore": "clip-vitl14"}
+
+
+def _cli(*args):
+    """``genmetrics ARGS`` in this process (the counts of the ``counted`` fixture hold)."""
+    from typer.testing import CliRunner
+
+    from genmetrics.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _t2i_samples(folders, root):
+    """The samples with each one's prompt in a ``.txt`` beside it: ``(folder, {id: prompt})``."""
+    import shutil
+
+    samples = root / "t2i"
+    samples.mkdir()
+    prompts = {}
+    for i, png in enumerate(sorted(folders["samples"].glob("*.png"))):
+        shutil.copy(png, samples / png.name)
+        prompts[png.stem] = f"a photo number {i} of {png.stem.replace('_', ' ')}"
+        (samples / f"{png.stem}.txt").write_text(prompts[png.stem], encoding="utf-8")
+    return samples, prompts
+
+
+def test_t2i_clipscore_cmmd_fd_over_one_clip_in_one_cli_run(folders, counted, tmp_path):
+    """A text-to-image folder with prompts (.txt beside each image), scored with a local
+    CLIP folder: CLIPScore equals the definition computed directly with transformers'
+    CLIPModel, CMMD and FD over that CLIP equal their formulas on the same CLIPModel
+    rows, in one run: each image decoded once, the CLIP run once per image."""
+    import json
+
+    from genmetrics.metrics.image._mmd import l2_normalised
+    from tests.test_clipscore import direct_scores, read_png
+    from tests.tiny_models import tiny_clip
+
+    clip = tiny_clip(tmp_path / "clip", seed=1)
+    samples, prompts = _t2i_samples(folders, tmp_path)
+    out = tmp_path / "card.json"
+    weights = [x for m in ("clipscore", "cmmd", "clip_fid")
+               for x in ("--set", f"{m}.weights={clip}")]
+    done = _cli("score", samples, "-r", folders["refs"], "--metrics", "clipscore,cmmd,clip_fid",
+                "--set", "cmmd.features=clip-vitl14", "--set", "clip_fid.features=clip-vitl14",
+                *weights, "--device", "cpu", "--workers", "0", "--no-feature-cache",
+                "-o", out, "--quiet")
+    assert done.exit_code == 0, done.output
+    card = json.loads(out.read_text())
+    assert not card.get("errors") and {"clipscore", "cmmd", "clip_fid"} <= set(card["metrics"])
+    assert counted["decoded"] == 2 * N  # one decode per sample and reference
+    assert counted["clip"] == 2 * N  # one CLIP forward per image, shared by the three
+    assert counted["inception"] == counted["dinov2"] == 0
+
+    keys = sorted(prompts)
+    images = [read_png(samples / f"{k}.png") for k in keys]
+    expected = direct_scores(clip, images, [prompts[k] for k in keys])
+    clipscore = card["metrics"]["clipscore"]
+    assert clipscore["n"] == N
+    assert clipscore["value"] == pytest.approx(max(expected.mean(), 0.0), abs=2e-4)
+
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    model, processor = CLIPModel.from_pretrained(clip).eval(), CLIPProcessor.from_pretrained(clip)
+
+    def rows(folder):
+        tensors = [torch.from_numpy(read_png(p)).permute(2, 0, 1).contiguous()
+                   for p in sorted(folder.glob("*.png"))]
+        with torch.inference_mode():
+            pixels = processor(images=tensors, return_tensors="pt")["pixel_values"]
+            return model.get_image_features(pixel_values=pixels).pooler_output.numpy()
+
+    x, y = rows(samples), rows(folders["refs"])
+    assert card["metrics"]["clip_fid"]["value"] == pytest.approx(_frechet(x, y), rel=1e-4)
+    assert card["metrics"]["cmmd"]["value"] == pytest.approx(
+        google_research_mmd(l2_normalised(y), l2_normalised(x)), rel=1e-4)
+    sigs = {name: card["metrics"][name]["signature"] for name in ("clipscore", "cmmd",
+                                                                   "clip_fid")}
+    assert {s["backbone"] for s in sigs.values()} == {"clip-vitl14"}
+    assert len({s["w"] for s in sigs.values()}) == 1
+    # the text tower's truncation policy is CLIPScore's, not the image features'
+    assert sigs["clipscore"]["text"] == "truncate-77"
+    assert "text" not in sigs["cmmd"] and "text" not in sigs["clip_fid"]
+
+
+def test_local_dinov2_folder_puts_fd_dinov2_beside_fid_cli(folders, random_weights,
+                                                           monkeypatch, tmp_path):
+    """A default run with a local DINOv2 folder ($GENMETRICS_DINOV2_VITL14_WEIGHTS):
+    ``fd_dinov2`` is in the scorecard beside ``fid``, each naming its backbone."""
+    import json
+
+    from genmetrics.features.backbones import weights_env
+
+    monkeypatch.setenv(weights_env("dinov2-vitl14"), str(folders["dino"]))
+    out = tmp_path / "card.json"
+    done = _cli("score", folders["samples"], "-r", folders["refs"], "--inception-weights",
+                random_weights(), "--device", "cpu", "--workers", "0", "--no-feature-cache",
+                "-o", out, "--quiet")
+    assert done.exit_code == 0, done.output
+    metrics = json.loads(out.read_text())["metrics"]
+    assert {"fid", "fd_dinov2"} <= set(metrics)
+    assert metrics["fd_dinov2"]["signature"]["backbone"] == "dinov2-vitl14"
+    assert "backbone" not in metrics["fid"]["signature"]  # Inception's, unchanged
+    assert metrics["fd_dinov2"]["value"] != pytest.approx(metrics["fid"]["value"])
+
+
+def test_offline_default_run_without_backbones_cli(folders, random_weights, tmp_path):
+    """Offline, no backbone anywhere (empty asset, Hugging Face and torch-hub caches, no
+    $GENMETRICS_*_WEIGHTS): the default reference run exits 0 and its scorecard names each
+    unavailable metric with the command that fetches its model; asked for by name, exit 2
+    with the same line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, assert_one_line_error
+
+    samples, _ = _t2i_samples(folders, tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("GENMETRICS_") and k.endswith("_WEIGHTS"))}
+    env.update(GENMETRICS_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"),
+               HF_HUB_CACHE=str(tmp_path / "hf" / "hub"), TORCH_HOME=str(tmp_path / "torch"),
+               HF_HUB_OFFLINE="1", GENMETRICS_OFFLINE="1", COLUMNS="200")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "genmetrics", "score", str(samples), "-r",
+                               str(folders["refs"]), "--device", "cpu", "--no-feature-cache",
+                               *args], capture_output=True, text=True, env=env, cwd=REPO,
+                              timeout=600)
+
+    out = tmp_path / "card.json"
+    done = run("--inception-weights", str(random_weights()), "-o", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    card = json.loads(out.read_text())
+    assert "fid" in card["metrics"]
+    for name, backbone in FETCH.items():  # clipscore: the prompts are there
+        assert name not in card["metrics"]
+        assert card["unavailable"][name].endswith(f"genmetrics assets fetch {backbone}")
+    done = run("--metrics", "fd_dinov2", "-o", str(out))
+    assert_one_line_error(done, "fd_dinov2 is unavailable")
+    assert done.stderr.strip().endswith("genmetrics assets fetch dinov2-vitl14")

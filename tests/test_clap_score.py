@@ -146,25 +146,41 @@ def test_clap_score_equals_clap_model_computed_directly(clip_folder, clap_folder
                                                                    abs=1e-4)
 
 
-def test_prompts_beside_clips_and_bad_prompts(clip_folder, clap_folder, tmp_path):
-    import shutil
-
-    src, clips = clip_folder
-    root = tmp_path / "clips"
-    shutil.copytree(src, root)
-    (root / "0.txt").write_text(PROMPTS[0])
-    (root / "1.txt").write_text(PROMPTS[1])
-    (root / "2.txt").write_text("  ")
-    (root / "3.txt").write_text(PROMPTS[3])
-    # 4 has none
-    card = score_clap(root, clap_folder)
+def test_bad_prompts_are_named_and_the_rest_scored(clip_folder, clap_folder, tmp_path):
+    root, clips = clip_folder
+    jsonl = tmp_path / "prompts.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": k, "prompt": p}) + "\n" for k, p in (
+        ("0", PROMPTS[0]), ("1", PROMPTS[1]), ("2", "  "), ("3", PROMPTS[3]))))  # 4: none
+    card = score_clap(root, clap_folder, prompts=jsonl)
     result = card.metrics["clap_score"]
     reasons = {f["id"]: f["reason"] for f in result.components["failed"]}
-    assert reasons == {"2": "empty prompt", "4": "no prompt: no 4.txt beside the clip"}
+    assert reasons["2"] == "empty prompt"
+    assert reasons["4"].startswith("no prompt: no id '4' in ") and set(reasons) == {"2", "4"}
     expected = direct_scores(clap_folder, [clips[k] for k in ("0", "1", "3")],
                              [PROMPTS[0], PROMPTS[1], PROMPTS[3]])
     assert [v for v in result.per_sample if v is not None] == pytest.approx(expected, abs=2e-4)
     assert any("2 sample(s) have no usable prompt" in w["message"] for w in card.warnings)
+
+
+def test_txt_beside_clips_are_transcripts_not_prompts(clip_folder, tmp_path):
+    """A text-to-speech folder (a .txt transcript beside each clip): its default run has
+    no clap_score, neither scored nor listed as unavailable; prompts come from --prompts."""
+    import shutil
+
+    from genmetrics.io.audio import open_audio
+    from genmetrics.runner import score
+
+    src, _ = clip_folder
+    root = tmp_path / "tts"
+    shutil.copytree(src, root)
+    for k in range(5):
+        (root / f"{k}.txt").write_text(PROMPTS[k])
+    assert open_audio(root).provides == {"transcript"}
+    assert all(p.sample.prompt is None and p.sample.text == PROMPTS[int(p.id)]
+               for p in open_audio(root))
+    card = score(root)
+    assert "clap_score" not in card.metrics and "clap_score" not in card.unavailable
+    assert "wer" in card.metrics or "wer" in card.unavailable  # the .txt: transcripts
 
 
 def test_evaluator_audio_prompts(clip_folder, clap_folder):
@@ -188,3 +204,46 @@ def test_clap_unavailable_offline_names_the_fetch_command():
     assert "clap_score" in default_metrics("audio", False, provides=frozenset({"prompt"}))
     reason = get_metric("clap_score")(device="cpu").default_unavailable()
     assert reason is not None and reason.endswith("genmetrics assets fetch clap")
+
+
+def test_slices_run_the_audio_tower_once_per_clip(clip_folder, clap_folder, tmp_path,
+                                                  monkeypatch):
+    """A CLAP slice comes from the overall run's per-clip rows: every clip through the
+    audio tower once (the 12 s one cut once, counted in its own slice only)."""
+    from genmetrics.features.clap import ClapBackbone
+
+    root, clips = clip_folder
+    jsonl = tmp_path / "prompts.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": k, "prompt": PROMPTS[int(k)],
+                                         "kind": "long" if k == "2" else "short"}) + "\n"
+                             for k in sorted(clips)))
+    seen: list[int] = []
+    real = ClapBackbone.embed_audio
+    monkeypatch.setattr(ClapBackbone, "embed_audio",
+                        lambda self, c: (seen.append(len(c)), real(self, c))[1])
+    card = score_clap(root, clap_folder, prompts=jsonl, group_by="kind", batch_size=2)
+    assert sum(seen) == len(clips)
+    overall = dict(zip(sorted(clips), card.metrics["clap_score"].per_sample, strict=True))
+    groups = card.slices["groups"]
+    short = groups["short"]["metrics"]["clap_score"]
+    assert groups["short"]["n"] == 4 and short.value == pytest.approx(
+        max(np.mean([v for k, v in overall.items() if k != "2"]), 0), abs=1e-9)
+    assert groups["long"]["metrics"]["clap_score"].value == pytest.approx(max(overall["2"], 0))
+
+
+def test_cut_and_truncation_are_kept_per_clip(clip_folder, clap_folder):
+    """A batch where one clip of two is cut and one prompt of two truncated: the flags
+    belong to those clips, so a subset (a slice) counts its own."""
+    from genmetrics.io.audio import AudioClip
+    from genmetrics.registry import get_metric
+
+    _, clips = clip_folder
+    metric = get_metric("clap_score")(device="cpu", weights=str(clap_folder))
+    batch = [AudioClip(k, *clips[k], prompt=p) for k, p in (
+        ("2", PROMPTS[2]), ("3", "a long prompt " + "with many words " * 200))]
+    metric.update(batch)
+    assert metric.count("cut") == 1 and metric.count("truncated") == 1
+    first, second = metric.restricted([0], 2), metric.restricted([1], 2)
+    assert (first.count("cut"), first.count("truncated")) == (1, 0)
+    assert (second.count("cut"), second.count("truncated")) == (0, 1)
+    assert second.compute()["clap_score"].components["truncated_prompts"] == 1

@@ -302,3 +302,50 @@ def test_default_run_without_clip_names_it_unavailable(photo_folder, tmp_path, r
     metric = get_metric("clipscore")(device="cpu")
     reason = metric.default_unavailable()
     assert reason is not None and reason.endswith("genmetrics assets fetch clip-vitl14")
+
+
+def test_slices_encode_each_prompt_once_and_equal_a_run_alone(photo_folder, clip_folder,
+                                                              tmp_path, monkeypatch, run_cli):
+    """--group-by a field of the --prompts JSONL: each slice is scored from the overall
+    run's per-image rows (each prompt through the text tower once), equals a run over that
+    slice's images alone, and counts its own truncated prompts."""
+    import shutil
+
+    from genmetrics.features.clip import ClipBackbone
+
+    root, prompts = photo_folder
+    keys = sorted(prompts)
+    kinds = {k: "a" if i < 6 else "b" for i, k in enumerate(keys)}
+    texts = dict(prompts, **{keys[-1]: "a very long prompt " + "x " * 100})
+    jsonl = write_jsonl(tmp_path / "prompts.jsonl", [
+        {"id": k, "prompt": texts[k], "kind": kinds[k]} for k in keys])
+    encoded: list[str] = []
+    real = ClipBackbone.encode_text
+    monkeypatch.setattr(ClipBackbone, "encode_text",
+                        lambda self, t: (encoded.extend(t), real(self, t))[1])
+    card = score_clip(root, clip_folder, prompts=jsonl, group_by="kind", batch_size=4,
+                      workers=0)
+    assert sorted(encoded) == sorted(t.strip() for t in texts.values())  # each once
+    groups = card.slices["groups"]
+    assert {v: g["n"] for v, g in groups.items()} == {"a": 6, "b": 4}
+    assert "truncated_prompts" not in groups["a"]["metrics"]["clipscore"].components
+    assert groups["b"]["metrics"]["clipscore"].components["truncated_prompts"] == 1
+    assert card.metrics["clipscore"].components["truncated_prompts"] == 1
+    alone_dir = tmp_path / "alone"
+    alone_dir.mkdir()
+    for k in keys[6:]:
+        shutil.copy(root / f"{k}.png", alone_dir)
+    alone = score_clip(alone_dir, clip_folder, prompts=jsonl, workers=0)
+    assert groups["b"]["metrics"]["clipscore"].value == pytest.approx(
+        alone.metrics["clipscore"].value, abs=2e-4)  # float32 towers, other batching
+    # the same through the CLI: the slices' field read from the --prompts file
+    out = tmp_path / "card.json"
+    done = run_cli("score", root, "--metrics", "clipscore", "--prompts", jsonl, "--group-by",
+                   "kind", "--set", f"clipscore.weights={clip_folder}", "--set",
+                   "clipscore.device=cpu", "--out", out, "-q")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["slices"]["by"] == "kind" and doc["slices"]["source"] == str(jsonl)
+    assert {v: g["n"] for v, g in doc["slices"]["groups"].items()} == {"a": 6, "b": 4}
+    assert doc["slices"]["groups"]["a"]["metrics"]["clipscore"]["value"] == pytest.approx(
+        groups["a"]["metrics"]["clipscore"].value, abs=2e-4)

@@ -1,8 +1,9 @@
 """CMMD: parity with google-research cmmd's ``distance.mmd``, written out from its source.
 
 Their formula (cmmd/distance.py, σ = 10, scale = 1000; the embeddings are scenic CLIP's
-``encode_image``, L2-normalised) is transcribed below in numpy, dense, once in float64
-and once in float32 (JAX's default dtype, what their code computes in). Ours is blocked
+``encode_image``, L2-normalised) is transcribed in numpy in ``tests/cmmd_reference.py``
+(the bench's CMMD row uses it too), dense; it is run once in float64 and once in float32
+(JAX's default dtype, what their code computes in). Ours is blocked
 and float64, so it must equal the float64 transcription to rounding, and the float32
 one to float32's rounding of the kernel means.
 """
@@ -13,24 +14,7 @@ import numpy as np
 import pytest
 
 from genmetrics.metrics.image._mmd import l2_normalised, rbf_mmd
-
-SIGMA, SCALE = 10, 1000  # google-research cmmd/distance.py: _SIGMA, _SCALE
-
-
-def google_research_mmd(x: np.ndarray, y: np.ndarray, dtype=np.float64) -> float:
-    """cmmd/distance.py ``mmd(x, y)``, line for line (jnp -> np)."""
-    x = np.asarray(x, dtype)
-    y = np.asarray(y, dtype)
-    x_sqnorms = np.diag(np.matmul(x, x.T))
-    y_sqnorms = np.diag(np.matmul(y, y.T))
-    gamma = 1 / (2 * SIGMA**2)
-    k_xx = np.mean(np.exp(-gamma * (-2 * np.matmul(x, x.T) + np.expand_dims(x_sqnorms, 1)
-                                    + np.expand_dims(x_sqnorms, 0))))
-    k_xy = np.mean(np.exp(-gamma * (-2 * np.matmul(x, y.T) + np.expand_dims(x_sqnorms, 1)
-                                    + np.expand_dims(y_sqnorms, 0))))
-    k_yy = np.mean(np.exp(-gamma * (-2 * np.matmul(y, y.T) + np.expand_dims(y_sqnorms, 1)
-                                    + np.expand_dims(y_sqnorms, 0))))
-    return float(SCALE * (k_xx + k_yy - 2 * k_xy))
+from tests.cmmd_reference import google_research_mmd
 
 
 def clip_like(n: int, seed: int, shift: float = 0.0, dim: int = 768) -> np.ndarray:

@@ -188,10 +188,17 @@ def test_image_slices_share_the_forward_pass_and_null_small_slices(
         return real(extractor, images)
 
     monkeypatch.setattr(_inception, "extract_with_cache", counting)
+    from genmetrics.metrics.image.fid import FID
+
+    reference_batches = []
+    real_reference = FID.update_reference
+    monkeypatch.setattr(FID, "update_reference", lambda self, batch: (
+        reference_batches.append(len(batch)), real_reference(self, batch))[1])
     common = {"metrics": ["fid", "kid"], "inception_weights": real_weights,
               "feature_cache": False, "diagnostics": False, "batch_size": 8}
     card = score(folders["samples"], folders["refs"], metadata=meta, group_by="kind", **common)
     assert sum(through) == 14 + 12  # every image through the network once
+    assert sum(reference_batches) == 12  # the slices share the run's reference moments
     groups = card.slices["groups"]
     assert {v: grp["n"] for v, grp in groups.items()} == {"a": 7, "b": 6, "solo": 1}
     solo = groups["solo"]["metrics"]["fid"]
@@ -209,3 +216,13 @@ def test_image_slices_share_the_forward_pass_and_null_small_slices(
     assert groups["a"]["metrics"]["kid"].value == pytest.approx(alone.metrics["kid"].value,
                                                                 rel=1e-6, abs=1e-9)
     card.save(tmp_path / "img.json")
+    # gate per slice on FID: a regression in slice a fails naming it; the slice that is
+    # null in the baseline (solo) is skipped, not a failure
+    doc = json.loads((tmp_path / "img.json").read_text())
+    doc["slices"]["groups"]["a"]["metrics"]["fid"]["value"] *= 1.5
+    worse = Scorecard.from_dict(doc)
+    report = g.gate(worse, card)
+    assert [c.metric for c in report.regressions] == ["fid [kind=a]"]
+    solo_check = next(c for c in report.checks if c.metric == "fid [kind=solo]")
+    assert solo_check.status == g.SKIPPED and "needs at least 2" in solo_check.message
+    assert g.gate(card, card).passed

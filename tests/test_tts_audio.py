@@ -32,8 +32,7 @@ def test_transcripts_beside_and_jsonl_and_speaker_folder(tmp_path):
     (s / "a.txt").write_text("Hello there.\n")
     (s / "c.txt").write_text("   \n")
     source = open_audio(s)
-    # the text a clip was made from: its transcript, and its prompt (clap_score)
-    assert source.provides == {"transcript", "prompt"}
+    assert source.provides == {"transcript"}  # transcripts only: no prompt (clap_score)
     assert source.warnings() == []  # the .txt files are transcripts, not stray files
     got = {p.id: p.sample.text for p in source}
     assert got["a"] == "Hello there."
@@ -78,7 +77,7 @@ def test_a_few_txt_files_beside_clips_are_a_note_not_transcripts(tmp_path):
     assert all(p.sample.text is None for p in source)
     (s / "c.txt").write_text("   \n")
     source = open_audio(s)
-    assert source.provides == {"transcript", "prompt"} and source.warnings() == []
+    assert source.provides == {"transcript"} and source.warnings() == []
     got = {p.id: p.missing().get("transcript") for p in source}
     assert got == {"a": None, "b": None, "c": "empty transcript",
                    "d": "no transcript: no d.txt beside the clip",

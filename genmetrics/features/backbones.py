@@ -8,6 +8,8 @@ result computed from it.
 
 Backbones are found by name, first match wins:
 
+0. an Evaluator's own (``Evaluator(backbones={"mine": (module, preprocessing)})``), while
+   that Evaluator runs (:func:`using_backbones`);
 1. ones registered in Python (:func:`register_backbone`, :func:`backbone_from_module`);
 2. the built-ins, :data:`BUILTIN_BACKBONES` (imported lazily: ``module:factory``);
 3. third-party packages: the entry-point group ``genmetrics.backbones``
@@ -39,7 +41,9 @@ import hashlib
 import inspect
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
@@ -180,8 +184,35 @@ class Preprocessing:
         return self.normalize(self.resized(image)[None])[0]
 
 
-def check_image(image: Any, index: int, who: str) -> None:
-    """Refuse anything but a ``3 x H x W`` uint8 tensor, naming the item."""
+class ImageProcessorPreprocessing:
+    """A model folder's image processor (transformers) run on one image at a time: what
+    decode workers run for a backbone that preprocesses with its processor. The
+    processor treats each image of a list alone, so one image at a time gives the
+    values of one call on the whole list, bit for bit (tests/test_preprocess_workers.py).
+    Picklable; ``label`` is its key (the backbone's preprocessing signature)."""
+
+    def __init__(self, processor: Any, label: str) -> None:
+        self.processor, self.label = processor, label
+
+    def signature(self) -> str:
+        return self.label
+
+    def apply(self, image: torch.Tensor) -> torch.Tensor:
+        """One ``3 x H x W`` uint8 tensor -> its float32 ``pixel_values``."""
+        return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
+
+
+def preprocessing_key(backbone: Any) -> str | None:
+    """The key of ``backbone``'s worker preprocessing on decoded items (None: it has none,
+    e.g. Inception, whose extractor preprocesses in this process)."""
+    hook = getattr(backbone, "worker_preprocessing", None)
+    prep = hook() if hook is not None else None
+    return None if prep is None else str(prep.signature())
+
+
+def check_image(image: Any, index: int, who: str, what: str = "backbone") -> None:
+    """Refuse anything but a ``3 x H x W`` uint8 tensor, naming the item (``image 1: the
+    {who} {what} needs ...``)."""
     import torch
 
     if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8
@@ -190,8 +221,43 @@ def check_image(image: Any, index: int, who: str) -> None:
                if isinstance(image, torch.Tensor) else type(image).__name__)
         from genmetrics.errors import InputError
 
-        raise InputError(f"image {index}: the {who} backbone needs a 3 x H x W uint8 RGB "
+        raise InputError(f"image {index}: the {who} {what} needs a 3 x H x W uint8 RGB "
                          f"tensor, got a {got}")
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str], context: int, max_batch: int,
+                 device: str, width: int,
+                 embed: Callable[[dict[str, torch.Tensor]], Any]) -> tuple[np.ndarray, int]:
+    """A text tower over ``texts``, ``max_batch`` at a time: ``(float32 N x width, how
+    many texts were longer than ``context`` tokens and cut to it)``. ``embed`` maps the
+    tokenizer's ``input_ids`` and ``attention_mask`` (on ``device``) to the projected
+    embeddings (a tensor, or an output object with ``pooler_output``). CLIP and CLAP share
+    it."""
+    import torch
+
+    texts = list(texts)
+    truncated = 0
+    out = np.empty((len(texts), width), np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), max_batch):
+            chunk = texts[start:start + max_batch]
+            tokens = tokenizer(chunk, padding=True, truncation=True, max_length=context,
+                               return_tensors="pt")
+            truncated += count_truncated(tokenizer, chunk, tokens, context)
+            value = embed({k: v.to(device) for k, v in tokens.items()
+                           if k in ("input_ids", "attention_mask")})
+            value = getattr(value, "pooler_output", value)
+            out[start:start + len(chunk)] = value.float().cpu().numpy()
+    return out, truncated
+
+
+def count_truncated(tokenizer: Any, texts: list[str], tokens: Any, context: int) -> int:
+    """How many of ``texts`` the tokenizer cut to ``context`` tokens: read from the fast
+    tokenizer's encodings (what it cut off), else by tokenising them again in full."""
+    encodings = getattr(tokens, "encodings", None)
+    if encodings is not None and len(encodings) == len(texts):
+        return sum(bool(encoding.overflowing) for encoding in encodings)
+    return sum(len(ids) > context for ids in tokenizer(texts)["input_ids"])
 
 
 # -- the base class --------------------------------------------------------------------
@@ -215,9 +281,16 @@ class Backbone:
     max_batch: int = MAX_BATCH
 
     def signature(self) -> dict[str, Any]:
-        """Name, weights digest and preprocessing: the feature-cache namespace."""
+        """Name, weights digest and preprocessing: the feature-cache namespace. A backbone
+        whose ``w`` is empty gets no feature cache (its features are computed every run,
+        with a warning in the scorecard): nothing would tell its weights apart."""
         prep = self.preprocessing.signature() if self.preprocessing is not None else None
         return {"backbone": self.name, "w": self.weights_digest, "preprocessing": prep}
+
+    def refresh(self) -> None:
+        """Bring :attr:`weights_digest` up to date with the weights; called once when a run
+        starts (``score``, each Evaluator pass), before its feature-cache namespace is
+        opened. Nothing to do for a model folder's weights (fixed when loaded)."""
 
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
         """``N x 3 x S x S`` float32 (on the CPU) from decoded images."""
@@ -235,17 +308,46 @@ class Backbone:
 
     def extract(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
         """Features of ``items`` in input order: ``{output: float32 N x width}``."""
+        return self._forward_all(len(items), lambda start, stop: self.preprocess(
+            items[start:stop]))
+
+    def worker_preprocessing(self) -> Any | None:
+        """What decode workers may run for this backbone ahead of its network: a picklable
+        object with ``signature()`` (its key on the items) and ``apply(image)`` (one
+        ``3 x H x W`` uint8 tensor -> the float32 tensor :meth:`preprocess` makes of it,
+        bit for bit). :attr:`preprocessing` when it is a resize :meth:`Preprocessing.apply`
+        does and the subclass keeps :meth:`preprocess` and :meth:`extract`; else None
+        (then :meth:`extract` preprocesses in this process)."""
+        prep = self.preprocessing
+        if prep is None or prep.resize not in _RESIZES or prep.crop not in _CROPS:
+            return None
+        if type(self).preprocess is not Backbone.preprocess \
+                or type(self).extract is not Backbone.extract:
+            return None
+        return prep
+
+    def extract_preprocessed(self, tensors: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+        """Features from images already preprocessed by :meth:`worker_preprocessing`'s
+        ``apply`` (in decode workers): the values :meth:`extract` gives on the images."""
         import torch
 
-        out = {name: np.empty((len(items), width), np.float32)
+        return self._forward_all(len(tensors), lambda start, stop: torch.stack(
+            list(tensors[start:stop])))
+
+    def _forward_all(self, count: int,
+                     batches: Callable[[int, int], torch.Tensor]) -> dict[str, np.ndarray]:
+        """The network over ``count`` items, ``max_batch`` at a time; ``batches(start,
+        stop)`` gives the preprocessed ``stop - start`` items."""
+        import torch
+
+        out = {name: np.empty((count, width), np.float32)
                for name, width in self.outputs.items()}
         with torch.inference_mode():
-            for start in range(0, len(items), self.max_batch):
-                chunk = items[start:start + self.max_batch]
-                batch = self.preprocess(chunk).to(self.device)
-                values = self.forward(batch)
+            for start in range(0, count, self.max_batch):
+                stop = min(count, start + self.max_batch)
+                values = self.forward(batches(start, stop).to(self.device))
                 for name in self.outputs:
-                    out[name][start:start + len(chunk)] = values[name].float().cpu().numpy()
+                    out[name][start:stop] = values[name].float().cpu().numpy()
         return out
 
     def encode_text(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
@@ -287,13 +389,19 @@ class ModuleBackbone(Backbone):
         self.name, self.modality, self.preprocessing = name, modality, preprocessing
         self.device = resolve_device(device)
         self.module = module.to(self.device).eval()
-        self.weights_digest = module_digest(module)
+        self.weights_digest = module_digest(module)  # again at each run: see refresh()
         self.embedding = output
         with torch.inference_mode():
             probe = torch.zeros(1, 3, preprocessing.size, preprocessing.size,
                                 device=self.device)
             width = int(self._call(probe).reshape(1, -1).shape[1])
         self.outputs = {output: width}
+
+    def refresh(self) -> None:
+        """The digest of the module's weights as they are now: a module trained (or edited
+        in place) since the last run gets another signature and cache namespace. Hashes
+        every weight once per run."""
+        self.weights_digest = module_digest(self.module)
 
     def _call(self, batch: torch.Tensor) -> torch.Tensor:
         value = self.module(batch)
@@ -309,7 +417,9 @@ def backbone_from_module(name: str, module: torch.nn.Module, preprocessing: Prep
                          modality: str = "image", device: str = "auto") -> Backbone:
     """Wrap a module whose forward maps a preprocessed ``N x 3 x S x S`` batch to
     ``N x D`` (or anything reshaped to it) as backbone ``name``; output ``"embedding"``.
-    Its signature carries a digest of the module's weights."""
+    Its signature carries a digest of the module's weights, computed again when each run
+    starts (:meth:`ModuleBackbone.refresh`): weights changed in place between two runs
+    name another feature-cache namespace."""
     if modality != "image":
         raise UsageError("backbone_from_module supports image modules; for audio subclass "
                          "Backbone and override extract()")
@@ -320,6 +430,57 @@ def backbone_from_module(name: str, module: torch.nn.Module, preprocessing: Prep
 _LOCK = threading.RLock()
 _REGISTERED: dict[str, Backbone | Callable[..., Backbone]] = {}
 _CACHE: dict[tuple[str, str, str | None], Backbone] = {}
+#: backbones of one Evaluator (``Evaluator(backbones=...)``), seen only inside
+#: :func:`using_backbones`: they win over every other name
+_SCOPED: ContextVar[dict[str, Backbone] | None] = ContextVar("genmetrics_backbones",
+                                                            default=None)
+
+
+def _scoped() -> dict[str, Backbone]:
+    return _SCOPED.get() or {}
+
+
+@contextmanager
+def using_backbones(backbones: dict[str, Backbone] | None) -> Iterator[None]:
+    """Make ``backbones`` (name -> instance) found by :func:`get_backbone` inside the
+    ``with`` block only (an Evaluator's own backbones), over any other of those names."""
+    token = _SCOPED.set({**_scoped(), **(backbones or {})})
+    try:
+        yield
+    finally:
+        _SCOPED.reset(token)
+
+
+def as_backbone(name: str, given: Any, device: str = "auto") -> Backbone:
+    """A :class:`Backbone` from what a user gives for ``name``: an instance (kept), or a
+    ``(module, Preprocessing)`` pair (wrapped by :func:`backbone_from_module` on
+    ``device``)."""
+    if isinstance(given, Backbone):
+        return given
+    if isinstance(given, (tuple, list)) and len(given) == 2 \
+            and isinstance(given[1], Preprocessing):
+        return backbone_from_module(name, given[0], given[1], device=device)
+    raise UsageError(f"backbone {name!r}: give a Backbone or a (torch.nn.Module, "
+                     f"Preprocessing) pair, not {type(given).__name__}")
+
+
+def refresh_backbones() -> None:
+    """:meth:`Backbone.refresh` every backbone this process holds (registered, loaded, the
+    current Evaluator's): called once when a run starts, so that the weights digest of
+    a user's module is the one of its weights now."""
+    with _LOCK:
+        held = [*_scoped().values(), *_REGISTERED.values(), *_CACHE.values()]
+    seen: set[int] = set()
+    for backbone in held:
+        if isinstance(backbone, Backbone) and id(backbone) not in seen:
+            seen.add(id(backbone))
+            backbone.refresh()
+
+
+def cacheable(backbone: Any) -> bool:
+    """Whether ``backbone``'s features may go to the feature cache: only when its signature
+    has a weights digest (``w``), which tells its weights apart."""
+    return bool(backbone.signature().get("w"))
 
 
 def register_backbone(name: str, backbone: Backbone | Callable[..., Backbone]) -> None:
@@ -347,7 +508,7 @@ def _plugin_targets() -> dict[str, str]:
 
 def available_backbones() -> list[str]:
     """Every backbone name known: registered, built in, from entry points."""
-    return sorted({*_REGISTERED, *BUILTIN_BACKBONES, *_plugin_targets()})
+    return sorted({*_scoped(), *_REGISTERED, *BUILTIN_BACKBONES, *_plugin_targets()})
 
 
 def _load_target(target: str) -> Callable[..., Backbone]:
@@ -371,6 +532,9 @@ def get_backbone(name: str, device: str = "auto", weights: str | None = None) ->
     """The process-wide backbone ``name`` on ``device`` with ``weights`` (a local model
     folder or file; None resolves it offline). Raises :class:`BackboneUnavailable`
     (model missing, with the fetch command) or ``UsageError`` (unknown name)."""
+    scoped = _scoped().get(name)
+    if scoped is not None:
+        return scoped
     with _LOCK:
         registered = _REGISTERED.get(name)
         if isinstance(registered, Backbone):

@@ -35,7 +35,12 @@ from typing import Any
 import numpy as np
 
 from genmetrics.errors import InputError, UsageError
-from genmetrics.features.backbones import Backbone, folder_digest, resolve_model_folder
+from genmetrics.features.backbones import (
+    Backbone,
+    encode_texts,
+    folder_digest,
+    resolve_model_folder,
+)
 
 HUB_ID = "laion/clap-htsat-unfused"
 
@@ -123,24 +128,10 @@ class ClapBackbone(Backbone):
     def encode_text(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """Projected text embeddings (float32 ``N x D``) and how many texts were longer
         than the context and cut to it."""
-        import torch
-
-        tokenizer = self.processor.tokenizer
-        texts = list(texts)
-        lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
-        truncated = sum(n > self.context for n in lengths)
-        out = np.empty((len(texts), self.outputs["embedding"]), np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.max_batch):
-                chunk = texts[start:start + self.max_batch]
-                tokens = tokenizer(chunk, padding=True, truncation=True,
-                                   max_length=self.context, return_tensors="pt")
-                tokens = {k: v.to(self.device) for k, v in tokens.items()
-                          if k in ("input_ids", "attention_mask")}
-                value = self.model.get_text_features(**tokens)
-                value = getattr(value, "pooler_output", value)
-                out[start:start + len(chunk)] = value.float().cpu().numpy()
-        return out, truncated
+        model = self.model
+        return encode_texts(self.processor.tokenizer, texts, self.context, self.max_batch,
+                            self.device, self.outputs["embedding"],
+                            lambda tokens: model.get_text_features(**tokens))
 
 
 def create(name: str = "clap", device: str = "cpu", weights: str | None = None) -> ClapBackbone:

@@ -57,8 +57,10 @@ from genmetrics.features.backbones import (
     CLIP_MEAN,
     CLIP_STD,
     Backbone,
+    ImageProcessorPreprocessing,
     Preprocessing,
     check_image,
+    encode_texts,
     folder_digest,
     resolve_model_folder,
 )
@@ -111,7 +113,9 @@ class ClipBackbone(Backbone):
             side = int(crop.get("height") or crop.get("shortest_edge") or self.image_size)
             self.preprocessing = Preprocessing(side, "processor", "center", mean, std)
             config_json = json.dumps(images.to_dict(), sort_keys=True, default=str)
-            self._processor_digest = hashlib.sha256(config_json.encode()).hexdigest()[:16]
+            digest = hashlib.sha256(config_json.encode()).hexdigest()[:16]
+            self._by_processor = ImageProcessorPreprocessing(
+                images, f"processor:{type(images).__name__}:{digest}")
         else:
             raise UsageError(f"unknown CLIP preprocessing {policy!r}")
         self.outputs = {"embedding": int(config.projection_dim)}
@@ -119,8 +123,7 @@ class ClipBackbone(Backbone):
     def signature(self) -> dict[str, Any]:
         sig = super().signature()
         if self.policy == "processor":
-            sig["preprocessing"] = (f"processor:{type(self.processor.image_processor).__name__}"
-                                    f":{self._processor_digest}")
+            sig["preprocessing"] = self._by_processor.signature()
         sig["text"] = f"truncate-{self.context}"
         return sig
 
@@ -133,6 +136,11 @@ class ClipBackbone(Backbone):
         return self.processor(images=[image.cpu() for image in images],
                               return_tensors="pt")["pixel_values"]
 
+    def worker_preprocessing(self) -> Any:
+        """The processor one image at a time (policy ``processor``), else the Pillow
+        resize: what decode workers run ahead of the network."""
+        return self._by_processor if self.policy == "processor" else self.preprocessing
+
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.model.vision_model(pixel_values=batch).pooler_output
         return {"embedding": self.model.visual_projection(pooled)}
@@ -140,22 +148,13 @@ class ClipBackbone(Backbone):
     def encode_text(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """Projected text embeddings (float32 N x D) and how many texts were longer than
         the context and truncated to it."""
-        tokenizer = self.processor.tokenizer
-        texts = list(texts)
-        lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
-        truncated = sum(n > self.context for n in lengths)
-        out = np.empty((len(texts), self.outputs["embedding"]), np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.max_batch):
-                chunk = texts[start:start + self.max_batch]
-                tokens = tokenizer(chunk, padding=True, truncation=True,
-                                   max_length=self.context, return_tensors="pt")
-                tokens = {k: v.to(self.device) for k, v in tokens.items()
-                          if k in ("input_ids", "attention_mask")}
-                pooled = self.model.text_model(**tokens).pooler_output
-                out[start:start + len(chunk)] = (
-                    self.model.text_projection(pooled).float().cpu().numpy())
-        return out, truncated
+        model = self.model
+
+        def embed(tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+            return model.text_projection(model.text_model(**tokens).pooler_output)
+
+        return encode_texts(self.processor.tokenizer, texts, self.context, self.max_batch,
+                            self.device, self.outputs["embedding"], embed)
 
 
 def create(name: str = "clip-vitl14", device: str = "cpu",

@@ -91,7 +91,7 @@ from genmetrics.assets import (
     sha1_file,
     sha256_file,
 )
-from genmetrics.errors import InputError, UsageError
+from genmetrics.errors import UsageError
 from genmetrics.features.causal_lm import resolve_device
 
 ENV_WEIGHTS = INCEPTION_ENV
@@ -658,13 +658,10 @@ class InceptionExtractor:
         one size go through the network together.
         """
         groups: dict[tuple[int, int], list[int]] = {}
+        from genmetrics.features.backbones import check_image
+
         for i, image in enumerate(images):
-            if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8
-                    and image.dim() == 3 and image.shape[0] == 3):
-                got = (f"{image.dtype} tensor of shape {tuple(image.shape)}"
-                       if isinstance(image, torch.Tensor) else type(image).__name__)
-                raise InputError(f"image {i}: the Inception extractor needs a 3 x H x W uint8 "
-                                 f"RGB tensor, got a {got}")
+            check_image(image, i, "Inception", "extractor")
             groups.setdefault((int(image.shape[1]), int(image.shape[2])), []).append(i)
         out = {name: np.empty((len(images), WIDTHS[name]), np.float32) for name in self.features}
         cuda = torch.device(self.device).type == "cuda"

@@ -380,9 +380,8 @@ class Metadata:
     * **Speaker reference** (the prompt speaker's recording): one audio file for every
       clip, or a folder paired with the clips by name.
     * **Prompts** (text-to-audio, ``clap_score``): ``prompts``, a JSON Lines file of
-      ``{"id": ..., "prompt": ...}`` (:mod:`genmetrics.io.prompts`), or else the same
-      ``.txt`` beside each clip: the text a clip was generated from is both what it
-      should say (a transcript) and its prompt.
+      ``{"id": ..., "prompt": ...}`` (:mod:`genmetrics.io.prompts`) only: a ``.txt``
+      beside a clip is its transcript (what a TTS clip should say), never its prompt.
 
     A clip without one gets :class:`~genmetrics.io.common.Unusable` with the reason; the
     metrics that need it record that clip as failed, the others score it.
@@ -442,7 +441,7 @@ class Metadata:
             have.add("transcript")
         if self.speaker_path is not None:
             have.add("speaker_reference")
-        if self.prompt_file is not None or self.beside:
+        if self.prompt_file is not None:  # a .txt beside a clip is its transcript only
             have.add("prompt")
         return frozenset(have)
 
@@ -458,9 +457,6 @@ class Metadata:
             clip.text = Unusable("empty transcript")
         if self.prompt_file is not None:
             clip.prompt = self.prompt_file.lookup(key)
-        elif self.beside:  # the text the clip was made from: also its prompt
-            clip.prompt = (Unusable(clip.text.reason.replace("transcript", "prompt"))
-                           if isinstance(clip.text, Unusable) else clip.text)
         if self.speaker_clip is not None:
             clip.speaker = self.speaker_clip
         elif self.speaker_path is not None:

@@ -273,6 +273,9 @@ class ImageItem:
     #: the text the image was generated from (:mod:`genmetrics.io.prompts`): ``None``
     #: when no prompts were given, :class:`Unusable` (with the reason) when unusable
     prompt: str | Unusable | None = None
+    #: the sample preprocessed for the run's backbones by the decode worker, keyed by
+    #: preprocessing signature (see ``Backbone.worker_preprocessing``)
+    preprocessed: dict[str, Any] | None = None
 
     def metric_inputs(self) -> tuple[Any, list[Any]]:
         return self.sample, [] if self.reference is None else [self.reference]
@@ -437,9 +440,11 @@ class _Decoded:
     def __init__(self, samples: _Collection, references: _Collection | None,
                  keys: Sequence[str], paired: bool, cache: FeatureCache | None = None,
                  pixels_needed: bool = True, defer_jpeg: bool = False,
-                 strict_pairs: bool = False) -> None:
+                 strict_pairs: bool = False, preprocessings: Sequence[Any] = ()) -> None:
         self.samples, self.references, self.keys, self.paired = samples, references, keys, paired
         self.cache, self.pixels_needed = cache, pixels_needed
+        #: (key, preprocessing) run on each decoded sample (in workers: see _iterate)
+        self.preprocessings = [(str(p.signature()), p) for p in preprocessings]
         self.strict_pairs = strict_pairs  # a pair that cannot be compared: Skipped
         self.defer_jpeg = defer_jpeg and not paired  # JPEGs left for the GPU decoder
 
@@ -470,6 +475,8 @@ class _Decoded:
             return Skipped(name, str(exc))
         item = ImageItem(ident, sample, content=content, features=features, name=name)
         item.warning = _note(name, raw)
+        if self.preprocessings:
+            item.preprocessed = _preprocessed(sample, self.preprocessings)
         if not self.paired or self.references is None:
             return item
         problem = self.references.pairing_reason(key)
@@ -519,17 +526,107 @@ def _identity(item: Any) -> Any:
     return item
 
 
+def _preprocessed(sample: Any, preprocessings: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``sample`` through each backbone preprocessing, by key. One that fails is left out:
+    the backbone then preprocesses the image itself and reports the problem there."""
+    out = {}
+    for key, prep in preprocessings:
+        try:
+            out[key] = prep.apply(sample)
+        except Exception:  # noqa: BLE001 - the backbone reports it in its own pass
+            continue
+    return out
+
+
 def _iterate(dataset: _Decoded, workers: int) -> Iterator[ImageItem | Skipped]:
     """Items in order, decoded by ``workers`` DataLoader processes (0: in this process)."""
     if workers <= 0 or len(dataset) < WORKERS_FROM:
+        dataset.preprocessings = []  # in this process the backbones preprocess in batches
         for index in range(len(dataset)):
             yield dataset[index]
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_identity, prefetch_factor=8, persistent_workers=False)
-    yield from loader
+    loader = DataLoader(_Chunks(dataset), batch_size=None, shuffle=False,
+                        num_workers=workers, collate_fn=_identity, prefetch_factor=2,
+                        persistent_workers=False)
+    for chunk in loader:
+        yield from chunk.unpack()
+
+
+#: items a decode worker sends at a time: their tensors travel packed in one buffer per
+#: dtype (a shared-memory file each), not one file per tensor (each costs a socket
+#: round trip with an authentication challenge: ~1 ms a tensor on 2 cores)
+CHUNK = 8
+
+
+class _Slot:
+    """Where a packed tensor lies in its chunk's buffer of its dtype."""
+
+    __slots__ = ("dtype", "offset", "shape")
+
+    def __init__(self, dtype: str, offset: int, shape: tuple[int, ...]) -> None:
+        self.dtype, self.offset, self.shape = dtype, offset, shape
+
+
+class _Packed:
+    """A chunk of decoded items whose tensors (sample, reference, preprocessed) are slices
+    of one flat buffer per dtype; :meth:`unpack` gives the items back with views of them
+    (the same values, contiguous)."""
+
+    def __init__(self, items: list[ImageItem | Skipped]) -> None:
+        import torch
+
+        parts: dict[str, list[Any]] = {}
+        sizes: dict[str, int] = {}
+
+        def slot(tensor: Any) -> Any:
+            if not isinstance(tensor, torch.Tensor) or tensor.device.type != "cpu":
+                return tensor
+            dtype = str(tensor.dtype)
+            offset = sizes.get(dtype, 0)
+            parts.setdefault(dtype, []).append(tensor.reshape(-1))
+            sizes[dtype] = offset + tensor.numel()
+            return _Slot(dtype, offset, tuple(tensor.shape))
+
+        for item in items:
+            if isinstance(item, ImageItem):
+                item.sample, item.reference = slot(item.sample), slot(item.reference)
+                if item.preprocessed:
+                    item.preprocessed = {k: slot(v) for k, v in item.preprocessed.items()}
+        self.items = items
+        self.buffers = {dtype: torch.cat(chunk) for dtype, chunk in parts.items()}
+
+    def unpack(self) -> list[ImageItem | Skipped]:
+        def view(value: Any) -> Any:
+            if not isinstance(value, _Slot):
+                return value
+            size = 1
+            for n in value.shape:
+                size *= n
+            flat = self.buffers[value.dtype]
+            return flat[value.offset:value.offset + size].view(value.shape)
+
+        for item in self.items:
+            if isinstance(item, ImageItem):
+                item.sample, item.reference = view(item.sample), view(item.reference)
+                if item.preprocessed:
+                    item.preprocessed = {k: view(v) for k, v in item.preprocessed.items()}
+        return self.items
+
+
+class _Chunks:
+    """:class:`_Decoded` ``CHUNK`` items at a time, packed (see :class:`_Packed`)."""
+
+    def __init__(self, dataset: _Decoded) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // CHUNK)
+
+    def __getitem__(self, index: int) -> _Packed:
+        stop = min(len(self.dataset), (index + 1) * CHUNK)
+        return _Packed([self.dataset[i] for i in range(index * CHUNK, stop)])
 
 
 def _decode_pending(items: Iterator[ImageItem | Skipped], device: str,
@@ -613,6 +710,11 @@ class ImageSource:
         #: (no reference of its name, another size, an unreadable reference) is then a
         #: Skipped, which stops the run, instead of a failed pair in SSIM/PSNR
         self.strict_pairs = False
+        #: set by the runner: backbone preprocessings (``signature()``, ``apply(image)``)
+        #: the decode workers run on each sample / reference image, so that the main
+        #: process receives the network's input ready (see ImageItem.preprocessed)
+        self.preprocessings: list[Any] = []
+        self.reference_preprocessings: list[Any] = []
         self.sample_keys = list(self.samples.keys)
         self.reference_keys = list(self.references.keys) if self.references else []
 
@@ -698,7 +800,7 @@ class ImageSource:
                            paired=self.has_references and self.pairs_needed,
                            cache=self.feature_cache, pixels_needed=self.pixels_needed,
                            defer_jpeg=self.jpeg_device is not None,
-                           strict_pairs=self.strict_pairs)
+                           strict_pairs=self.strict_pairs, preprocessings=self.preprocessings)
         items = self._finish(dataset)
         return self._with_prompts(items) if self.provides else items
 
@@ -715,7 +817,8 @@ class ImageSource:
         dataset = _Decoded(self.references, None, self.reference_keys, paired=False,
                            cache=self.feature_cache,
                            pixels_needed=self.reference_pixels_needed,
-                           defer_jpeg=self.jpeg_device is not None)
+                           defer_jpeg=self.jpeg_device is not None,
+                           preprocessings=self.reference_preprocessings)
         return self._finish(dataset)
 
     def reference_count(self) -> int:

@@ -44,12 +44,15 @@ class ImageBatch(list):
         self.extracted = 0
         #: each image's prompt (``None``: not given; ``Unusable``: given but unusable)
         self.prompts: list[Any] = [None] * len(self)
+        #: each image preprocessed by the decode workers (key -> tensor), or None
+        self.preprocessed: list[dict[str, Any] | None] = [None] * len(self)
 
     def attach_items(self, items: Sequence[Any], feature_cache: Any) -> None:
         """Take content keys and cached features from the runner's ``ImageItem`` list."""
         self.contents = [item.content for item in items]
         self.cached = [item.features for item in items]
         self.prompts = [getattr(item, "prompt", None) for item in items]
+        self.preprocessed = [getattr(item, "preprocessed", None) for item in items]
         self.feature_cache = feature_cache
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:

@@ -8,8 +8,9 @@ Three ways to give them:
   (``category``...) are left for ``--group-by``. For an array input the ids may be left
   out: line ``i`` is then the prompt of image ``i`` (a ``.txt`` file, one prompt per
   line, means the same).
-* a ``.txt`` (UTF-8) of the same name beside each image or clip, read when at least half
-  of the files have one (a few stray ``.txt`` files are one run-level note instead);
+* for images, a ``.txt`` (UTF-8) of the same name beside each image, read when at least
+  half of the files have one (a few stray ``.txt`` files are one run-level note instead);
+  for audio a ``.txt`` beside a clip is its transcript, never its prompt;
 * ``Evaluator.update(images, prompts=[...])``.
 
 A sample whose prompt is missing, empty or unreadable gets

@@ -13,6 +13,11 @@ tokens for CLIP) are cut to it by the tokenizer (which keeps the end-of-text tok
 pooled embedding is read at; torchmetrics cuts ``input_ids`` after tokenising, which
 drops it, its issues #2000 and #2883): one warning counts them, and the policy is in the
 signature (``text``).
+
+The state is per sample (its value or failure, whether its prompt was encoded, whether it
+was truncated; CLAP: whether the clip was cut), so a slice (``--group-by``) is scored from
+the overall run's rows (:meth:`~genmetrics.metric.Metric.restricted`): each prompt and
+each item goes through its tower once.
 """
 
 from __future__ import annotations
@@ -32,8 +37,21 @@ CLAMP_OPTION = Option(
     "100 cos, 0)) or pair (each item 100 max(cos, 0), Hessel et al.'s CLIP-S without w)")
 CLAMPS = ("mean", "pair")
 
-NO_PROMPT = ("no prompt given for this sample (a .txt of the same name beside it, "
-             "--prompts prompts.jsonl, or Evaluator.update(..., prompts=[...]))")
+NO_PROMPT = ("no prompt given for this sample (--prompts prompts.jsonl, "
+             "Evaluator.update(..., prompts=[...]){beside})")
+
+
+def weights_option(backbone: str, model: str) -> Option:
+    """The ``weights`` option of a metric on backbone ``backbone`` (a ``model`` folder).
+
+        >>> weights_option("clap", "CLAP").help.split(";")[1]
+        ' default: $GENMETRICS_CLAP_WEIGHTS, the asset cache, the Hugging Face cache'
+    """
+    from genmetrics.features.backbones import weights_env
+
+    return Option("weights", None, f"the {model} model folder (save_pretrained); default: "
+                  f"${weights_env(backbone)}, the asset cache, the Hugging Face cache; its "
+                  "digest goes into the signature", affects_values=False)
 
 
 def cosines(items: np.ndarray, texts: np.ndarray) -> np.ndarray:
@@ -50,13 +68,41 @@ def cosines(items: np.ndarray, texts: np.ndarray) -> np.ndarray:
     return 100.0 * np.einsum("ij,ij->i", a, b)
 
 
+def truncated_flags(backbone: Any, texts: list[str], count: Any) -> np.ndarray:
+    """Per text, 1 where the backbone's ``encode_text`` cut it to the context: its
+    per-text flags when it returns them, else from its count (none, all; in between the
+    backbone's tokenizer says which, else each text is encoded alone).
+
+        >>> truncated_flags(None, ["a", "b"], 0).tolist(), truncated_flags(None, ["a"], 1).tolist()
+        ([0, 0], [1])
+    """
+    if not isinstance(count, (int, np.integer)):
+        return np.asarray(count, np.int8).reshape(len(texts))
+    if count in (0, len(texts)):
+        return np.full(len(texts), 1 if count else 0, np.int8)
+    tokenizer = getattr(getattr(backbone, "processor", None), "tokenizer", None)
+    context = getattr(backbone, "context", None)
+    if tokenizer is not None and context:
+        return np.array([len(ids) > context for ids in tokenizer(texts)["input_ids"]],
+                        np.int8)
+    return np.array([bool(backbone.encode_text([text])[1]) for text in texts], np.int8)
+
+
 class PromptAlignment(PerPairMean):
     """Base class: per item ``100 cos`` of item and prompt embeddings on a text+item
     backbone; subclasses set ``spec`` and :meth:`item_embeddings`."""
 
-    state_reductions = {**PerPairMean.state_reductions, "truncated": "sum", "prompts": "sum"}
+    # per sample: 1 where its prompt was encoded (``prompts``), and cut to the context
+    state_reductions = {**PerPairMean.state_reductions, "truncated": "cat", "prompts": "cat"}
+    state_dtypes = {**PerPairMean.state_dtypes, "truncated": "int8", "prompts": "int8"}
+    sample_fields = (*PerPairMean.sample_fields, "truncated", "prompts")
     merge_ignores = frozenset({"device"})
     _backbone: Any = None
+
+    @classmethod
+    def takes_run_option(cls, option: str, given: dict[str, Any]) -> bool:
+        """``--inception-weights`` is not this metric's model folder."""
+        return option != "weights" and super().takes_run_option(option, given)
 
     @property
     def backbone_name(self) -> str:
@@ -115,42 +161,51 @@ class PromptAlignment(PerPairMean):
         todo: list[int] = []
         for k, prompt in enumerate(prompts):
             if prompt is None:
-                outcomes[k] = Failed(NO_PROMPT)
+                outcomes[k] = Failed(NO_PROMPT.format(beside=(
+                    ", or a .txt of the same name beside it"
+                    if self.spec.modality == "image" else "")))
             elif isinstance(prompt, Unusable):
                 outcomes[k] = Failed(prompt.reason)
             elif not prompt.strip():
                 outcomes[k] = Failed("empty prompt")
             else:
                 todo.append(k)
+        encoded, truncated = np.zeros(len(samples), np.int8), np.zeros(len(samples), np.int8)
         if todo:
             items = self.item_embeddings(samples, todo)
-            texts, truncated = self.backbone.encode_text([prompts[k] for k in todo])
-            self.state["truncated"] += int(truncated)
-            self.state["prompts"] += len(todo)
+            chosen = [prompts[k] for k in todo]
+            texts, count = self.backbone.encode_text(chosen)
+            encoded[todo], truncated[todo] = 1, truncated_flags(self.backbone, chosen, count)
             values = cosines(items, texts)
             if self.options["clamp"] == "pair":
                 values = np.maximum(values, 0.0)
             for k, value in zip(todo, values.tolist(), strict=True):
                 outcomes[k] = value
         self.record(outcomes)  # type: ignore[arg-type]
+        self.state["prompts"].append(encoded)
+        self.state["truncated"].append(truncated)
+
+    def count(self, field: str) -> int:
+        """How many samples have 1 in the per-sample state ``field``."""
+        return int(self.state[field].array().sum()) if len(self.state[field]) else 0
 
     def compute(self, per_sample: bool = False) -> dict[str, MetricResult]:
         results = super().compute(per_sample)
         for result in results.values():
             result.value = max(result.value, 0.0)  # a no-op under clamp="pair"
-            if self.state["truncated"]:
-                result.components["truncated_prompts"] = int(self.state["truncated"])
+            if self.count("truncated"):
+                result.components["truncated_prompts"] = self.count("truncated")
         return results
 
     def value_from_totals(self, result: str, totals: Any, n: int) -> Any:
         return np.maximum(super().value_from_totals(result, totals, n), 0.0)
 
     def warnings(self) -> list[str]:
-        count = int(self.state["truncated"])
+        count = self.count("truncated")
         if not count:
             return []
         context = self.backbone.signature().get("text", "the text tower's context")
-        return [f"{count} of {int(self.state['prompts'])} prompts were longer than the "
+        return [f"{count} of {self.count('prompts')} prompts were longer than the "
                 f"{self.backbone_name} text tower's context and were truncated to it "
                 f"({context}, end token kept; see the signature's text field)"]
 

@@ -7,9 +7,9 @@ cut to their first window), the corpus value ``max(mean, 0)``: the same definiti
 ``clipscore`` (:mod:`genmetrics.metrics._prompt_alignment`). Papers on text-to-audio
 report the mean cosine (0-1); divide by 100 for that scale.
 
-Prompts: ``--prompts prompts.jsonl``, a ``.txt`` beside each clip, or
-``Evaluator.update(waves, sample_rate=..., prompts=[...])``. A clip without a usable
-prompt is named under ``failed``.
+Prompts: ``--prompts prompts.jsonl`` or ``Evaluator.update(waves, sample_rate=...,
+prompts=[...])`` (a ``.txt`` beside a clip is its transcript, for wer/cer, not a
+prompt). A clip without a usable prompt is named under ``failed``.
 
     >>> import numpy as np
     >>> from genmetrics.io.audio import AudioClip
@@ -26,7 +26,22 @@ from typing import Any
 import numpy as np
 
 from genmetrics.metric import MetricSpec, Option
-from genmetrics.metrics._prompt_alignment import CLAMP_OPTION, PromptAlignment
+from genmetrics.metrics._prompt_alignment import CLAMP_OPTION, PromptAlignment, weights_option
+from genmetrics.metrics.image._inception import DEVICE_OPTION
+
+
+def cut_flags(backbone: Any, clips: Sequence[Any], cut: int) -> np.ndarray:
+    """Per clip, 1 where the backbone cut it to its window (``cut`` of them): none, all,
+    or those longer than ``backbone.window_s`` once resampled to ``backbone.rate``."""
+    if cut in (0, len(clips)):
+        return np.full(len(clips), 1 if cut else 0, np.int8)
+    from genmetrics.features.clap import window_cut
+    from genmetrics.io.audio import resampled_length
+
+    rate = int(backbone.rate)
+    return np.array([window_cut(range(resampled_length(len(c.waveform), int(c.sample_rate),
+                                                       rate)), rate, backbone.window_s)[1]
+                     for c in clips], np.int8)
 
 
 class ClapScore(PromptAlignment):
@@ -41,17 +56,21 @@ class ClapScore(PromptAlignment):
         options=(
             Option("features", "clap", "the audio backbone with a text tower (clap or a "
                    "registered one)", affects_values=False),
-            CLAMP_OPTION,
-            Option("device", "auto", "auto (CUDA when present), cpu or cuda[:N]",
-                   affects_values=False),
-            Option("weights", None, "the CLAP model folder (save_pretrained); default: "
-                   "$GENMETRICS_CLAP_WEIGHTS, the asset cache, the Hugging Face cache; its "
-                   "digest goes into the signature", affects_values=False),
+            CLAMP_OPTION, DEVICE_OPTION, weights_option("clap", "CLAP"),
         ))
-    state_reductions = {**PromptAlignment.state_reductions, "cut": "sum"}
+    # per clip: 1 where it was longer than the model's window and cut to its first one
+    state_reductions = {**PromptAlignment.state_reductions, "cut": "cat"}
+    state_dtypes = {**PromptAlignment.state_dtypes, "cut": "int8"}
+    sample_fields = (*PromptAlignment.sample_fields, "cut")
 
     def prompts_of(self, samples: Sequence[Any]) -> list[Any]:
         return [getattr(clip, "prompt", None) for clip in samples]
+
+    def update(self, samples: Sequence[Any],
+               references: Sequence[Sequence[Any]] | None = None) -> None:
+        self._cut = np.zeros(len(samples), np.int8)
+        super().update(samples, references)
+        self.state["cut"].append(self._cut)
 
     def item_embeddings(self, samples: Sequence[Any], todo: list[int]) -> np.ndarray:
         clips = [samples[k] for k in todo]
@@ -59,13 +78,13 @@ class ClapScore(PromptAlignment):
         if embed is None:
             return self.backbone.extract(clips)[self.backbone.embedding]
         rows, cut = embed(clips)
-        self.state["cut"] += int(cut)
+        self._cut[todo] = cut_flags(self.backbone, clips, cut)
         return rows
 
     def warnings(self) -> list[str]:
         notes = super().warnings()
-        if self.state["cut"]:
-            notes.append(f"{int(self.state['cut'])} clip(s) were longer than the CLAP "
+        if self.count("cut"):
+            notes.append(f"{self.count('cut')} clip(s) were longer than the CLAP "
                          "model's window and were cut to their first window (the policy "
                          "is in the signature's preprocessing)")
         return notes

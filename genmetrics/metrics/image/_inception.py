@@ -31,8 +31,8 @@ from genmetrics.metric import Metric, Option, library_version
 WEIGHTS_ENV = "GENMETRICS_INCEPTION_WEIGHTS"  # the same name as features.inception.ENV_WEIGHTS
 
 DEVICE_OPTION = Option(
-    "device", "auto", "where the Inception network runs: auto (CUDA when present), cpu, "
-    "cuda or cuda:N", affects_values=False)
+    "device", "auto", "where the metric's network runs (Inception or its features "
+    "backbone): auto (CUDA when present), cpu, cuda or cuda:N", affects_values=False)
 WEIGHTS_OPTION = Option(
     "weights", None, "a torch-fidelity-format Inception state dict file (default: the "
     f"inception-fid asset, or ${WEIGHTS_ENV}); for another backbone (features option), "
@@ -174,6 +174,11 @@ class InceptionMetric(Metric):
             return images.memo(key, lambda: extract_with_cache(extractor, images))
         return extractor.extract(list(images))
 
+    def image_backbones(self) -> list[Any]:
+        """The backbones whose preprocessing the decode workers may run for this metric:
+        its backbone, except Inception (its extractor preprocesses in this process)."""
+        return [] if self.on_inception else [self.extractor]
+
     def prepare_bootstrap(self, rows: Any = None) -> None:
         """Keep feature rows from now on, in ``rows`` (a run's
         :class:`~genmetrics.features.rowstore.RowStore`: memory-mapped files) or, when
@@ -218,11 +223,12 @@ class InceptionMetric(Metric):
     def extractor_signature(self) -> dict[str, Any]:
         """Everything about the features that changes their values (for signatures): on
         another backbone than Inception, its name, weights digest, preprocessing and the
-        output compared."""
+        output compared (not its text tower's policy, ``text``: no image feature uses it)."""
         sig = dict(self.extractor.signature())
         if not self.on_inception:  # ``ext``: what the short signature string shows
             sig = {"ext": self.backbone, **sig, "backbone": self.backbone,
                    "output": self.output}
+            sig.pop("text", None)
         sig["color"] = f"{COLOR_POLICY}-alpha:{ALPHA_POLICY}"
         return sig
 
@@ -272,6 +278,20 @@ def feature_layout(extractor: Any) -> dict[str, int]:
     return {name: WIDTHS[name] for name in extractor.features}
 
 
+def _extract(extractor: Any, batch: ImageBatch, indices: list[int]) -> dict[str, np.ndarray]:
+    """The extractor's outputs for ``batch[i]``, ``i`` in ``indices``: from the tensors the
+    decode workers preprocessed for it when every image has one, else from the images."""
+    from genmetrics.features.backbones import preprocessing_key
+
+    key = preprocessing_key(extractor)
+    ready = getattr(batch, "preprocessed", None)
+    if key is not None and ready is not None:
+        tensors = [None if ready[i] is None else ready[i].get(key) for i in indices]
+        if all(t is not None for t in tensors):
+            return extractor.extract_preprocessed(tensors)
+    return extractor.extract([batch[i] for i in indices])
+
+
 def extract_with_cache(extractor: Any, batch: ImageBatch) -> dict[str, np.ndarray]:
     """The batch's outputs: cached rows where the batch has them, the network for the rest
     (whose rows are then stored in the cache, one entry per image, as soon as computed)."""
@@ -288,7 +308,7 @@ def extract_with_cache(extractor: Any, batch: ImageBatch) -> dict[str, np.ndarra
     missing = [i for i, rows in enumerate(cached) if rows is None]
     if any(batch[i] is None for i in missing):
         raise RuntimeError("an image was not decoded but its features are not cached")
-    fresh = extractor.extract([batch[i] for i in missing]) if missing else {}
+    fresh = _extract(extractor, batch, missing) if missing else {}
     layout = feature_layout(extractor)
     out = {name: np.empty((len(batch), width), np.float32) for name, width in layout.items()}
     for name in layout:

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from genmetrics.metric import MetricSpec, Option
-from genmetrics.metrics._prompt_alignment import CLAMP_OPTION, PromptAlignment
+from genmetrics.metrics._prompt_alignment import CLAMP_OPTION, PromptAlignment, weights_option
+from genmetrics.metrics.image._inception import DEVICE_OPTION
 
 CLIPSCORE_BACKBONE = "clip-vitl14"
 
@@ -55,16 +56,15 @@ class CLIPScore(PromptAlignment):
             Option("features", CLIPSCORE_BACKBONE, "the CLIP backbone: clip-vitl14 "
                    "(torchmetrics' default), clip-vitb32, clip-vitl14-336 or a registered "
                    "one with a text tower", affects_values=False),
-            CLAMP_OPTION,
-            Option("device", "auto", "auto (CUDA when present), cpu or cuda[:N]",
-                   affects_values=False),
-            Option("weights", None, "the CLIP model folder (save_pretrained); default: "
-                   "$GENMETRICS_CLIP_VITL14_WEIGHTS, the asset cache, the Hugging Face "
-                   "cache; its digest goes into the signature", affects_values=False),
+            CLAMP_OPTION, DEVICE_OPTION, weights_option(CLIPSCORE_BACKBONE, "CLIP"),
         ))
 
     def prompts_of(self, samples: Sequence[Any]) -> list[Any]:
         return list(getattr(samples, "prompts", [None] * len(samples)))
+
+    def image_backbones(self) -> list[Any]:
+        """The backbone whose preprocessing the decode workers run (see the runner)."""
+        return [self.backbone]
 
     def item_embeddings(self, samples: Sequence[Any], todo: list[int]) -> np.ndarray:
         backbone = self.backbone
