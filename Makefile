@@ -106,8 +106,12 @@ demo: assets
 	# FID, KID, sFID, precision/recall and density/coverage against the shipped
 	# statistics of skimage.data photographs (their feature rows); Vendi of the samples;
 	# SSIM/PSNR against the paired clean tiles. KID's subset size fits the 12 samples.
+	# Text-to-image: each sample's prompt and category (demo/image/prompts.jsonl);
+	# --group-by category adds every metric per category. CLIPScore, FD-DINOv2 and CMMD
+	# need models this machine does not have: listed as unavailable, with their fetch line.
 	$(VENV)/bin/genmetrics score --modality image demo/image/samples \
 	  --reference demo/image/references --reference-stats skimage-photos \
+	  --prompts demo/image/prompts.jsonl --group-by category \
 	  --out out/demo-image.json --per-sample
 	# one HTML report per scorecard: metrics, diagnostics, worst and best samples
 	for m in text audio tts image; do \

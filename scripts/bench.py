@@ -1397,9 +1397,12 @@ def _ter_theirs(data: TextPairs) -> Values:
 # save_pretrained (tests/tiny_models.py; no real CLIP downloads here), model loaded afresh
 # each time on both sides. Ours: ``score(..., metrics=["clipscore"], prompts=...)``
 # (decode and the CLIPProcessor preprocessing in worker processes, both towers batched).
-# 0.63x measured quiet (366 vs 577 images/s; 0.80x at load 4-5): with a tiny model both sides
-# are decode + preprocessing, the same work, and 2 cores leave one decode worker, so the
-# 1.5x target is missed. Theirs: torchmetrics' CLIPScore
+# 0.63x measured quiet (366 vs 577 images/s) with one processor call per image; with one
+# call per worker chunk of 8, only measured at load 3.5-4: 0.63x with 1 torch thread on both
+# sides (0.60x per image, same run), 1.77x from this row, a load artefact (2 threads on a
+# busy machine slow torchmetrics most). With a tiny model both sides are decode +
+# preprocessing, the same work, and 2 cores leave one decode worker, so the 1.5x target is
+# missed. Theirs: torchmetrics' CLIPScore
 # loading the same folder, fed batches of 64 decoded with Pillow, with a thin adapter on
 # its model (transformers 5's get_*_features return an output object; see
 # tests/test_clipscore.py). Same processor, same numbers: tolerance 1e-3 (float32).

@@ -117,6 +117,10 @@ def test_one_image_at_a_time_equals_the_batch(inputs):
         one = torch.stack([prep.apply(image) for image in images])
         assert torch.equal(one, backbone.preprocess(images)), name
         assert one.dtype == torch.float32
+        many = getattr(prep, "apply_many", None)
+        if many is not None:  # a decode worker's chunk (mixed sizes): one processor call
+            chunked = [v for s in range(0, len(images), 3) for v in many(images[s:s + 3])]
+            assert torch.equal(torch.stack(chunked), one), name
 
 
 def test_backbones_that_preprocess_themselves_get_no_worker_preprocessing():

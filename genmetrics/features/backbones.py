@@ -185,9 +185,10 @@ class Preprocessing:
 
 
 class ImageProcessorPreprocessing:
-    """A model folder's image processor (transformers) run on one image at a time: what
-    decode workers run for a backbone that preprocesses with its processor. The
-    processor treats each image of a list alone, so one image at a time gives the
+    """A model folder's image processor (transformers): what decode workers run for a
+    backbone that preprocesses with its processor, on each chunk of images they decode
+    (:meth:`apply_many`: one call, cheaper per image than one call per image). The
+    processor treats each image of a list alone, so any split of the images gives the
     values of one call on the whole list, bit for bit (tests/test_preprocess_workers.py).
     Picklable; ``label`` is its key (the backbone's preprocessing signature)."""
 
@@ -200,6 +201,11 @@ class ImageProcessorPreprocessing:
     def apply(self, image: torch.Tensor) -> torch.Tensor:
         """One ``3 x H x W`` uint8 tensor -> its float32 ``pixel_values``."""
         return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
+
+    def apply_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Several ``3 x H x W`` uint8 tensors in one processor call -> their float32
+        ``pixel_values``, in order."""
+        return list(self.processor(images=list(images), return_tensors="pt")["pixel_values"])
 
 
 def preprocessing_key(backbone: Any) -> str | None:

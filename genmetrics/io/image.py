@@ -452,6 +452,23 @@ class _Decoded:
         return len(self.keys)
 
     def __getitem__(self, index: int) -> ImageItem | Skipped:
+        return self.item(index)
+
+    def items(self, start: int, stop: int) -> list[ImageItem | Skipped]:
+        """Items ``start:stop``, their samples preprocessed together: one call of each
+        preprocessing on them all (a processor call costs per call), else one at a time."""
+        import torch
+
+        items = [self.item(index, preprocess=False) for index in range(start, stop)]
+        decoded = [item for item in items if isinstance(item, ImageItem)
+                   and isinstance(item.sample, torch.Tensor)]
+        if self.preprocessings and decoded:
+            for item, done in zip(decoded, _preprocessed_many(
+                    [item.sample for item in decoded], self.preprocessings), strict=True):
+                item.preprocessed = done
+        return items
+
+    def item(self, index: int, preprocess: bool = True) -> ImageItem | Skipped:
         key = self.keys[index]
         if key in self.samples.problems:
             return self.samples.problems[key]
@@ -475,7 +492,7 @@ class _Decoded:
             return Skipped(name, str(exc))
         item = ImageItem(ident, sample, content=content, features=features, name=name)
         item.warning = _note(name, raw)
-        if self.preprocessings:
+        if self.preprocessings and preprocess:
             item.preprocessed = _preprocessed(sample, self.preprocessings)
         if not self.paired or self.references is None:
             return item
@@ -535,6 +552,26 @@ def _preprocessed(sample: Any, preprocessings: list[tuple[str, Any]]) -> dict[st
             out[key] = prep.apply(sample)
         except Exception:  # noqa: BLE001 - the backbone reports it in its own pass
             continue
+    return out
+
+
+def _preprocessed_many(samples: list[Any],
+                       preprocessings: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`_preprocessed` of each of ``samples``: one ``apply_many`` call per
+    preprocessing that has it (the same values, bit for bit), else one image at a time; a
+    call that fails goes image by image, leaving out only the images that fail."""
+    out: list[dict[str, Any]] = [{} for _ in samples]
+    for key, prep in preprocessings:
+        many = getattr(prep, "apply_many", None)
+        try:
+            values = list(many(samples)) if many is not None else None
+        except Exception:  # noqa: BLE001 - retried image by image below
+            values = None
+        if values is None or len(values) != len(samples):
+            values = [_preprocessed(sample, [(key, prep)]).get(key) for sample in samples]
+        for done, value in zip(out, values, strict=True):
+            if value is not None:
+                done[key] = value
     return out
 
 
@@ -626,7 +663,7 @@ class _Chunks:
 
     def __getitem__(self, index: int) -> _Packed:
         stop = min(len(self.dataset), (index + 1) * CHUNK)
-        return _Packed([self.dataset[i] for i in range(index * CHUNK, stop)])
+        return _Packed(self.dataset.items(index * CHUNK, stop))
 
 
 def _decode_pending(items: Iterator[ImageItem | Skipped], device: str,
