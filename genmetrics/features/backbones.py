@@ -615,6 +615,23 @@ def resolve_model_folder(name: str, weights: str | os.PathLike | None = None) ->
     return Path(found.path)
 
 
+def load_pretrained(folder: Path, what: str, device: str, model_class: type,
+                    processor_class: type | None = None) -> tuple[Any, Any]:
+    """``(processor, model)`` from a ``save_pretrained`` folder, offline (local files only),
+    the model on ``device`` in eval mode; ``processor`` is None without ``processor_class``.
+    A folder that is not such a model is a :class:`UsageError` naming it and ``what``."""
+    from genmetrics.features.causal_lm import _quiet_transformers
+
+    try:
+        with _quiet_transformers():
+            processor = (None if processor_class is None
+                         else processor_class.from_pretrained(folder, local_files_only=True))
+            model = model_class.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"cannot load a {what} model from {folder}: {exc}") from None
+    return processor, model.to(device).eval()
+
+
 def folder_digest(folder: Path) -> str:
     """The weights digest of a model folder (weights, config and processor files)."""
     from genmetrics.features.causal_lm import weights_digest

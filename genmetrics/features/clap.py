@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import InputError, UsageError
+from genmetrics.errors import InputError
 from genmetrics.features.backbones import (
     Backbone,
     encode_texts,
     folder_digest,
+    load_pretrained,
     resolve_model_folder,
 )
 
@@ -61,16 +62,9 @@ class ClapBackbone(Backbone):
     def __init__(self, folder: Path, device: str = "cpu") -> None:
         from transformers import ClapModel, ClapProcessor
 
-        from genmetrics.features.causal_lm import _quiet_transformers
-
         self.folder, self.device = Path(folder), device
-        try:
-            with _quiet_transformers():
-                self.processor = ClapProcessor.from_pretrained(folder, local_files_only=True)
-                self.model = ClapModel.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot load a CLAP model from {folder}: {exc}") from None
-        self.model.to(device).eval()
+        self.processor, self.model = load_pretrained(self.folder, "CLAP", device, ClapModel,
+                                                     ClapProcessor)
         self.weights_digest = folder_digest(self.folder)
         extractor = self.processor.feature_extractor
         self.rate = int(extractor.sampling_rate)

@@ -62,6 +62,7 @@ from genmetrics.features.backbones import (
     check_image,
     encode_texts,
     folder_digest,
+    load_pretrained,
     resolve_model_folder,
 )
 
@@ -73,12 +74,6 @@ MODELS = {
 }
 
 
-def _quiet() -> Any:
-    from genmetrics.features.causal_lm import _quiet_transformers
-
-    return _quiet_transformers()
-
-
 class ClipBackbone(Backbone):
     """A CLIP model folder as a backbone (see the module docstring)."""
 
@@ -88,13 +83,8 @@ class ClipBackbone(Backbone):
         from transformers import CLIPModel, CLIPProcessor
 
         self.name, self.folder, self.device, self.policy = name, Path(folder), device, policy
-        try:
-            with _quiet():
-                self.processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
-                self.model = CLIPModel.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot load a CLIP model from {folder}: {exc}") from None
-        self.model.to(device).eval()
+        self.processor, self.model = load_pretrained(self.folder, "CLIP", device, CLIPModel,
+                                                     CLIPProcessor)
         self.weights_digest = folder_digest(self.folder)
         images = self.processor.image_processor
         config = self.model.config

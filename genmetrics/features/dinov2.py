@@ -36,6 +36,7 @@ from genmetrics.features.backbones import (
     Backbone,
     Preprocessing,
     folder_digest,
+    load_pretrained,
     resolve_model_folder,
 )
 
@@ -59,15 +60,8 @@ class Dinov2Backbone(Backbone):
     def __init__(self, name: str, folder: Path, device: str) -> None:
         from transformers import Dinov2Model
 
-        from genmetrics.features.causal_lm import _quiet_transformers
-
         self.name, self.folder, self.device = name, Path(folder), device
-        try:
-            with _quiet_transformers():
-                self.model = Dinov2Model.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot load a DINOv2 model from {folder}: {exc}") from None
-        self.model.to(device).eval()
+        _, self.model = load_pretrained(self.folder, "DINOv2", device, Dinov2Model)
         self.weights_digest = folder_digest(self.folder)
         self.outputs = {"embedding": int(self.model.config.hidden_size)}
 
