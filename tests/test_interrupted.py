@@ -53,6 +53,14 @@ def clean(images, tmp_path_factory) -> dict:
     return json.loads(out.read_text())["metrics"]["inception_score"]
 
 
+def _default_sigint() -> None:
+    """Start the child with SIGINT's default disposition, as a shell does: an ignored
+    SIGINT is inherited through exec (Python then installs no KeyboardInterrupt handler),
+    and a library used by an earlier test in this pytest process may have left it ignored
+    (lightning ignores it while it shuts a process group down)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _entries(cache: Path) -> list[Path]:
     return sorted(cache.glob("*/*/*.npy"))
 
@@ -64,7 +72,7 @@ def test_killed_run_leaves_no_scorecard_and_rerun_extracts_only_the_rest(images,
     env = cli_env(GENMETRICS_CACHE_DIR=str(cache), **{TEST_HOLD_ENV: f"batch:{HELD_AFTER}"})
     out = tmp_path / "card.json"
     proc = subprocess.Popen(_command(images, out), env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while len(_entries(cache)) < 4 * HELD_AFTER and proc.poll() is None and \
             time.monotonic() < deadline:
@@ -106,7 +114,7 @@ def test_sigint_while_the_scorecard_is_written_leaves_it_whole(images, clean, tm
     out = tmp_path / "card.json"
     env = cli_env(GENMETRICS_CACHE_DIR=str(tmp_path / "cache"), **{TEST_HOLD_ENV: "written"})
     proc = subprocess.Popen(_command(images, out), env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
